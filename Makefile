@@ -1,0 +1,24 @@
+# One command set: what a person runs is what CI runs.
+VENV   := .venv
+PYTHON ?= python3
+BIN    := $(VENV)/bin
+
+.PHONY: run test lint bench clean
+
+$(BIN)/loanflow: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,dev]'
+	touch $@
+
+run: $(BIN)/loanflow
+	$(BIN)/loanflow serve
+
+test: $(BIN)/loanflow
+	$(BIN)/pytest
+
+lint: $(BIN)/loanflow
+	$(BIN)/ruff check src tests
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .loanflow

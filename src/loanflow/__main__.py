@@ -1,0 +1,3 @@
+from loanflow.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,61 @@
+"""`create_app(settings)`: routes, error handlers and the lifespan that owns resources."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from importlib import resources
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from loanflow.api import openapi
+from loanflow.api.applications import get_application, submit_application
+from loanflow.api.auth import Authenticator
+from loanflow.api.health import healthz, readyz
+from loanflow.api.problems import on_http_exception, on_loanflow_error, on_unexpected
+from loanflow.errors import LoanflowError
+from loanflow.runtime import open_runtime
+from loanflow.settings import Settings
+
+
+def create_app(settings: Settings, *, processors: int | None = None) -> Starlette:
+    """The ASGI app; `processors` loops run in its lifespan (default: the settings')."""
+    loops = settings.processors if processors is None else processors
+    spec = openapi.build()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with open_runtime(settings) as runtime:
+            app.state.runtime = runtime
+            app.state.auth = Authenticator(runtime.store)
+            runtime.start_depth_sampler()
+            runtime.start_processors(loops)
+            yield
+
+    async def openapi_json(request: Request) -> Response:
+        return JSONResponse(spec)
+
+    async def dashboard(request: Request) -> Response:
+        page = resources.files("loanflow.dashboard") / "static" / "index.html"
+        return HTMLResponse(page.read_text())
+
+    return Starlette(
+        routes=[
+            Route("/v1/applications", submit_application, methods=["POST"]),
+            Route("/v1/applications/{id}", get_application, methods=["GET"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/openapi.json", openapi_json, methods=["GET"]),
+            Route("/", dashboard, methods=["GET"]),
+        ],
+        exception_handlers={
+            LoanflowError: on_loanflow_error,
+            HTTPException: on_http_exception,
+            Exception: on_unexpected,
+        },
+        lifespan=lifespan,
+    )

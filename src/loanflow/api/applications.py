@@ -1,0 +1,138 @@
+"""`POST /v1/applications` and `GET /v1/applications/{id}`."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from loanflow.apikeys import Scope
+from loanflow.api.schema import canonical_bytes, decode_application
+from loanflow.broker.base import AppendOutcome, Submission
+from loanflow.errors import (
+    IdempotencyKeyReused,
+    MalformedRequest,
+    NotFound,
+    PayloadTooLarge,
+    QueueFull,
+    UnsupportedMediaType,
+)
+from loanflow.models import Envelope, format_ts, new_application_id
+from loanflow.runtime import Runtime
+
+_encode = msgspec.json.Encoder().encode
+_encode_msgpack = msgspec.msgpack.Encoder().encode
+_decode_json = msgspec.json.decode
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def runtime_of(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+async def submit_application(request: Request) -> Response:
+    rt = runtime_of(request)
+    key = await request.app.state.auth.require(request, Scope.SUBMIT)
+    _require_json(request)
+    idempotency_key = _idempotency_key(request)
+    body = await read_body(request, rt.settings.max_body_bytes)
+    application = decode_application(body)
+    if rt.queue_depth >= rt.settings.max_queue_depth:
+        raise QueueFull(f"queue depth {rt.queue_depth} >= {rt.settings.max_queue_depth}")
+    now_ns = time.time_ns()
+    envelope = Envelope(
+        id=new_application_id(now_ns),
+        received_at_ns=now_ns,
+        api_key_id=key.id,
+        idempotency_key=idempotency_key,
+        client_ip=request.client.host if request.client else None,
+        channel=application.channel,
+        sealed_application=rt.cipher.seal(_encode_msgpack(application)),
+    )
+    fingerprint = rt.cipher.keyed_hash(canonical_bytes(application))
+    [result] = await rt.broker.append([Submission(envelope, fingerprint)])
+    if result.outcome is AppendOutcome.KEY_REUSED:
+        raise IdempotencyKeyReused(
+            "this Idempotency-Key was used with a different body; use a new key"
+        )
+    rt.wake.set()
+    headers = {"Location": f"/v1/applications/{result.application_id}"}
+    if result.outcome is not AppendOutcome.ACCEPTED:
+        headers["Idempotent-Replayed"] = "true"
+    body_out = {
+        "id": result.application_id,
+        "status": "queued",
+        "received_at": format_ts(result.received_at_ns),
+    }
+    return Response(_encode(body_out), 202, headers, media_type="application/json")
+
+
+async def get_application(request: Request) -> Response:
+    rt = runtime_of(request)
+    await request.app.state.auth.require(request, Scope.READ)
+    application_id = request.path_params["id"]
+    record = await rt.store.get_application(application_id)
+    if record is not None:
+        document: dict[str, Any] = _decode_json(record.document)
+        assessment = document.get("assessment") or {}
+        view: dict[str, Any] = {
+            "id": record.id,
+            "status": record.status,
+            "channel": record.channel,
+            "partner_id": record.partner_id,
+            "external_id": record.external_id,
+            "received_at": format_ts(record.received_at_ns),
+            "processed_at": format_ts(record.processed_at_ns),
+            "latency_ms": round((record.processed_at_ns - record.received_at_ns) / 1e6, 3),
+            "application": document.get("application"),
+            "enrichment": assessment.get("enrichment"),
+            "rejection_reasons": assessment.get("violations", []),
+            "attempts": document.get("attempts", []),
+            "rules_version": record.rules_version,
+            "product_version": record.product_version,
+        }
+        return Response(_encode(view), media_type="application/json")
+    pending = await rt.broker.pending_state(application_id)
+    if pending is None:
+        raise NotFound(f"no application with id {application_id!r}")
+    state, received_at_ns = pending
+    view = {"id": application_id, "status": state, "received_at": format_ts(received_at_ns)}
+    return Response(_encode(view), media_type="application/json")
+
+
+def _require_json(request: Request) -> None:
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise UnsupportedMediaType(f"expected Content-Type application/json, got {media_type!r}")
+
+
+def _idempotency_key(request: Request) -> str:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        raise MalformedRequest("the Idempotency-Key header is required (a UUID is recommended)")
+    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not key.isprintable() or not key.isascii():
+        raise MalformedRequest(
+            f"expected an Idempotency-Key of 1-{MAX_IDEMPOTENCY_KEY} printable ASCII characters"
+        )
+    return key
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refusing more than `limit` bytes before reading them all."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise MalformedRequest("Content-Length is not a number")
+        if int(declared) > limit:
+            raise PayloadTooLarge(f"body of {declared} bytes is over the {limit}-byte limit")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body is over the {limit}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,125 @@
+"""The OpenAPI 3.1 document, built from the same msgspec types the API decodes with."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from loanflow import __version__
+from loanflow.models import Application
+
+_PROBLEM = {"$ref": "#/components/schemas/Problem"}
+
+
+def _problem_response(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/problem+json": {"schema": _PROBLEM}}}
+
+
+def build() -> dict[str, Any]:
+    (app_schema,), components = msgspec.json.schema_components(
+        [Application], ref_template="#/components/schemas/{name}"
+    )
+    components["Problem"] = {
+        "type": "object",
+        "required": ["type", "title", "status"],
+        "properties": {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "errors": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["field", "message"],
+                    "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+                },
+            },
+        },
+    }
+    components["Accepted"] = {
+        "type": "object",
+        "required": ["id", "status", "received_at"],
+        "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            "status": {"type": "string", "enum": ["queued"]},
+            "received_at": {"type": "string", "format": "date-time"},
+        },
+    }
+    components["ApplicationView"] = {
+        "type": "object",
+        "required": ["id", "status", "received_at"],
+        "properties": {
+            "id": {"type": "string"},
+            "status": {"type": "string", "enum": [
+                "queued", "processing", "stored", "rejected", "dead_lettered", "replayed",
+                "discarded"]},
+            "received_at": {"type": "string", "format": "date-time"},
+            "processed_at": {"type": "string", "format": "date-time"},
+            "latency_ms": {"type": "number"},
+            "application": {"type": ["object", "null"]},
+            "enrichment": {"type": ["object", "null"]},
+            "rejection_reasons": {"type": "array"},
+        },
+    }
+    auth_errors = {
+        "401": _problem_response("No, unknown, revoked or expired API key"),
+        "403": _problem_response("The key lacks the scope"),
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "loanflow", "version": __version__},
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"apiKey": []}],
+        "paths": {
+            "/v1/applications": {
+                "post": {
+                    "summary": "Submit one application",
+                    "parameters": [{
+                        "name": "Idempotency-Key", "in": "header", "required": True,
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                    }],
+                    "requestBody": {"required": True,
+                                    "content": {"application/json": {"schema": app_schema}}},
+                    "responses": {
+                        "202": {
+                            "description": "Durably queued",
+                            "headers": {"Location": {"schema": {"type": "string"}}},
+                            "content": {"application/json": {
+                                "schema": {"$ref": "#/components/schemas/Accepted"}}},
+                        },
+                        "400": _problem_response("Malformed JSON or Idempotency-Key"),
+                        **auth_errors,
+                        "409": _problem_response("Same key still being accepted; retry"),
+                        "413": _problem_response("Body over 64 KiB"),
+                        "415": _problem_response("Not application/json"),
+                        "422": _problem_response("Schema errors, or key reused with another body"),
+                        "503": _problem_response("Cannot accept durably now; retry"),
+                    },
+                }
+            },
+            "/v1/applications/{id}": {
+                "get": {
+                    "summary": "One application: status, timings, masked data, results",
+                    "parameters": [{"name": "id", "in": "path", "required": True,
+                                    "schema": {"type": "string"}}],
+                    "responses": {
+                        "200": {"description": "The application", "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/ApplicationView"}}}},
+                        **auth_errors,
+                        "404": _problem_response("No such application"),
+                    },
+                }
+            },
+            "/healthz": {"get": {"summary": "Liveness", "security": [],
+                                 "responses": {"200": {"description": "Alive"}}}},
+            "/readyz": {"get": {"summary": "Readiness", "security": [],
+                                "responses": {"200": {"description": "Ready"},
+                                              "503": {"description": "Not ready"}}}},
+        },
+    }

@@ -1,0 +1,33 @@
+"""Choose the broker and the store from the settings' URLs."""
+
+from __future__ import annotations
+
+from loanflow.broker.base import Broker
+from loanflow.broker.sqlite import SQLiteBroker
+from loanflow.settings import Settings
+from loanflow.store.base import Store
+from loanflow.store.sqlite import SQLiteStore
+
+BROKER_FILE = "broker.db"
+STORE_FILE = "store.db"
+
+
+def make_broker(settings: Settings) -> Broker:
+    url = settings.broker_url
+    if not url:
+        return SQLiteBroker(
+            settings.data_dir / BROKER_FILE, visibility_timeout_s=settings.visibility_timeout_s
+        )
+    raise ValueError(f"expected an empty LOANFLOW_BROKER_URL (embedded), got {_scheme(url)}://…")
+
+
+def make_store(settings: Settings) -> Store:
+    url = settings.store_url
+    if not url:
+        return SQLiteStore(settings.data_dir / STORE_FILE)
+    raise ValueError(f"expected an empty LOANFLOW_STORE_URL (embedded), got {_scheme(url)}://…")
+
+
+def _scheme(url: str) -> str:
+    # Only the scheme: a URL may carry a password.
+    return url.partition("://")[0]

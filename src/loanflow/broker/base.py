@@ -1,0 +1,88 @@
+"""What a broker promises. Every backend passes the same contract tests.
+
+- `append` returns only after the envelopes and their idempotency keys are
+  durable together; a key claimed in one append is never claimed again while
+  it is kept (72 h), whatever the concurrency.
+- `reserve` hands out each envelope to one consumer at a time; an envelope
+  not acked within the visibility timeout is handed out again (at least once).
+- `ack` is called only after the store committed the result.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from loanflow.models import Envelope
+
+#: How long an idempotency key is remembered (documented in the README).
+IDEMPOTENCY_TTL_S = 72 * 3600
+
+
+class AppendOutcome(enum.Enum):
+    ACCEPTED = "accepted"  # new: durable now
+    REPLAYED = "replayed"  # same key, same body: the original answer
+    KEY_REUSED = "key_reused"  # same key, other body: refused, nothing stored
+    IN_FLIGHT = "in_flight"  # same key still being accepted elsewhere: retry
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    envelope: Envelope
+    fingerprint: str  # keyed hash of the canonical body
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    outcome: AppendOutcome
+    application_id: str
+    received_at_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One envelope handed to one processor; `token` is backend-specific."""
+
+    token: str
+    envelope: Envelope
+    deliveries: int  # how many times it was handed out, this one included
+
+
+class Broker(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def append(self, submissions: Sequence[Submission]) -> list[AppendResult]:
+        """Durably enqueue; one result per submission, in order."""
+        ...
+
+    async def reserve(self, max_count: int, *, consumer: str) -> list[Delivery]:
+        """Take up to `max_count` ready envelopes (oldest first); may return none."""
+        ...
+
+    async def ack(self, deliveries: Sequence[Delivery]) -> None:
+        """Forget envelopes whose results the store has committed."""
+        ...
+
+    async def retry_later(self, delivery: Delivery, envelope: Envelope, delay_s: float) -> None:
+        """Put back an updated envelope (its attempts recorded) to be ready after `delay_s`."""
+        ...
+
+    async def release(self, deliveries: Sequence[Delivery], delay_s: float) -> None:
+        """Hand back untouched (e.g. the store is down); no attempt is counted."""
+        ...
+
+    async def pending_state(self, application_id: str) -> tuple[str, int] | None:
+        """(`queued` or `processing`, received_at_ns) while the broker holds it, else None."""
+        ...
+
+    async def depth(self) -> int:
+        """Envelopes held: ready, delayed and in processing."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise BrokerUnavailable when the broker cannot be reached."""
+        ...

@@ -1,0 +1,174 @@
+"""The embedded broker: a WAL-mode SQLite file with group commit.
+
+The idempotency key is claimed in the same transaction as the append, so a
+202 (after commit) means both are on disk, and a refused request leaves no
+trace.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import msgspec
+
+from loanflow.broker.base import (
+    IDEMPOTENCY_TTL_S,
+    AppendOutcome,
+    AppendResult,
+    Delivery,
+    Submission,
+)
+from loanflow.embedded import SQLiteDatabase
+from loanflow.errors import BrokerUnavailable
+from loanflow.models import Envelope
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    application_id  TEXT NOT NULL UNIQUE,
+    envelope        BLOB NOT NULL,
+    available_at_ns INTEGER NOT NULL,
+    lease_until_ns  INTEGER NOT NULL DEFAULT 0,
+    deliveries      INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    api_key_id      TEXT NOT NULL,
+    key             TEXT NOT NULL,
+    fingerprint     TEXT NOT NULL,
+    application_id  TEXT NOT NULL,
+    received_at_ns  INTEGER NOT NULL,
+    PRIMARY KEY (api_key_id, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idempotency_keys_age ON idempotency_keys (received_at_ns);
+"""
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder(Envelope).decode
+
+
+class SQLiteBroker:
+    def __init__(self, path: Path, *, visibility_timeout_s: float) -> None:
+        self._db = SQLiteDatabase(path, unavailable=BrokerUnavailable)
+        self._visibility_ns = int(visibility_timeout_s * 1e9)
+
+    def __repr__(self) -> str:
+        return f"SQLiteBroker({str(self._db.path)!r})"
+
+    async def open(self) -> None:
+        self._db.open(SCHEMA)
+
+    async def close(self) -> None:
+        self._db.close()
+
+    async def append(self, submissions: Sequence[Submission]) -> list[AppendResult]:
+        rows = [
+            (s.envelope.api_key_id, s.envelope.idempotency_key, s.fingerprint,
+             s.envelope.id, s.envelope.received_at_ns, _encode(s.envelope))
+            for s in submissions
+        ]
+        return await self._db.write(lambda conn: _append(conn, rows))
+
+    async def reserve(self, max_count: int, *, consumer: str) -> list[Delivery]:
+        now = time.time_ns()
+        lease_until = now + self._visibility_ns
+
+        def take(conn: sqlite3.Connection) -> list[tuple[int, bytes, int]]:
+            rows: list[tuple[int, bytes, int]] = conn.execute(
+                "UPDATE messages SET lease_until_ns = ?, deliveries = deliveries + 1"
+                " WHERE seq IN (SELECT seq FROM messages"
+                "   WHERE available_at_ns <= ? AND lease_until_ns <= ? ORDER BY seq LIMIT ?)"
+                " RETURNING seq, envelope, deliveries",
+                (lease_until, now, now, max_count),
+            ).fetchall()
+            return rows
+
+        rows = await self._db.write(take)
+        rows.sort()
+        return [Delivery(str(seq), _decode(blob), n) for seq, blob, n in rows]
+
+    async def ack(self, deliveries: Sequence[Delivery]) -> None:
+        if not deliveries:
+            return
+        seqs = [(int(d.token),) for d in deliveries]
+        await self._db.write(
+            lambda conn: conn.executemany("DELETE FROM messages WHERE seq = ?", seqs)
+        )
+
+    async def retry_later(self, delivery: Delivery, envelope: Envelope, delay_s: float) -> None:
+        blob, at = _encode(envelope), time.time_ns() + int(delay_s * 1e9)
+        await self._db.write(
+            lambda conn: conn.execute(
+                "UPDATE messages SET envelope = ?, available_at_ns = ?, lease_until_ns = 0"
+                " WHERE seq = ?",
+                (blob, at, int(delivery.token)),
+            )
+        )
+
+    async def release(self, deliveries: Sequence[Delivery], delay_s: float) -> None:
+        at = time.time_ns() + int(delay_s * 1e9)
+        rows = [(at, int(d.token)) for d in deliveries]
+        await self._db.write(
+            lambda conn: conn.executemany(
+                "UPDATE messages SET available_at_ns = ?, lease_until_ns = 0,"
+                " deliveries = deliveries - 1 WHERE seq = ?",
+                rows,
+            )
+        )
+
+    async def pending_state(self, application_id: str) -> tuple[str, int] | None:
+        row = await self._db.read(
+            lambda conn: conn.execute(
+                "SELECT lease_until_ns, envelope FROM messages WHERE application_id = ?",
+                (application_id,),
+            ).fetchone()
+        )
+        if row is None:
+            return None
+        state = "processing" if row[0] > time.time_ns() else "queued"
+        return state, _decode(row[1]).received_at_ns
+
+    async def depth(self) -> int:
+        row = await self._db.read(lambda conn: conn.execute("SELECT count(*) FROM messages").fetchone())
+        return int(row[0])
+
+    async def ping(self) -> None:
+        await self._db.read(lambda conn: conn.execute("SELECT 1").fetchone())
+
+    async def expire_idempotency_keys(self, now_ns: int | None = None) -> int:
+        """Forget keys older than the documented 72 hours; returns how many."""
+        cutoff = (now_ns or time.time_ns()) - IDEMPOTENCY_TTL_S * 1_000_000_000
+        cur = await self._db.write(
+            lambda conn: conn.execute(
+                "DELETE FROM idempotency_keys WHERE received_at_ns < ?", (cutoff,)
+            )
+        )
+        return int(cur.rowcount)
+
+
+def _append(
+    conn: sqlite3.Connection, rows: list[tuple[str, str, str, str, int, bytes]]
+) -> list[AppendResult]:
+    results = []
+    for api_key_id, key, fingerprint, app_id, received_at_ns, blob in rows:
+        claimed = conn.execute(
+            "INSERT INTO idempotency_keys VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (api_key_id, key, fingerprint, app_id, received_at_ns),
+        ).rowcount
+        if claimed:
+            conn.execute(
+                "INSERT INTO messages (application_id, envelope, available_at_ns) VALUES (?, ?, ?)",
+                (app_id, blob, received_at_ns),
+            )
+            results.append(AppendResult(AppendOutcome.ACCEPTED, app_id, received_at_ns))
+            continue
+        prior_fp, prior_id, prior_at = conn.execute(
+            "SELECT fingerprint, application_id, received_at_ns FROM idempotency_keys"
+            " WHERE api_key_id = ? AND key = ?",
+            (api_key_id, key),
+        ).fetchone()
+        outcome = AppendOutcome.REPLAYED if prior_fp == fingerprint else AppendOutcome.KEY_REUSED
+        results.append(AppendResult(outcome, prior_id, prior_at))
+    return results

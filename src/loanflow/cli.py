@@ -1,0 +1,236 @@
+"""The `loanflow` command: serve | api | worker | keys.
+
+Every setting is a flag here and a `LOANFLOW_*` variable (see settings.py);
+the flag wins.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from loanflow import __version__, apikeys
+from loanflow.apikeys import ApiKey, Scope
+from loanflow.backends import make_store
+from loanflow.settings import Settings, setting_fields
+from loanflow.store.base import Store
+
+log = logging.getLogger("loanflow")
+
+#: Scopes of the key `serve` creates on first start.
+FIRST_KEY_SCOPES = frozenset({Scope.SUBMIT, Scope.READ, Scope.OPERATE})
+#: The dashboard login token printed by `serve` is a read+operate key for this long.
+LOGIN_TOKEN_TTL_S = 12 * 3600
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        settings = Settings.from_env(**{
+            f.name: getattr(args, f.name) for f in setting_fields() if hasattr(args, f.name)
+        })
+    except ValueError as exc:
+        parser.error(str(exc))
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    result: int = args.run(settings, args)
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="loanflow", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=__version__)
+    commands = parser.add_subparsers(title="commands")
+
+    serve = _command(commands, "serve", "API, processors and dashboard in one process", _serve)
+    api = _command(commands, "api", "the HTTP API only (scale-out role)", _api)
+    worker = _command(commands, "worker", "processors only (scale-out role)", _worker)
+    for sub in (serve, api, worker):
+        _add_setting_flags(sub)
+
+    keys = commands.add_parser("keys", help="create, list and revoke API keys")
+    key_commands = keys.add_subparsers(title="keys commands", required=True)
+    create = _command(key_commands, "create", "create a key; the key is the last line", _keys_create)
+    create.add_argument("--scopes", default="submit,read", help="comma-separated: "
+                        + ",".join(s.value for s in Scope))
+    create.add_argument("--label", default="", help="who or what the key is for")
+    create.add_argument("--expires-in-days", type=float, default=None)
+    listing = _command(key_commands, "list", "list keys (never their secrets)", _keys_list)
+    revoke = _command(key_commands, "revoke", "revoke a key by id", _keys_revoke)
+    revoke.add_argument("key_id")
+    for sub in (create, listing, revoke):
+        _add_setting_flags(sub, only=("data_dir", "store_url", "log_level"))
+    return parser
+
+
+def _command(commands: Any, name: str, help: str, run: Any) -> argparse.ArgumentParser:
+    sub: argparse.ArgumentParser = commands.add_parser(name, help=help, description=help)
+    sub.set_defaults(run=run)
+    return sub
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser, only: Sequence[str] = ()) -> None:
+    for field in setting_fields():
+        if only and field.name not in only:
+            continue
+        kind = type(field.default)
+        parser.add_argument(
+            "--" + field.name.replace("_", "-"),
+            type=Path if kind is Path else kind,
+            default=None,
+            help=f"{field.metadata['help']} (LOANFLOW_{field.name.upper()})",
+        )
+
+
+# --- serve / api / worker -------------------------------------------------------------
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    asyncio.run(_announce(settings))
+    return _run_http(settings, processors=settings.processors)
+
+
+def _api(settings: Settings, args: argparse.Namespace) -> int:
+    return _run_http(settings, processors=0)
+
+
+def _run_http(settings: Settings, *, processors: int) -> int:
+    import uvicorn
+
+    from loanflow.api.app import create_app
+
+    uvicorn.run(
+        create_app(settings, processors=processors),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from loanflow.runtime import open_runtime
+
+    async def work() -> None:
+        async with open_runtime(settings) as runtime:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, runtime.stop.set)
+            runtime.start_processors(max(1, settings.processors))
+            log.info("worker running %d processors", max(1, settings.processors))
+            await runtime.stop.wait()
+
+    asyncio.run(work())
+    return 0
+
+
+async def _announce(settings: Settings) -> None:
+    """First start: create and print a key. Every start: a dashboard login URL."""
+    async with _store(settings) as store:
+        first = not await store.list_api_keys()
+        lines = []
+        if first:
+            secret = await _create_key(store, FIRST_KEY_SCOPES, "created by first serve", None)
+            lines.append(f"API key (scopes submit,read,operate; shown once): {secret}")
+        token = await _create_key(
+            store, frozenset({Scope.READ, Scope.OPERATE}), "dashboard login", LOGIN_TOKEN_TTL_S
+        )
+    base = f"http://{settings.host}:{settings.port}"
+    lines.append(f"Dashboard: {base}/?token={token}")
+    lines.append(f"API: POST {base}/v1/applications  (docs: {base}/openapi.json)")
+    print("\n".join(lines), flush=True)
+
+
+# --- keys -------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def _store(settings: Settings) -> Any:
+    store = make_store(settings)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def _create_key(
+    store: Store, scopes: frozenset[Scope], label: str, ttl_s: float | None
+) -> str:
+    key_id, secret = apikeys.generate()
+    now = time.time_ns()
+    key = ApiKey(
+        id=key_id,
+        label=label,
+        scopes=scopes,
+        created_at_ns=now,
+        expires_at_ns=None if ttl_s is None else now + int(ttl_s * 1e9),
+    )
+    await store.create_api_key(key, apikeys.hash_key(secret))
+    return secret
+
+
+def _keys_create(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        scopes = apikeys.parse_scopes(args.scopes)
+    except ValueError as exc:
+        print(f"loanflow keys create: {exc}", file=sys.stderr)
+        return 2
+    ttl = None if args.expires_in_days is None else args.expires_in_days * 86400
+
+    async def create() -> str:
+        async with _store(settings) as store:
+            return await _create_key(store, scopes, args.label, ttl)
+
+    secret = asyncio.run(create())
+    print(f"created key {secret.split('_')[1]} with scopes {','.join(sorted(scopes))}")
+    print(secret)
+    return 0
+
+
+def _keys_list(settings: Settings, args: argparse.Namespace) -> int:
+    async def listing() -> list[ApiKey]:
+        async with _store(settings) as store:
+            return await store.list_api_keys()
+
+    now = time.time_ns()
+    for key in asyncio.run(listing()):
+        state = "active" if key.usable(now) else ("revoked" if key.revoked_at_ns else "expired")
+        print(f"{key.id}\t{state}\t{','.join(sorted(key.scopes))}\t{key.label}")
+    return 0
+
+
+def _keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    async def revoke() -> bool:
+        async with _store(settings) as store:
+            return await store.revoke_api_key(args.key_id, time.time_ns())
+
+    if not asyncio.run(revoke()):
+        print(f"loanflow keys revoke: no active key with id {args.key_id!r}", file=sys.stderr)
+        return 1
+    print(f"revoked {args.key_id}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The operations dashboard (static files served at `/`)."""

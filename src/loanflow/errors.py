@@ -1,0 +1,123 @@
+"""The error tree. The API maps each to problem+json at the edge.
+
+    LoanflowError
+    ├── RequestError                 the client's request is wrong (4xx, final)
+    │   ├── MalformedRequest         400: bad JSON, missing/invalid header
+    │   ├── Unauthenticated          401
+    │   ├── Forbidden                403: key lacks the scope
+    │   ├── PayloadTooLarge          413
+    │   ├── UnsupportedMediaType     415
+    │   ├── SchemaInvalid            422: field-level errors
+    │   ├── IdempotencyKeyReused     422: same key, other body
+    │   ├── IdempotencyConflict      409: same key still being accepted
+    │   └── NotFound                 404
+    └── Unavailable                  503: cannot promise durability now
+        ├── BrokerUnavailable
+        ├── StoreUnavailable
+        └── QueueFull
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class LoanflowError(Exception):
+    """Base of every error loanflow raises on purpose."""
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    message: str
+
+
+class RequestError(LoanflowError):
+    status = 400
+    type = "bad-request"
+    title = "Bad request"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class MalformedRequest(RequestError):
+    status = 400
+    type = "malformed-request"
+    title = "Malformed request"
+
+
+class Unauthenticated(RequestError):
+    status = 401
+    type = "unauthenticated"
+    title = "Missing or invalid API key"
+
+
+class Forbidden(RequestError):
+    status = 403
+    type = "forbidden"
+    title = "API key lacks the required scope"
+
+
+class PayloadTooLarge(RequestError):
+    status = 413
+    type = "payload-too-large"
+    title = "Request body too large"
+
+
+class UnsupportedMediaType(RequestError):
+    status = 415
+    type = "unsupported-media-type"
+    title = "Unsupported media type"
+
+
+class NotFound(RequestError):
+    status = 404
+    type = "not-found"
+    title = "Not found"
+
+
+class SchemaInvalid(RequestError):
+    status = 422
+    type = "validation-error"
+    title = "The application does not match the schema"
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__(f"{len(errors)} field(s) invalid")
+        self.errors = errors
+
+
+class IdempotencyKeyReused(RequestError):
+    status = 422
+    type = "idempotency-key-reused"
+    title = "Idempotency-Key already used with a different body"
+
+
+class IdempotencyConflict(RequestError):
+    status = 409
+    type = "idempotency-conflict"
+    title = "A request with this Idempotency-Key is still being accepted"
+    retry_after_s = 1
+
+
+class Unavailable(LoanflowError):
+    """We cannot make the promise a 202 carries right now; retry later."""
+
+    status = 503
+    type = "unavailable"
+    title = "Service unavailable"
+    retry_after_s = 1
+
+
+class BrokerUnavailable(Unavailable):
+    type = "broker-unavailable"
+
+
+class StoreUnavailable(Unavailable):
+    type = "store-unavailable"
+
+
+class QueueFull(Unavailable):
+    type = "queue-full"
+    title = "Queue is over its depth limit"

@@ -1,0 +1,1 @@
+"""Load generation: synthetic applications and the open-loop driver."""

@@ -1,0 +1,1 @@
+"""The processor's pure stages: business rules, scorecard, enrichment, assessment."""

@@ -1,0 +1,60 @@
+"""The processor's entry point: rules, then enrichment, as one JSON-encodable result."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+import msgspec
+
+from loanflow.models import Application
+from loanflow.pipeline.enrich import Enrichment, enrich
+from loanflow.pipeline.product import Product
+from loanflow.pipeline.rules import RULES_VERSION, Violation, check_application
+
+Outcome = Literal["stored", "rejected"]
+
+
+class Assessment(msgspec.Struct, frozen=True, kw_only=True):
+    """What the processor stores for one application.
+
+    `rejected` carries every violation and no enrichment; `stored` carries the
+    enrichment and no violations. Both name the rules and product versions.
+    """
+
+    outcome: Outcome
+    violations: tuple[Violation, ...]
+    enrichment: Enrichment | None
+    rules_version: str
+    product_version: str
+
+
+def assess(
+    application: Application,
+    *,
+    product: Product,
+    today: dt.date,
+    flags: tuple[str, ...] = (),
+) -> Assessment:
+    """Check and enrich one application; pure and total (never raises on a decoded one).
+
+    `today` is the decision date (use the day the application was received, so a
+    replay decides the same way); `flags` are review flags the caller found in the
+    store (same SSN in 24 h, velocity), which keep the application off the fast track.
+    """
+    violations = check_application(application, today=today)
+    if violations:
+        return Assessment(
+            outcome="rejected",
+            violations=violations,
+            enrichment=None,
+            rules_version=RULES_VERSION,
+            product_version=product.version,
+        )
+    return Assessment(
+        outcome="stored",
+        violations=(),
+        enrichment=enrich(application, product=product, today=today, flags=flags),
+        rules_version=RULES_VERSION,
+        product_version=product.version,
+    )

@@ -1,0 +1,333 @@
+"""Enrichment: the figures an underwriter needs, each traced to its inputs.
+
+Runs only on applications that passed the rules (`rules.check_application`).
+All money is integer cents and all ratios integer basis points (1 bp = 0.01 %),
+rounded half up, so results are exact and repeatable across machines.
+
+Pricing and scoring depend on each other (the APR follows from the tier, and
+affordability feeds the score), so the score uses the payment at the product's
+fixed `scoring_apr_bps`; the priced payment then drives the reported DTI/PTI and
+the route.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Literal
+
+import msgspec
+
+from loanflow.models import Application
+from loanflow.pipeline.product import Product, RouteConfig, Tier
+from loanflow.pipeline.rules import ZipInfo, age_in_years, cents_or_none, lookup_zip
+from loanflow.pipeline.scorecard import ScoreFactor, ScoreInputs, score_application
+
+Route = Literal["fast_track", "manual_review", "decline_recommended"]
+TraceValue = int | str | None
+
+#: Flag raised when the address's city is not one USPS accepts for its ZIP.
+FLAG_CITY_NOT_IN_ZIP = "address.city_not_in_zip"
+
+_BPS = 10_000
+_NOT_ALNUM = re.compile(r"[^0-9a-z]+")
+
+
+class TraceEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One computed figure and the inputs it came from."""
+
+    name: str
+    value: TraceValue
+    inputs: dict[str, TraceValue]
+
+
+class Reason(msgspec.Struct, frozen=True, kw_only=True):
+    """Why a route was recommended: a stable code and a human message."""
+
+    code: str
+    message: str
+
+
+class Enrichment(msgspec.Struct, frozen=True, kw_only=True):
+    age_years: int
+    city: str
+    county: str | None
+    time_zone: str | None
+    annual_income_cents: int
+    monthly_income_cents: int
+    loan_amount_cents: int
+    apr_bps: int
+    monthly_payment_cents: int
+    total_repayment_cents: int
+    total_interest_cents: int
+    #: Ratios are None when the monthly income is 0 (co-signed retiree or student).
+    dti_bps: int | None
+    pti_bps: int | None
+    loan_to_income_bps: int | None
+    score: int
+    risk_tier: Tier
+    score_reasons: tuple[ScoreFactor, ...]
+    route: Route
+    route_reasons: tuple[Reason, ...]
+    #: Review flags: this stage's own plus those the caller passed in.
+    flags: tuple[str, ...]
+    trace: tuple[TraceEntry, ...]
+
+
+def _div_half_up(numerator: int, denominator: int) -> int:
+    """numerator / denominator rounded half up, for non-negative integers."""
+    return (2 * numerator + denominator) // (2 * denominator)
+
+
+def ratio_bps(part: int, whole: int) -> int | None:
+    """part / whole in basis points, rounded half up; None when whole is 0."""
+    if whole <= 0:
+        return None
+    return _div_half_up(part * _BPS, whole)
+
+
+def monthly_payment_cents(principal_cents: int, apr_bps: int, term_months: int) -> int:
+    """The level monthly payment of an amortized loan, rounded half up to the cent.
+
+    The annuity formula P·r / (1 - (1+r)^-n) with r = apr/12, computed exactly in
+    integers: with r = a/b (a = apr_bps, b = 12 · 10,000) it is
+    P·a·(a+b)^n / (b·((a+b)^n - b^n)).
+    """
+    if term_months <= 0:
+        raise ValueError(f"expected term_months > 0, got {term_months}")
+    if apr_bps == 0:
+        return _div_half_up(principal_cents, term_months)
+    a, b = apr_bps, 12 * _BPS
+    growth = (a + b) ** term_months
+    return _div_half_up(principal_cents * a * growth, b * (growth - b**term_months))
+
+
+def _normal_city(name: str) -> str:
+    return _NOT_ALNUM.sub("", name.casefold())
+
+
+def address_flags(application: Application, info: ZipInfo) -> tuple[str, ...]:
+    """Review flags from the address: a city USPS does not use for the ZIP."""
+    city = _normal_city(application.applicant.address.city)
+    known = {_normal_city(info.city), *(_normal_city(c) for c in info.acceptable_cities)}
+    return () if city in known else (FLAG_CITY_NOT_IN_ZIP,)
+
+
+def recommend_route(
+    *,
+    tier: Tier,
+    dti_bps: int | None,
+    loan_amount_cents: int,
+    flags: tuple[str, ...],
+    config: RouteConfig,
+) -> tuple[Route, tuple[Reason, ...]]:
+    """Decline when a decline rule holds; fast track when every fast-track test passes."""
+    declines: list[Reason] = []
+    if tier in config.decline_tiers:
+        declines.append(
+            Reason(code="route.tier.declined", message=f"risk tier {tier} is a decline tier")
+        )
+    if dti_bps is not None and dti_bps > config.decline_above_dti_bps:
+        declines.append(
+            Reason(
+                code="route.dti.above_decline",
+                message=f"DTI {dti_bps / 100:.2f} % is above "
+                f"{config.decline_above_dti_bps / 100:.2f} %",
+            )
+        )
+    if declines:
+        return "decline_recommended", tuple(declines)
+
+    blockers: list[Reason] = []
+    if tier not in config.fast_track_tiers:
+        blockers.append(
+            Reason(code="route.tier.not_fast_track", message=f"risk tier {tier} needs review")
+        )
+    if dti_bps is None:
+        blockers.append(
+            Reason(
+                code="route.income.none",
+                message="no income: the co-signer must be assessed by an underwriter",
+            )
+        )
+    elif dti_bps > config.fast_track_max_dti_bps:
+        blockers.append(
+            Reason(
+                code="route.dti.above_fast_track",
+                message=f"DTI {dti_bps / 100:.2f} % is above the fast-track limit "
+                f"{config.fast_track_max_dti_bps / 100:.2f} %",
+            )
+        )
+    if loan_amount_cents > config.fast_track_max_amount_dollars * 100:
+        blockers.append(
+            Reason(
+                code="route.amount.above_fast_track",
+                message=f"amount is above the fast-track limit "
+                f"{config.fast_track_max_amount_dollars:,}",
+            )
+        )
+    blockers.extend(
+        Reason(code=f"route.flag.{flag}", message=f"flagged for review: {flag}")
+        for flag in flags
+    )
+    if blockers:
+        return "manual_review", tuple(blockers)
+    return "fast_track", (
+        Reason(code="route.fast_track.eligible", message="every fast-track criterion is met"),
+    )
+
+
+def _require_cents(dollars: float, field: str) -> int:
+    cents = cents_or_none(dollars)
+    if cents is None:
+        raise ValueError(f"expected whole cents in {field}; run the rules before enrich()")
+    return cents
+
+
+def enrich(
+    application: Application,
+    *,
+    product: Product,
+    today: dt.date,
+    flags: tuple[str, ...] = (),
+) -> Enrichment:
+    """Every enrichment figure with its decision trace.
+
+    `flags` are review flags found elsewhere (e.g. the same SSN seen in the last
+    24 h, from the store); any flag keeps the application off the fast track.
+    Raises ValueError for an application that has not passed the rules.
+    """
+    applicant, loan = application.applicant, application.loan
+    info = lookup_zip(applicant.address.zip)
+    if info is None:
+        raise ValueError("expected a known ZIP; run the rules before enrich()")
+    trace: list[TraceEntry] = []
+
+    def traced(name: str, value: TraceValue, **inputs: TraceValue) -> None:
+        trace.append(TraceEntry(name=name, value=value, inputs=inputs))
+
+    as_of = today.isoformat()
+    age = age_in_years(applicant.date_of_birth, today)
+    # The date of birth is PII: the trace names it but never shows it.
+    traced("age_years", age, date_of_birth="withheld", as_of=as_of)
+    for name, value in (("city", info.city), ("county", info.county), ("time_zone", info.time_zone)):
+        traced(name, value, zip=info.zip5)
+
+    annual_income = _require_cents(applicant.annual_income, "applicant.annual_income")
+    debts = _require_cents(applicant.monthly_debt_payments, "applicant.monthly_debt_payments")
+    housing = _require_cents(applicant.monthly_housing_payment, "applicant.monthly_housing_payment")
+    amount = _require_cents(loan.amount, "loan.amount")
+    monthly_income = _div_half_up(annual_income, 12)
+    traced("monthly_income_cents", monthly_income, annual_income_cents=annual_income, months=12)
+    lti = ratio_bps(amount, annual_income)
+    traced("loan_to_income_bps", lti, loan_amount_cents=amount, annual_income_cents=annual_income)
+
+    card = product.scorecard
+    scoring_payment = monthly_payment_cents(amount, card.scoring_apr_bps, loan.term_months)
+    traced(
+        "scoring_monthly_payment_cents",
+        scoring_payment,
+        loan_amount_cents=amount,
+        scoring_apr_bps=card.scoring_apr_bps,
+        term_months=loan.term_months,
+    )
+    scoring_dti = ratio_bps(debts + housing + scoring_payment, monthly_income)
+    traced(
+        "scoring_dti_bps",
+        scoring_dti,
+        monthly_debt_payments_cents=debts,
+        monthly_housing_payment_cents=housing,
+        scoring_monthly_payment_cents=scoring_payment,
+        monthly_income_cents=monthly_income,
+    )
+    scoring_pti = ratio_bps(scoring_payment, monthly_income)
+    traced(
+        "scoring_pti_bps",
+        scoring_pti,
+        scoring_monthly_payment_cents=scoring_payment,
+        monthly_income_cents=monthly_income,
+    )
+    result = score_application(
+        ScoreInputs(
+            dti_bps=scoring_dti,
+            pti_bps=scoring_pti,
+            annual_income_cents=annual_income,
+            loan_to_income_bps=lti,
+            employment_status=applicant.employment_status,
+            age_years=age,
+        ),
+        card,
+    )
+    traced("score", result.score, **{f.name: f.points for f in result.factors})
+    floors = card.tier_min_score
+    traced(
+        "risk_tier",
+        result.tier,
+        score=result.score,
+        min_score_A=floors.A,
+        min_score_B=floors.B,
+        min_score_C=floors.C,
+        min_score_D=floors.D,
+    )
+    apr = product.apr_bps.for_tier(result.tier)
+    traced("apr_bps", apr, risk_tier=result.tier, product_version=product.version)
+
+    payment = monthly_payment_cents(amount, apr, loan.term_months)
+    traced(
+        "monthly_payment_cents",
+        payment,
+        loan_amount_cents=amount,
+        apr_bps=apr,
+        term_months=loan.term_months,
+    )
+    total = payment * loan.term_months
+    traced("total_repayment_cents", total, monthly_payment_cents=payment, term_months=loan.term_months)
+    traced("total_interest_cents", total - amount, total_repayment_cents=total, loan_amount_cents=amount)
+    dti = ratio_bps(debts + housing + payment, monthly_income)
+    traced(
+        "dti_bps",
+        dti,
+        monthly_debt_payments_cents=debts,
+        monthly_housing_payment_cents=housing,
+        monthly_payment_cents=payment,
+        monthly_income_cents=monthly_income,
+    )
+    pti = ratio_bps(payment, monthly_income)
+    traced("pti_bps", pti, monthly_payment_cents=payment, monthly_income_cents=monthly_income)
+
+    all_flags = address_flags(application, info) + flags
+    route, reasons = recommend_route(
+        tier=result.tier, dti_bps=dti, loan_amount_cents=amount, flags=all_flags,
+        config=product.route,
+    )
+    traced(
+        "route",
+        route,
+        risk_tier=result.tier,
+        dti_bps=dti,
+        loan_amount_cents=amount,
+        flags=",".join(all_flags) or None,
+    )
+    return Enrichment(
+        age_years=age,
+        city=info.city,
+        county=info.county,
+        time_zone=info.time_zone,
+        annual_income_cents=annual_income,
+        monthly_income_cents=monthly_income,
+        loan_amount_cents=amount,
+        apr_bps=apr,
+        monthly_payment_cents=payment,
+        total_repayment_cents=total,
+        total_interest_cents=total - amount,
+        dti_bps=dti,
+        pti_bps=pti,
+        loan_to_income_bps=lti,
+        score=result.score,
+        risk_tier=result.tier,
+        score_reasons=result.factors,
+        route=route,
+        route_reasons=reasons,
+        flags=all_flags,
+        trace=tuple(trace),
+    )

@@ -1,0 +1,224 @@
+"""The processor loop: take a batch, assess each application, store the batch, ack.
+
+Delivery is at least once; the store write is idempotent on the application
+id, so the effect is exactly once. A failure (an exception, not a rule
+violation) is retried with exponential backoff and full jitter; after the
+last attempt the application is stored as `dead_lettered` with every error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import msgspec
+
+from loanflow.broker.base import Broker, Delivery
+from loanflow.errors import Unavailable
+from loanflow.models import Application, AttemptRecord, Envelope, Status
+from loanflow.pii import MASKED_DATE, PiiCipher, mask_ssn
+from loanflow.pipeline.assess import assess
+from loanflow.pipeline.product import Product
+from loanflow.store.base import ApplicationRecord, Store
+
+log = logging.getLogger(__name__)
+
+_decode_application = msgspec.msgpack.Decoder(Application).decode
+_encode_json = msgspec.json.Encoder().encode
+
+#: Backoff for failed attempts: full jitter over base * 2**attempt, capped.
+RETRY_BASE_S = 0.5
+RETRY_CAP_S = 60.0
+#: How long to leave a batch in the broker when a backend is down.
+OUTAGE_DELAY_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    delivery: Delivery
+    envelope: Envelope  # with this attempt recorded
+
+
+class Processor:
+    """One processing loop. Several may run per process and across hosts."""
+
+    def __init__(
+        self,
+        broker: Broker,
+        store: Store,
+        *,
+        cipher: PiiCipher,
+        product: Product,
+        name: str,
+        batch_size: int = 200,
+        max_attempts: int = 5,
+        poll_interval_s: float = 0.05,
+        clock_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        if batch_size < 1 or max_attempts < 1:
+            raise ValueError(
+                f"expected batch_size and max_attempts >= 1, got {batch_size}, {max_attempts}"
+            )
+        self._broker, self._store = broker, store
+        self._cipher, self._product = cipher, product
+        self.name = name
+        self._batch_size, self._max_attempts = batch_size, max_attempts
+        self._poll_interval_s = poll_interval_s
+        self._clock_ns = clock_ns
+
+    async def run(self, stop: asyncio.Event, wake: asyncio.Event | None = None) -> None:
+        """Process until `stop` is set; sleeps when idle, backs off when a backend is down."""
+        while not stop.is_set():
+            try:
+                taken = await self.process_batch()
+            except Unavailable as exc:
+                log.warning("processor %s: backend unavailable, waiting: %s", self.name, exc)
+                await _wait_any(stop, None, OUTAGE_DELAY_S)
+                continue
+            if taken == 0:
+                await _wait_any(stop, wake, self._poll_interval_s)
+
+    async def drain(self) -> int:
+        """Process what is ready now and return how many were taken (burst mode)."""
+        total = 0
+        while taken := await self.process_batch():
+            total += taken
+        return total
+
+    async def process_batch(self) -> int:
+        deliveries = await self._broker.reserve(self._batch_size, consumer=self.name)
+        if not deliveries:
+            return 0
+        records: list[ApplicationRecord] = []
+        done: list[Delivery] = []
+        failures: list[_Failure] = []
+        today = dt.datetime.now(dt.UTC).date()
+        for delivery in deliveries:
+            try:
+                records.append(self._assess(delivery.envelope, today))
+                done.append(delivery)
+            except Exception as exc:  # noqa: BLE001 - a processing failure: retried below
+                failure = self._record_failure(delivery, exc)
+                if len(failure.envelope.attempts) >= self._max_attempts:
+                    records.append(self._dead_letter(failure.envelope))
+                    done.append(delivery)
+                else:
+                    failures.append(failure)
+        try:
+            if records:
+                await self._store.save_results(records)
+        except Unavailable:
+            # Nothing is dead-lettered for an outage: the batch waits in the broker.
+            await self._broker.release(deliveries, OUTAGE_DELAY_S)
+            raise
+        await self._broker.ack(done)
+        for failure in failures:
+            attempt = len(failure.envelope.attempts)
+            delay_s = random.uniform(0, min(RETRY_CAP_S, RETRY_BASE_S * 2**attempt))
+            await self._broker.retry_later(failure.delivery, failure.envelope, delay_s)
+        return len(deliveries)
+
+    def _assess(self, envelope: Envelope, today: dt.date) -> ApplicationRecord:
+        application = _decode_application(self._cipher.open(envelope.sealed_application))
+        assessment = assess(application, product=self._product, today=today)
+        ssn_digits = application.applicant.ssn.replace("-", "")
+        document = {
+            "application": masked(application),
+            "assessment": msgspec.to_builtins(assessment),
+        }
+        return self._record(
+            envelope,
+            status=Status(assessment.outcome),
+            document=document,
+            ssn_hash=self._cipher.keyed_hash(ssn_digits.encode()),
+            pii_sealed=self._cipher.seal(
+                _encode_json({"ssn": ssn_digits, "date_of_birth": application.applicant.date_of_birth})
+            ),
+            rules_version=assessment.rules_version,
+            product_version=assessment.product_version,
+        )
+
+    def _record_failure(self, delivery: Delivery, exc: Exception) -> _Failure:
+        envelope = delivery.envelope
+        record = AttemptRecord(
+            attempt=len(envelope.attempts) + 1,
+            at_ns=self._clock_ns(),
+            error_code=type(exc).__name__,
+            message=str(exc)[:500],
+        )
+        log.warning(
+            "processor %s: application %s attempt %d failed: %s",
+            self.name, envelope.id, record.attempt, record.error_code,
+        )
+        return _Failure(delivery, msgspec.structs.replace(envelope, attempts=(*envelope.attempts, record)))
+
+    def _dead_letter(self, envelope: Envelope) -> ApplicationRecord:
+        return self._record(
+            envelope,
+            status=Status.DEAD_LETTERED,
+            document={"attempts": msgspec.to_builtins(envelope.attempts)},
+            ssn_hash=None,
+            pii_sealed=envelope.sealed_application,
+            rules_version="",
+            product_version="",
+        )
+
+    def _record(
+        self,
+        envelope: Envelope,
+        *,
+        status: Status,
+        document: dict[str, object],
+        ssn_hash: str | None,
+        pii_sealed: bytes | None,
+        rules_version: str,
+        product_version: str,
+    ) -> ApplicationRecord:
+        partner_id = external_id = None
+        app = document.get("application")
+        if isinstance(app, dict):
+            partner_id, external_id = app.get("partner_id"), app.get("external_id")
+        return ApplicationRecord(
+            id=envelope.id,
+            status=status.value,
+            api_key_id=envelope.api_key_id,
+            idempotency_key=envelope.idempotency_key,
+            channel=envelope.channel,
+            partner_id=partner_id,
+            external_id=external_id,
+            received_at_ns=envelope.received_at_ns,
+            processed_at_ns=self._clock_ns(),
+            ssn_hash=ssn_hash,
+            pii_sealed=pii_sealed,
+            document=_encode_json(document),
+            rules_version=rules_version,
+            product_version=product_version,
+        )
+
+
+def masked(application: Application) -> dict[str, object]:
+    """The application as JSON-ready data with SSN and date of birth masked."""
+    data: dict[str, object] = msgspec.to_builtins(application)
+    applicant = dict(data["applicant"])  # type: ignore[call-overload]
+    applicant["ssn"] = mask_ssn(application.applicant.ssn)
+    applicant["date_of_birth"] = MASKED_DATE
+    data["applicant"] = applicant
+    return data
+
+
+async def _wait_any(stop: asyncio.Event, wake: asyncio.Event | None, timeout_s: float) -> None:
+    """Sleep up to `timeout_s`, waking early on `stop` or `wake`."""
+    events: Sequence[asyncio.Event] = [e for e in (stop, wake) if e is not None]
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
+    if wake is not None:
+        wake.clear()

@@ -1,0 +1,100 @@
+"""The resources one process holds: broker, store, PII cipher, product, processors.
+
+Both roles build on it: the API's lifespan and `loanflow worker`. Everything
+opened here is closed here, and every task started is awaited on the way out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from loanflow.backends import make_broker, make_store
+from loanflow.broker.base import Broker
+from loanflow.errors import Unavailable
+from loanflow.pii import PiiCipher, load_cipher
+from loanflow.pipeline.processor import Processor
+from loanflow.pipeline.product import Product, load_product
+from loanflow.settings import Settings
+from loanflow.store.base import Store
+
+log = logging.getLogger(__name__)
+
+#: How often the queue depth used for backpressure is refreshed.
+DEPTH_SAMPLE_INTERVAL_S = 0.25
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    broker: Broker
+    store: Store
+    cipher: PiiCipher
+    product: Product
+    #: Set after an append, so an idle processor in this process starts at once.
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Last sampled broker depth, for backpressure without a query per request.
+    queue_depth: int = 0
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def processor(self, index: int) -> Processor:
+        s = self.settings
+        return Processor(
+            self.broker,
+            self.store,
+            cipher=self.cipher,
+            product=self.product,
+            name=f"{os.uname().nodename}-{os.getpid()}-{index}",
+            batch_size=s.batch_size,
+            max_attempts=s.max_attempts,
+            poll_interval_s=s.poll_interval_s,
+        )
+
+    def start_processors(self, count: int) -> None:
+        for index in range(count):
+            self._spawn(self.processor(index).run(self.stop, self.wake), f"processor-{index}")
+
+    def start_depth_sampler(self) -> None:
+        self._spawn(self._sample_depth(), "depth-sampler")
+
+    def _spawn(self, coro: object, name: str) -> None:
+        self.tasks.append(asyncio.create_task(coro, name=name))  # type: ignore[arg-type]
+
+    async def _sample_depth(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.queue_depth = await self.broker.depth()
+            except Unavailable as exc:
+                log.warning("queue depth unavailable: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), DEPTH_SAMPLE_INTERVAL_S)
+
+
+@contextlib.asynccontextmanager
+async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    cipher = load_cipher(
+        configured=settings.pii_key, data_dir=settings.data_dir, embedded=settings.embedded
+    )
+    broker, store = make_broker(settings), make_store(settings)
+    await store.open()
+    try:
+        await broker.open()
+        try:
+            runtime = Runtime(settings, broker, store, cipher, load_product())
+            try:
+                yield runtime
+            finally:
+                runtime.stop.set()
+                results = await asyncio.gather(*runtime.tasks, return_exceptions=True)
+                for task, result in zip(runtime.tasks, results, strict=True):
+                    if isinstance(result, BaseException):
+                        log.error("task %s ended with %r", task.get_name(), result)
+        finally:
+            await broker.close()
+    finally:
+        await store.close()

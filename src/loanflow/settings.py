@@ -1,0 +1,77 @@
+"""One frozen Settings object, read from LOANFLOW_* variables and flags once at start.
+
+Every field is both an environment variable (`LOANFLOW_<NAME>`) and a CLI flag
+(`--<name-with-dashes>`); the flag wins. Nothing else in the package reads the
+environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "LOANFLOW_"
+
+
+def _setting(default: Any, help: str, *, secret: bool = False) -> Any:
+    return dataclasses.field(
+        default=default, metadata={"help": help, "secret": secret}, repr=not secret
+    )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Settings:
+    broker_url: str = _setting("", "broker URL; empty = SQLite file in the data dir")
+    store_url: str = _setting("", "store URL; empty = SQLite file in the data dir")
+    data_dir: Path = _setting(Path(".loanflow"), "directory of the embedded SQLite files")
+    host: str = _setting("127.0.0.1", "address the HTTP API listens on")
+    port: int = _setting(8000, "port the HTTP API listens on")
+    api_workers: int = _setting(1, "HTTP API processes")
+    processors: int = _setting(1, "processor loops (0 = accept only, process nothing)")
+    batch_size: int = _setting(200, "applications a processor takes per batch")
+    max_attempts: int = _setting(5, "processing attempts before an application is dead-lettered")
+    max_queue_depth: int = _setting(100_000, "queue depth above which submissions get 503")
+    visibility_timeout_s: float = _setting(
+        30.0, "seconds before a batch taken by a processor that died is delivered again"
+    )
+    poll_interval_s: float = _setting(0.05, "seconds a processor waits when the queue is empty")
+    pii_key: str = _setting("", "PII encryption key (base64, 32 bytes); empty = key file", secret=True)
+    max_body_bytes: int = _setting(64 * 1024, "largest single submission body")
+    log_level: str = _setting("info", "log level: debug, info, warning, error")
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **overrides: Any
+    ) -> Settings:
+        """Build from `LOANFLOW_*` variables, then apply explicit overrides (flags)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            raw = env.get(ENV_PREFIX + field.name.upper())
+            if raw is not None and raw != "":
+                values[field.name] = _parse(field, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    @property
+    def embedded(self) -> bool:
+        return not self.broker_url and not self.store_url
+
+
+def _parse(field: dataclasses.Field[Any], raw: str) -> Any:
+    kind = type(field.default)
+    try:
+        if kind is Path:
+            return Path(raw)
+        return kind(raw)
+    except ValueError as exc:
+        env = ENV_PREFIX + field.name.upper()
+        raise ValueError(f"{env}: expected {kind.__name__}, got {raw!r}") from exc
+
+
+def setting_fields() -> list[dataclasses.Field[Any]]:
+    """The fields, for building CLI flags from the same source."""
+    return list(dataclasses.fields(Settings))

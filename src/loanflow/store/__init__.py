@@ -1,0 +1,1 @@
+"""Where processed applications, their results and the API keys live."""

@@ -1,0 +1,62 @@
+"""What a store promises. Every backend passes the same contract tests.
+
+- `save_results` writes a whole batch in one transaction and is idempotent on
+  the application id: saving the same result twice leaves one row.
+- API keys are kept as hashes only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import msgspec
+
+from loanflow.apikeys import ApiKey
+
+
+class ApplicationRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One processed application as the store keeps it (no PII in clear)."""
+
+    id: str
+    status: str
+    api_key_id: str
+    idempotency_key: str
+    channel: str
+    partner_id: str | None
+    external_id: str | None
+    received_at_ns: int
+    processed_at_ns: int
+    ssn_hash: str | None
+    #: SSN and date of birth, sealed with the PII key.
+    pii_sealed: bytes | None
+    #: JSON: the masked application, the assessment (reasons, enrichment, trace).
+    document: bytes
+    rules_version: str
+    product_version: str
+
+
+class Store(Protocol):
+    async def open(self) -> None:
+        """Connect and apply pending migrations."""
+        ...
+
+    async def close(self) -> None: ...
+
+    async def save_results(self, records: Sequence[ApplicationRecord]) -> None:
+        """One transaction; a record whose id is already stored is left as it is."""
+        ...
+
+    async def get_application(self, application_id: str) -> ApplicationRecord | None: ...
+
+    async def create_api_key(self, key: ApiKey, key_hash: str) -> None: ...
+
+    async def find_api_key(self, key_hash: str) -> ApiKey | None: ...
+
+    async def list_api_keys(self) -> list[ApiKey]: ...
+
+    async def revoke_api_key(self, key_id: str, at_ns: int) -> bool: ...
+
+    async def ping(self) -> None:
+        """Raise StoreUnavailable when the store cannot be reached."""
+        ...
