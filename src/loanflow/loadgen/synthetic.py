@@ -31,30 +31,143 @@ from loanflow.pipeline.rules import (
 Application = dict[str, Any]
 
 _FIRST = (
-    "Ada", "Grace", "Alan", "Katherine", "Edsger", "Barbara", "Donald", "Frances",
-    "John", "Mary", "James", "Patricia", "Robert", "Jennifer", "Michael", "Linda",
-    "David", "Elizabeth", "Maria", "Jose", "Wei", "Mei", "Aiko", "Hiroshi", "Priya",
-    "Arjun", "Fatima", "Omar", "Olga", "Ivan", "Chloe", "Liam", "Noah", "Emma",
-    "Sofia", "Mateo", "Amara", "Kwame", "Lucia", "Diego", "Nia", "Zoe", "Ethan",
-    "Ava", "Mason", "Isabella", "Lucas", "Mia", "Elijah", "Harper", "Jamal", "Keisha",
+    "Ada",
+    "Grace",
+    "Alan",
+    "Katherine",
+    "Edsger",
+    "Barbara",
+    "Donald",
+    "Frances",
+    "John",
+    "Mary",
+    "James",
+    "Patricia",
+    "Robert",
+    "Jennifer",
+    "Michael",
+    "Linda",
+    "David",
+    "Elizabeth",
+    "Maria",
+    "Jose",
+    "Wei",
+    "Mei",
+    "Aiko",
+    "Hiroshi",
+    "Priya",
+    "Arjun",
+    "Fatima",
+    "Omar",
+    "Olga",
+    "Ivan",
+    "Chloe",
+    "Liam",
+    "Noah",
+    "Emma",
+    "Sofia",
+    "Mateo",
+    "Amara",
+    "Kwame",
+    "Lucia",
+    "Diego",
+    "Nia",
+    "Zoe",
+    "Ethan",
+    "Ava",
+    "Mason",
+    "Isabella",
+    "Lucas",
+    "Mia",
+    "Elijah",
+    "Harper",
+    "Jamal",
+    "Keisha",
 )
 _LAST = (
-    "Lovelace", "Hopper", "Turing", "Johnson", "Dijkstra", "Liskov", "Knuth", "Allen",
-    "Smith", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez",
-    "Martinez", "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson", "Thomas",
-    "Taylor", "Moore", "Jackson", "Martin", "Lee", "Perez", "Thompson", "White",
-    "Harris", "Sanchez", "Clark", "Ramirez", "Lewis", "Robinson", "Walker", "Young",
-    "Nguyen", "Kim", "Chen", "Patel", "Singh", "O'Brien", "Murphy", "Cohen", "Okafor",
+    "Lovelace",
+    "Hopper",
+    "Turing",
+    "Johnson",
+    "Dijkstra",
+    "Liskov",
+    "Knuth",
+    "Allen",
+    "Smith",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Gonzalez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
+    "Lee",
+    "Perez",
+    "Thompson",
+    "White",
+    "Harris",
+    "Sanchez",
+    "Clark",
+    "Ramirez",
+    "Lewis",
+    "Robinson",
+    "Walker",
+    "Young",
+    "Nguyen",
+    "Kim",
+    "Chen",
+    "Patel",
+    "Singh",
+    "O'Brien",
+    "Murphy",
+    "Cohen",
+    "Okafor",
 )
 _STREETS = (
-    "Main", "Oak", "Pine", "Maple", "Cedar", "Elm", "Washington", "Lake", "Hill",
-    "Park", "Sunset", "Lincoln", "Jefferson", "Highland", "River", "Church", "Mill",
+    "Main",
+    "Oak",
+    "Pine",
+    "Maple",
+    "Cedar",
+    "Elm",
+    "Washington",
+    "Lake",
+    "Hill",
+    "Park",
+    "Sunset",
+    "Lincoln",
+    "Jefferson",
+    "Highland",
+    "River",
+    "Church",
+    "Mill",
 )
 _SUFFIXES = ("St", "Ave", "Rd", "Blvd", "Ln", "Dr", "Ct", "Way", "Pl")
 _EMPLOYERS = (
-    "Acme Corp", "Globex", "Initech", "Umbrella Health", "Stark Industries",
-    "Wayne Logistics", "Hooli", "Vandelay Imports", "City of Springfield",
-    "Springfield General Hospital", "Northwind Traders", "Contoso", "Tyrell Systems",
+    "Acme Corp",
+    "Globex",
+    "Initech",
+    "Umbrella Health",
+    "Stark Industries",
+    "Wayne Logistics",
+    "Hooli",
+    "Vandelay Imports",
+    "City of Springfield",
+    "Springfield General Hospital",
+    "Northwind Traders",
+    "Contoso",
+    "Tyrell Systems",
 )
 _DOMAINS = ("example.com", "example.org", "example.net")  # RFC 2606: never delivered
 _PHONE_FORMATS = ("+1 {a} 555 01{n}", "({a}) 555-01{n}", "{a}-555-01{n}", "+1{a}55501{n}")
@@ -71,9 +184,18 @@ _INCOME = {
     "other": (35_000.0, 0.6),
 }
 _PURPOSES = (
-    "debt_consolidation", "credit_card_refinancing", "home_improvement",
-    "major_purchase", "medical", "auto", "education", "business", "moving",
-    "vacation", "wedding", "other",
+    "debt_consolidation",
+    "credit_card_refinancing",
+    "home_improvement",
+    "major_purchase",
+    "medical",
+    "auto",
+    "education",
+    "business",
+    "moving",
+    "vacation",
+    "wedding",
+    "other",
 )
 _PURPOSE_WEIGHTS = (38, 15, 12, 7, 5, 5, 3, 4, 3, 3, 3, 2)
 _TERM_WEIGHTS = (6, 14, 32, 14, 24, 6, 4)  # for OFFERED_TERMS_MONTHS
@@ -112,7 +234,7 @@ def _places() -> tuple[_Place, ...]:
     places = []
     for info in zip_index().values():
         codes = tuple(c for c in info.area_codes if c in valid_codes)
-        if info.active and info.state in states and codes:
+        if info.active and info.kind == "STANDARD" and info.state in states and codes:
             places.append(_Place(info.zip5, info.city, info.state, codes))
     return tuple(places)
 
@@ -179,8 +301,9 @@ def generate(rng: random.Random, *, now: dt.datetime | None = None) -> Applicati
             "date_of_birth": dob.isoformat(),
             "ssn": _ssn(rng),
             "email": f"{first}.{last}{randrange(1000)}@{choice(_DOMAINS)}".lower().replace("'", ""),
-            "phone": choice(_PHONE_FORMATS).format(a=choice(place.area_codes),
-                                                   n=f"{randrange(100):02d}"),
+            "phone": choice(_PHONE_FORMATS).format(
+                a=choice(place.area_codes), n=f"{randrange(100):02d}"
+            ),
             "address": {
                 "line1": f"{randrange(1, 10_000)} {choice(_STREETS)} {choice(_SUFFIXES)}",
                 "line2": f"Apt {randrange(1, 40)}" if random_() < 0.2 else None,
@@ -292,8 +415,9 @@ def _amount_high(app: Application, rng: random.Random, today: dt.date) -> str:
 
 def _odd_term(app: Application, rng: random.Random, today: dt.date) -> str:
     offered = set(OFFERED_TERMS_MONTHS)
-    app["loan"]["term_months"] = rng.choice([t for t in (6, 18, 30, 42, 90, 120, 360)
-                                             if t not in offered])
+    app["loan"]["term_months"] = rng.choice(
+        [t for t in (6, 18, 30, 42, 90, 120, 360) if t not in offered]
+    )
     return "loan.term_months.not_offered"
 
 
@@ -310,9 +434,21 @@ def _no_income(app: Application, rng: random.Random, today: dt.date) -> str:
 
 #: Every way make_invalid() can break an application.
 BREAKERS: tuple[Breaker, ...] = (
-    _bad_area, _bad_group, _bad_serial, _bad_phone, _bad_state, _bad_zip, _zip_elsewhere,
-    _too_young, _too_old, _born_tomorrow, _amount_low, _amount_high, _odd_term,
-    _no_consent, _no_income,
+    _bad_area,
+    _bad_group,
+    _bad_serial,
+    _bad_phone,
+    _bad_state,
+    _bad_zip,
+    _zip_elsewhere,
+    _too_young,
+    _too_old,
+    _born_tomorrow,
+    _amount_low,
+    _amount_high,
+    _odd_term,
+    _no_consent,
+    _no_income,
 )
 
 
@@ -333,4 +469,3 @@ def make_invalid(
     }
     code = rng.choice(BREAKERS)(broken, rng, today)
     return broken, code
-

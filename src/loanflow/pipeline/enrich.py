@@ -167,8 +167,7 @@ def recommend_route(
             )
         )
     blockers.extend(
-        Reason(code=f"route.flag.{flag}", message=f"flagged for review: {flag}")
-        for flag in flags
+        Reason(code=f"route.flag.{flag}", message=f"flagged for review: {flag}") for flag in flags
     )
     if blockers:
         return "manual_review", tuple(blockers)
@@ -210,8 +209,9 @@ def enrich(
     age = age_in_years(applicant.date_of_birth, today)
     # The date of birth is PII: the trace names it but never shows it.
     traced("age_years", age, date_of_birth="withheld", as_of=as_of)
-    for name, value in (("city", info.city), ("county", info.county), ("time_zone", info.time_zone)):
-        traced(name, value, zip=info.zip5)
+    traced("city", info.city, zip=info.zip5)
+    traced("county", info.county, zip=info.zip5)
+    traced("time_zone", info.time_zone, zip=info.zip5)
 
     annual_income = _require_cents(applicant.annual_income, "applicant.annual_income")
     debts = _require_cents(applicant.monthly_debt_payments, "applicant.monthly_debt_payments")
@@ -281,8 +281,15 @@ def enrich(
         term_months=loan.term_months,
     )
     total = payment * loan.term_months
-    traced("total_repayment_cents", total, monthly_payment_cents=payment, term_months=loan.term_months)
-    traced("total_interest_cents", total - amount, total_repayment_cents=total, loan_amount_cents=amount)
+    traced(
+        "total_repayment_cents", total, monthly_payment_cents=payment, term_months=loan.term_months
+    )
+    traced(
+        "total_interest_cents",
+        total - amount,
+        total_repayment_cents=total,
+        loan_amount_cents=amount,
+    )
     dti = ratio_bps(debts + housing + payment, monthly_income)
     traced(
         "dti_bps",
@@ -297,7 +304,10 @@ def enrich(
 
     all_flags = address_flags(application, info) + flags
     route, reasons = recommend_route(
-        tier=result.tier, dti_bps=dti, loan_amount_cents=amount, flags=all_flags,
+        tier=result.tier,
+        dti_bps=dti,
+        loan_amount_cents=amount,
+        flags=all_flags,
         config=product.route,
     )
     traced(

@@ -27,18 +27,14 @@ class ProductConfigError(ValueError):
     """The product configuration is malformed or inconsistent."""
 
 
-class _Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    pass
-
-
-class Band(_Config):
+class Band(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Points for values up to `upto` (inclusive); no `upto` = everything above."""
 
     points: int
     upto: int | None = None
 
 
-class AprByTier(_Config):
+class AprByTier(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     A: Bps
     B: Bps
     C: Bps
@@ -51,7 +47,7 @@ class AprByTier(_Config):
         return apr
 
 
-class TierMinScore(_Config):
+class TierMinScore(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Lowest score of each tier; anything below `D` is tier E."""
 
     A: int
@@ -60,7 +56,7 @@ class TierMinScore(_Config):
     D: int
 
 
-class EmploymentPoints(_Config):
+class EmploymentPoints(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     employed: int
     self_employed: int
     unemployed: int
@@ -69,7 +65,7 @@ class EmploymentPoints(_Config):
     other: int
 
 
-class Factors(_Config):
+class Factors(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     dti_bps: tuple[Band, ...]
     pti_bps: tuple[Band, ...]
     annual_income_dollars: tuple[Band, ...]
@@ -78,14 +74,14 @@ class Factors(_Config):
     employment_status: EmploymentPoints
 
 
-class Scorecard(_Config):
+class Scorecard(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     base_points: int
     scoring_apr_bps: Bps
     tier_min_score: TierMinScore
     factors: Factors
 
 
-class RouteConfig(_Config):
+class RouteConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     fast_track_tiers: frozenset[Tier]
     fast_track_max_dti_bps: Bps
     fast_track_max_amount_dollars: Annotated[int, msgspec.Meta(ge=0)]
@@ -93,7 +89,7 @@ class RouteConfig(_Config):
     decline_above_dti_bps: Bps
 
 
-class Product(_Config):
+class Product(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     version: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
     apr_bps: AprByTier
     scorecard: Scorecard

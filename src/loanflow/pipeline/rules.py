@@ -52,6 +52,8 @@ class ZipInfo(msgspec.Struct, frozen=True, kw_only=True):
     """What the `zipcodes` data says about one 5-digit ZIP."""
 
     zip5: str
+    #: USPS type: STANDARD (street addresses), PO BOX, UNIQUE (one organisation), MILITARY.
+    kind: str
     state: str
     city: str
     #: Other city names USPS accepts for this ZIP.
@@ -79,11 +81,12 @@ class Rule:
 
 @functools.cache
 def zip_index() -> Mapping[str, ZipInfo]:
-    """Every ZIP in the `zipcodes` data by its 5 digits (built once, ~40 ms)."""
+    """Every ZIP in the `zipcodes` data by its 5 digits (built once: ~1 s, ~40k ZIPs)."""
     # zipcodes.matching() scans the whole table (~0.4 ms a call); a dict is ~100 ns.
     index = {
         z["zip_code"]: ZipInfo(
             zip5=z["zip_code"],
+            kind=z["zip_code_type"],
             state=z["state"],
             city=z["city"],
             acceptable_cities=tuple(z["acceptable_cities"]),
@@ -92,7 +95,7 @@ def zip_index() -> Mapping[str, ZipInfo]:
             active=bool(z["active"]),
             area_codes=tuple(z["area_codes"]),
         )
-        for z in zipcodes.list_all()
+        for z in zipcodes.list_all()  # type: ignore[no-untyped-call]  # untyped library
     }
     return MappingProxyType(index)
 
@@ -111,10 +114,22 @@ def usps_state_codes() -> frozenset[str]:
 @functools.cache
 def us_phone_regions() -> frozenset[str]:
     """phonenumbers regions that are US jurisdictions: the US and its +1 territories."""
-    # The territories' ISO codes equal their USPS codes (PR, GU, VI, AS, MP); Canada
-    # and the Caribbean nations share +1 but are not US numbers.
+    # The territories' ISO codes equal their USPS codes (PR, GU, VI, AS, MP). Only
+    # territories: a state's USPS code can be a foreign ISO code (CA is Canada), and
+    # Canada and the Caribbean nations share +1 without being US numbers.
     nanp = set(phonenumbers.region_codes_for_country_code(1))
-    return frozenset({"US"} | (nanp & usps_state_codes()))
+    return frozenset({"US"} | (nanp & {territory.abbr for territory in us.TERRITORIES}))
+
+
+def load_tables() -> None:
+    """Load every data table now (about 1 s), so the first application does not wait.
+
+    Call it once at processor start; without it the tables load on first use.
+    """
+    zip_index()
+    us_phone_regions()
+    # phonenumbers loads the US metadata on its first parse.
+    phonenumbers.is_valid_number(phonenumbers.parse("+1 415 555 0100", "US"))
 
 
 # -- helpers ---------------------------------------------------------------------

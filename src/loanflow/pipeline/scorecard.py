@@ -84,9 +84,7 @@ def score_application(inputs: ScoreInputs, card: Scorecard) -> ScoreResult:
             value=income_dollars,
             points=band_points(tables.annual_income_dollars, income_dollars),
         ),
-        ScoreFactor(
-            name="employment_status", value=inputs.employment_status, points=employment
-        ),
+        ScoreFactor(name="employment_status", value=inputs.employment_status, points=employment),
         ScoreFactor(
             name="loan_to_income_bps",
             value=inputs.loan_to_income_bps,
@@ -99,4 +97,6 @@ def score_application(inputs: ScoreInputs, card: Scorecard) -> ScoreResult:
         ),
     )
     score = sum(factor.points for factor in factors)
-    return ScoreResult(score=score, tier=tier_for_score(score, card.tier_min_score), factors=factors)
+    return ScoreResult(
+        score=score, tier=tier_for_score(score, card.tier_min_score), factors=factors
+    )
