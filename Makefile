@@ -13,7 +13,7 @@ $(BIN)/loanflow: pyproject.toml
 run: $(BIN)/loanflow
 	$(BIN)/loanflow serve
 
-test: $(BIN)/loanflow
+test: $(BIN)/loanflow lint
 	$(BIN)/pytest
 
 lint: $(BIN)/loanflow

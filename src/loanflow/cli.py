@@ -13,7 +13,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,9 @@ def _parser() -> argparse.ArgumentParser:
 
     keys = commands.add_parser("keys", help="create, list and revoke API keys")
     key_commands = keys.add_subparsers(title="keys commands", required=True)
-    create = _command(key_commands, "create", "create a key; the key is the last line", _keys_create)
+    create = _command(
+        key_commands, "create", "create a key; the key is the last line", _keys_create
+    )
     create.add_argument("--scopes", default="submit,read", help="comma-separated: "
                         + ",".join(s.value for s in Scope))
     create.add_argument("--label", default="", help="who or what the key is for")
@@ -165,7 +167,7 @@ async def _announce(settings: Settings) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _store(settings: Settings) -> Any:
+async def _store(settings: Settings) -> AsyncIterator[Store]:
     store = make_store(settings)
     await store.open()
     try:
@@ -211,7 +213,8 @@ def _keys_create(settings: Settings, args: argparse.Namespace) -> int:
 def _keys_list(settings: Settings, args: argparse.Namespace) -> int:
     async def listing() -> list[ApiKey]:
         async with _store(settings) as store:
-            return await store.list_api_keys()
+            keys: list[ApiKey] = await store.list_api_keys()
+            return keys
 
     now = time.time_ns()
     for key in asyncio.run(listing()):
@@ -223,7 +226,8 @@ def _keys_list(settings: Settings, args: argparse.Namespace) -> int:
 def _keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
     async def revoke() -> bool:
         async with _store(settings) as store:
-            return await store.revoke_api_key(args.key_id, time.time_ns())
+            revoked: bool = await store.revoke_api_key(args.key_id, time.time_ns())
+            return revoked
 
     if not asyncio.run(revoke()):
         print(f"loanflow keys revoke: no active key with id {args.key_id!r}", file=sys.stderr)

@@ -128,7 +128,7 @@ class SQLiteDatabase:
                     conn.execute("RELEASE op")
                 except sqlite3.OperationalError:
                     raise  # disk full, I/O error: the whole group fails below
-                except Exception as exc:  # noqa: BLE001 - handed to that caller
+                except Exception as exc:
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
                     outcomes.append((None, exc))

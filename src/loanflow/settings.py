@@ -38,7 +38,9 @@ class Settings:
         30.0, "seconds before a batch taken by a processor that died is delivered again"
     )
     poll_interval_s: float = _setting(0.05, "seconds a processor waits when the queue is empty")
-    pii_key: str = _setting("", "PII encryption key (base64, 32 bytes); empty = key file", secret=True)
+    pii_key: str = _setting(
+        "", "PII keys (base64 of 32 bytes, NEW,OLD); empty = key file", secret=True
+    )
     max_body_bytes: int = _setting(64 * 1024, "largest single submission body")
     log_level: str = _setting("info", "log level: debug, info, warning, error")
 
@@ -62,7 +64,7 @@ class Settings:
 
 
 def _parse(field: dataclasses.Field[Any], raw: str) -> Any:
-    kind = type(field.default)
+    kind: type[Any] = type(field.default)
     try:
         if kind is Path:
             return Path(raw)

@@ -9,8 +9,8 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from loanflow.apikeys import Scope
 from loanflow.api.schema import canonical_bytes, decode_application
+from loanflow.apikeys import Scope
 from loanflow.broker.base import AppendOutcome, Submission
 from loanflow.errors import (
     IdempotencyKeyReused,

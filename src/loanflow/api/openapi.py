@@ -13,7 +13,8 @@ _PROBLEM = {"$ref": "#/components/schemas/Problem"}
 
 
 def _problem_response(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/problem+json": {"schema": _PROBLEM}}}
+    content = {"application/problem+json": {"schema": _PROBLEM}}
+    return {"description": description, "content": content}
 
 
 def build() -> dict[str, Any]:

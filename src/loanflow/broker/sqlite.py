@@ -131,7 +131,9 @@ class SQLiteBroker:
         return state, _decode(row[1]).received_at_ns
 
     async def depth(self) -> int:
-        row = await self._db.read(lambda conn: conn.execute("SELECT count(*) FROM messages").fetchone())
+        row = await self._db.read(
+            lambda conn: conn.execute("SELECT count(*) FROM messages").fetchone()
+        )
         return int(row[0])
 
     async def ping(self) -> None:

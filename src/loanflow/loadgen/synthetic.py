@@ -30,144 +30,35 @@ from loanflow.pipeline.rules import (
 
 Application = dict[str, Any]
 
-_FIRST = (
-    "Ada",
-    "Grace",
-    "Alan",
-    "Katherine",
-    "Edsger",
-    "Barbara",
-    "Donald",
-    "Frances",
-    "John",
-    "Mary",
-    "James",
-    "Patricia",
-    "Robert",
-    "Jennifer",
-    "Michael",
-    "Linda",
-    "David",
-    "Elizabeth",
-    "Maria",
-    "Jose",
-    "Wei",
-    "Mei",
-    "Aiko",
-    "Hiroshi",
-    "Priya",
-    "Arjun",
-    "Fatima",
-    "Omar",
-    "Olga",
-    "Ivan",
-    "Chloe",
-    "Liam",
-    "Noah",
-    "Emma",
-    "Sofia",
-    "Mateo",
-    "Amara",
-    "Kwame",
-    "Lucia",
-    "Diego",
-    "Nia",
-    "Zoe",
-    "Ethan",
-    "Ava",
-    "Mason",
-    "Isabella",
-    "Lucas",
-    "Mia",
-    "Elijah",
-    "Harper",
-    "Jamal",
-    "Keisha",
+
+def _words(text: str, sep: str | None = None) -> tuple[str, ...]:
+    """A word list written as one string: a few lines instead of one line per word."""
+    return tuple(text.split(sep))
+
+
+_FIRST = _words(
+    "Ada Grace Alan Katherine Edsger Barbara Donald Frances John Mary James Patricia "
+    "Robert Jennifer Michael Linda David Elizabeth Maria Jose Wei Mei Aiko Hiroshi Priya "
+    "Arjun Fatima Omar Olga Ivan Chloe Liam Noah Emma Sofia Mateo Amara Kwame Lucia "
+    "Diego Nia Zoe Ethan Ava Mason Isabella Lucas Mia Elijah Harper Jamal Keisha"
 )
-_LAST = (
-    "Lovelace",
-    "Hopper",
-    "Turing",
-    "Johnson",
-    "Dijkstra",
-    "Liskov",
-    "Knuth",
-    "Allen",
-    "Smith",
-    "Williams",
-    "Brown",
-    "Jones",
-    "Garcia",
-    "Miller",
-    "Davis",
-    "Rodriguez",
-    "Martinez",
-    "Hernandez",
-    "Lopez",
-    "Gonzalez",
-    "Wilson",
-    "Anderson",
-    "Thomas",
-    "Taylor",
-    "Moore",
-    "Jackson",
-    "Martin",
-    "Lee",
-    "Perez",
-    "Thompson",
-    "White",
-    "Harris",
-    "Sanchez",
-    "Clark",
-    "Ramirez",
-    "Lewis",
-    "Robinson",
-    "Walker",
-    "Young",
-    "Nguyen",
-    "Kim",
-    "Chen",
-    "Patel",
-    "Singh",
-    "O'Brien",
-    "Murphy",
-    "Cohen",
-    "Okafor",
+_LAST = _words(
+    "Lovelace Hopper Turing Johnson Dijkstra Liskov Knuth Allen Smith Williams Brown "
+    "Jones Garcia Miller Davis Rodriguez Martinez Hernandez Lopez Gonzalez Wilson "
+    "Anderson Thomas Taylor Moore Jackson Martin Lee Perez Thompson White Harris Sanchez "
+    "Clark Ramirez Lewis Robinson Walker Young Nguyen Kim Chen Patel Singh O'Brien "
+    "Murphy Cohen Okafor"
 )
-_STREETS = (
-    "Main",
-    "Oak",
-    "Pine",
-    "Maple",
-    "Cedar",
-    "Elm",
-    "Washington",
-    "Lake",
-    "Hill",
-    "Park",
-    "Sunset",
-    "Lincoln",
-    "Jefferson",
-    "Highland",
-    "River",
-    "Church",
-    "Mill",
+_STREETS = _words(
+    "Main Oak Pine Maple Cedar Elm Washington Lake Hill Park Sunset Lincoln Jefferson "
+    "Highland River Church Mill"
 )
-_SUFFIXES = ("St", "Ave", "Rd", "Blvd", "Ln", "Dr", "Ct", "Way", "Pl")
-_EMPLOYERS = (
-    "Acme Corp",
-    "Globex",
-    "Initech",
-    "Umbrella Health",
-    "Stark Industries",
-    "Wayne Logistics",
-    "Hooli",
-    "Vandelay Imports",
-    "City of Springfield",
-    "Springfield General Hospital",
-    "Northwind Traders",
-    "Contoso",
-    "Tyrell Systems",
+_SUFFIXES = _words("St Ave Rd Blvd Ln Dr Ct Way Pl")
+_EMPLOYERS = _words(
+    "Acme Corp|Globex|Initech|Umbrella Health|Stark Industries|Wayne Logistics|Hooli|"
+    "Vandelay Imports|City of Springfield|Springfield General Hospital|Northwind Traders|"
+    "Contoso|Tyrell Systems",
+    "|",
 )
 _DOMAINS = ("example.com", "example.org", "example.net")  # RFC 2606: never delivered
 _PHONE_FORMATS = ("+1 {a} 555 01{n}", "({a}) 555-01{n}", "{a}-555-01{n}", "+1{a}55501{n}")
@@ -183,19 +74,9 @@ _INCOME = {
     "unemployed": (15_000.0, 0.4),
     "other": (35_000.0, 0.6),
 }
-_PURPOSES = (
-    "debt_consolidation",
-    "credit_card_refinancing",
-    "home_improvement",
-    "major_purchase",
-    "medical",
-    "auto",
-    "education",
-    "business",
-    "moving",
-    "vacation",
-    "wedding",
-    "other",
+_PURPOSES = _words(
+    "debt_consolidation credit_card_refinancing home_improvement major_purchase medical "
+    "auto education business moving vacation wedding other"
 )
 _PURPOSE_WEIGHTS = (38, 15, 12, 7, 5, 5, 3, 4, 3, 3, 3, 2)
 _TERM_WEIGHTS = (6, 14, 32, 14, 24, 6, 4)  # for OFFERED_TERMS_MONTHS

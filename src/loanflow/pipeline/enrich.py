@@ -183,6 +183,60 @@ def _require_cents(dollars: float, field: str) -> int:
     return cents
 
 
+class _Trace:
+    """The decision trace being built for one application."""
+
+    def __init__(self) -> None:
+        self.entries: list[TraceEntry] = []
+
+    def add(self, name: str, value: TraceValue, **inputs: TraceValue) -> None:
+        self.entries.append(TraceEntry(name=name, value=value, inputs=inputs))
+
+
+class _Obligations(msgspec.Struct, frozen=True):
+    """The applicant's monthly figures, in cents, that affordability is judged on."""
+
+    income: int
+    debts: int
+    housing: int
+
+
+def _affordability(
+    trace: _Trace,
+    *,
+    prefix: str,
+    amount: int,
+    apr: tuple[str, int],
+    term_months: int,
+    monthly: _Obligations,
+) -> tuple[int, int | None, int | None]:
+    """The payment at an APR, and the DTI and PTI it leads to, all traced."""
+    apr_name, apr_bps = apr
+    payment = monthly_payment_cents(amount, apr_bps, term_months)
+    payment_name = f"{prefix}monthly_payment_cents"
+    trace.add(
+        payment_name,
+        payment,
+        loan_amount_cents=amount,
+        **{apr_name: apr_bps},
+        term_months=term_months,
+    )
+    dti = ratio_bps(monthly.debts + monthly.housing + payment, monthly.income)
+    trace.add(
+        f"{prefix}dti_bps",
+        dti,
+        monthly_debt_payments_cents=monthly.debts,
+        monthly_housing_payment_cents=monthly.housing,
+        **{payment_name: payment},
+        monthly_income_cents=monthly.income,
+    )
+    pti = ratio_bps(payment, monthly.income)
+    trace.add(
+        f"{prefix}pti_bps", pti, **{payment_name: payment}, monthly_income_cents=monthly.income
+    )
+    return payment, dti, pti
+
+
 def enrich(
     application: Application,
     *,
@@ -196,71 +250,54 @@ def enrich(
     24 h, from the store); any flag keeps the application off the fast track.
     Raises ValueError for an application that has not passed the rules.
     """
-    applicant, loan = application.applicant, application.loan
+    applicant, loan, term = application.applicant, application.loan, application.loan.term_months
     info = lookup_zip(applicant.address.zip)
     if info is None:
         raise ValueError("expected a known ZIP; run the rules before enrich()")
-    trace: list[TraceEntry] = []
-
-    def traced(name: str, value: TraceValue, **inputs: TraceValue) -> None:
-        trace.append(TraceEntry(name=name, value=value, inputs=inputs))
-
-    as_of = today.isoformat()
+    trace = _Trace()
     age = age_in_years(applicant.date_of_birth, today)
     # The date of birth is PII: the trace names it but never shows it.
-    traced("age_years", age, date_of_birth="withheld", as_of=as_of)
-    traced("city", info.city, zip=info.zip5)
-    traced("county", info.county, zip=info.zip5)
-    traced("time_zone", info.time_zone, zip=info.zip5)
+    trace.add("age_years", age, date_of_birth="withheld", as_of=today.isoformat())
+    trace.add("city", info.city, zip=info.zip5)
+    trace.add("county", info.county, zip=info.zip5)
+    trace.add("time_zone", info.time_zone, zip=info.zip5)
 
     annual_income = _require_cents(applicant.annual_income, "applicant.annual_income")
-    debts = _require_cents(applicant.monthly_debt_payments, "applicant.monthly_debt_payments")
-    housing = _require_cents(applicant.monthly_housing_payment, "applicant.monthly_housing_payment")
     amount = _require_cents(loan.amount, "loan.amount")
-    monthly_income = _div_half_up(annual_income, 12)
-    traced("monthly_income_cents", monthly_income, annual_income_cents=annual_income, months=12)
+    monthly = _Obligations(
+        income=_div_half_up(annual_income, 12),
+        debts=_require_cents(applicant.monthly_debt_payments, "applicant.monthly_debt_payments"),
+        housing=_require_cents(
+            applicant.monthly_housing_payment, "applicant.monthly_housing_payment"
+        ),
+    )
+    trace.add("monthly_income_cents", monthly.income, annual_income_cents=annual_income, months=12)
     lti = ratio_bps(amount, annual_income)
-    traced("loan_to_income_bps", lti, loan_amount_cents=amount, annual_income_cents=annual_income)
+    trace.add(
+        "loan_to_income_bps", lti, loan_amount_cents=amount, annual_income_cents=annual_income
+    )
 
     card = product.scorecard
-    scoring_payment = monthly_payment_cents(amount, card.scoring_apr_bps, loan.term_months)
-    traced(
-        "scoring_monthly_payment_cents",
-        scoring_payment,
-        loan_amount_cents=amount,
-        scoring_apr_bps=card.scoring_apr_bps,
-        term_months=loan.term_months,
+    _, scoring_dti, scoring_pti = _affordability(
+        trace,
+        prefix="scoring_",
+        amount=amount,
+        apr=("scoring_apr_bps", card.scoring_apr_bps),
+        term_months=term,
+        monthly=monthly,
     )
-    scoring_dti = ratio_bps(debts + housing + scoring_payment, monthly_income)
-    traced(
-        "scoring_dti_bps",
-        scoring_dti,
-        monthly_debt_payments_cents=debts,
-        monthly_housing_payment_cents=housing,
-        scoring_monthly_payment_cents=scoring_payment,
-        monthly_income_cents=monthly_income,
+    inputs = ScoreInputs(
+        dti_bps=scoring_dti,
+        pti_bps=scoring_pti,
+        annual_income_cents=annual_income,
+        loan_to_income_bps=lti,
+        employment_status=applicant.employment_status,
+        age_years=age,
     )
-    scoring_pti = ratio_bps(scoring_payment, monthly_income)
-    traced(
-        "scoring_pti_bps",
-        scoring_pti,
-        scoring_monthly_payment_cents=scoring_payment,
-        monthly_income_cents=monthly_income,
-    )
-    result = score_application(
-        ScoreInputs(
-            dti_bps=scoring_dti,
-            pti_bps=scoring_pti,
-            annual_income_cents=annual_income,
-            loan_to_income_bps=lti,
-            employment_status=applicant.employment_status,
-            age_years=age,
-        ),
-        card,
-    )
-    traced("score", result.score, **{f.name: f.points for f in result.factors})
+    result = score_application(inputs, card)
+    trace.add("score", result.score, **{f.name: f.points for f in result.factors})
     floors = card.tier_min_score
-    traced(
+    trace.add(
         "risk_tier",
         result.tier,
         score=result.score,
@@ -270,37 +307,19 @@ def enrich(
         min_score_D=floors.D,
     )
     apr = product.apr_bps.for_tier(result.tier)
-    traced("apr_bps", apr, risk_tier=result.tier, product_version=product.version)
+    trace.add("apr_bps", apr, risk_tier=result.tier, product_version=product.version)
 
-    payment = monthly_payment_cents(amount, apr, loan.term_months)
-    traced(
-        "monthly_payment_cents",
-        payment,
-        loan_amount_cents=amount,
-        apr_bps=apr,
-        term_months=loan.term_months,
+    payment, dti, pti = _affordability(
+        trace, prefix="", amount=amount, apr=("apr_bps", apr), term_months=term, monthly=monthly
     )
-    total = payment * loan.term_months
-    traced(
-        "total_repayment_cents", total, monthly_payment_cents=payment, term_months=loan.term_months
-    )
-    traced(
+    total = payment * term
+    trace.add("total_repayment_cents", total, monthly_payment_cents=payment, term_months=term)
+    trace.add(
         "total_interest_cents",
         total - amount,
         total_repayment_cents=total,
         loan_amount_cents=amount,
     )
-    dti = ratio_bps(debts + housing + payment, monthly_income)
-    traced(
-        "dti_bps",
-        dti,
-        monthly_debt_payments_cents=debts,
-        monthly_housing_payment_cents=housing,
-        monthly_payment_cents=payment,
-        monthly_income_cents=monthly_income,
-    )
-    pti = ratio_bps(payment, monthly_income)
-    traced("pti_bps", pti, monthly_payment_cents=payment, monthly_income_cents=monthly_income)
 
     all_flags = address_flags(application, info) + flags
     route, reasons = recommend_route(
@@ -310,7 +329,7 @@ def enrich(
         flags=all_flags,
         config=product.route,
     )
-    traced(
+    trace.add(
         "route",
         route,
         risk_tier=result.tier,
@@ -324,7 +343,7 @@ def enrich(
         county=info.county,
         time_zone=info.time_zone,
         annual_income_cents=annual_income,
-        monthly_income_cents=monthly_income,
+        monthly_income_cents=monthly.income,
         loan_amount_cents=amount,
         apr_bps=apr,
         monthly_payment_cents=payment,
@@ -339,5 +358,5 @@ def enrich(
         route=route,
         route_reasons=reasons,
         flags=all_flags,
-        trace=tuple(trace),
+        trace=tuple(trace.entries),
     )

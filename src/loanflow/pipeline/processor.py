@@ -102,7 +102,7 @@ class Processor:
             try:
                 records.append(self._assess(delivery.envelope, today))
                 done.append(delivery)
-            except Exception as exc:  # noqa: BLE001 - a processing failure: retried below
+            except Exception as exc:
                 failure = self._record_failure(delivery, exc)
                 if len(failure.envelope.attempts) >= self._max_attempts:
                     records.append(self._dead_letter(failure.envelope))
@@ -137,7 +137,7 @@ class Processor:
             document=document,
             ssn_hash=self._cipher.keyed_hash(ssn_digits.encode()),
             pii_sealed=self._cipher.seal(
-                _encode_json({"ssn": ssn_digits, "date_of_birth": application.applicant.date_of_birth})
+                _encode_json({"ssn": ssn_digits, "dob": application.applicant.date_of_birth})
             ),
             rules_version=assessment.rules_version,
             product_version=assessment.product_version,
@@ -155,7 +155,8 @@ class Processor:
             "processor %s: application %s attempt %d failed: %s",
             self.name, envelope.id, record.attempt, record.error_code,
         )
-        return _Failure(delivery, msgspec.structs.replace(envelope, attempts=(*envelope.attempts, record)))
+        attempts = (*envelope.attempts, record)
+        return _Failure(delivery, msgspec.structs.replace(envelope, attempts=attempts))
 
     def _dead_letter(self, envelope: Envelope) -> ApplicationRecord:
         return self._record(

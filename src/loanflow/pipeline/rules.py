@@ -150,8 +150,15 @@ def age_in_years(date_of_birth: dt.date, today: dt.date) -> int:
     return today.year - date_of_birth.year - (0 if had_birthday else 1)
 
 
+def _v(code: str, field: str, message: str) -> Violation:
+    return Violation(code=code, field=field, message=message)
+
+
 def _one(code: str, field: str, message: str) -> tuple[Violation, ...]:
-    return (Violation(code=code, field=field, message=message),)
+    return (_v(code, field, message),)
+
+
+_SSN_AREA_MESSAGE = "SSN area number (first 3 digits) must not be 000, 666 or 900-999"
 
 
 # -- the rules -------------------------------------------------------------------
@@ -196,44 +203,17 @@ def _check_ssn(app: Application, today: dt.date) -> tuple[Violation, ...]:
 
 
 def _ssn_component_violations(number: str) -> tuple[Violation, ...]:
-    """Name which part stdnum refused; the digits themselves are never echoed."""
+    """Name each part stdnum refused; the digits themselves are never echoed."""
     field = "applicant.ssn"
     area, group, serial = number[:3], number[3:5], number[5:]
-    found: list[Violation] = []
-    if area in ("000", "666") or area.startswith("9"):
-        found.append(
-            Violation(
-                code=f"{field}.invalid_area",
-                field=field,
-                message="SSN area number (first 3 digits) must not be 000, 666 or 900-999",
-            )
-        )
-    if group == "00":
-        found.append(
-            Violation(
-                code=f"{field}.invalid_group",
-                field=field,
-                message="SSN group number (middle 2 digits) must not be 00",
-            )
-        )
-    if serial == "0000":
-        found.append(
-            Violation(
-                code=f"{field}.invalid_serial",
-                field=field,
-                message="SSN serial number (last 4 digits) must not be 0000",
-            )
-        )
-    if not found:
-        # Well-formed but on stdnum's list of publicly misused numbers.
-        found.append(
-            Violation(
-                code=f"{field}.blocklisted",
-                field=field,
-                message="SSN is a publicly known, invalidated number",
-            )
-        )
-    return tuple(found)
+    parts = (
+        (area in ("000", "666") or area.startswith("9"), "invalid_area", _SSN_AREA_MESSAGE),
+        (group == "00", "invalid_group", "SSN group number (middle 2 digits) must not be 00"),
+        (serial == "0000", "invalid_serial", "SSN serial (last 4 digits) must not be 0000"),
+    )
+    found = tuple(_v(f"{field}.{code}", field, text) for bad, code, text in parts if bad)
+    # Well-formed parts but refused anyway: on stdnum's list of publicly misused numbers.
+    return found or _one(f"{field}.blocklisted", field, "SSN is a publicly known, voided number")
 
 
 def _check_phone(app: Application, today: dt.date) -> tuple[Violation, ...]:
@@ -283,13 +263,7 @@ def _check_money_precision(app: Application, today: dt.date) -> tuple[Violation,
         value: float = getattr(getattr(app, section), name)
         if cents_or_none(value) is None:
             field = f"{section}.{name}"
-            found.append(
-                Violation(
-                    code=f"{field}.not_whole_cents",
-                    field=field,
-                    message="amount must be a finite number with at most 2 decimals",
-                )
-            )
+            found.append(_v(f"{field}.not_whole_cents", field, "expected at most 2 decimals"))
     return tuple(found)
 
 

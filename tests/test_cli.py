@@ -1,0 +1,80 @@
+"""The `loanflow` command: keys on a fresh data dir, serve's first-start announcement."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import httpx
+
+from tests.api.test_submit import submit
+from tests.conftest import LOANFLOW, ServerProcess, cli, sample_application
+
+KEY = re.compile(r"lf_[0-9a-f]{12}_[A-Za-z0-9_-]{43}")
+
+
+def test_keys_create_on_a_fresh_data_dir_prints_the_key_last(tmp_path):
+    out = cli(tmp_path / "fresh", "keys", "create", "--scopes", "submit,read", "--label", "web")
+
+    assert KEY.fullmatch(out.strip().splitlines()[-1])
+
+
+def test_keys_create_refuses_an_unknown_scope(tmp_path):
+    done = subprocess.run([*LOANFLOW, "keys", "create", "--scopes", "submit,fly",
+                           "--data-dir", str(tmp_path)], capture_output=True, text=True)
+
+    assert done.returncode == 2
+    assert "'fly'" in done.stderr
+
+
+def test_keys_list_shows_ids_and_scopes_never_secrets(tmp_path):
+    secret = cli(tmp_path, "keys", "create", "--scopes", "read").strip().splitlines()[-1]
+
+    listing = cli(tmp_path, "keys", "list")
+
+    key_id = secret.split("_")[1]
+    assert key_id in listing and "read" in listing
+    assert secret not in listing
+
+
+def test_a_revoked_key_is_refused(tmp_path):
+    secret = cli(tmp_path, "keys", "create", "--scopes", "submit").strip().splitlines()[-1]
+    server = ServerProcess(tmp_path).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            before = submit(client, secret, sample_application())
+            cli(tmp_path, "keys", "revoke", secret.split("_")[1])
+            # The API trusts a key lookup for at most 5 s (auth.CACHE_TTL_S).
+            server.stop()
+            server.start()
+            after = submit(client, secret, sample_application())
+    finally:
+        server.stop()
+
+    assert before.status_code == 202
+    assert after.status_code == 401
+
+
+def test_serve_prints_a_working_key_and_dashboard_url_on_first_start(tmp_path):
+    server = ServerProcess(tmp_path).start()
+    try:
+        printed = server.log_path.read_text()
+        [key] = re.findall(r"API key .*: (lf_\S+)", printed)
+        [token] = re.findall(rf"Dashboard: {re.escape(server.url)}/\?token=(lf_\S+)", printed)
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            accepted = submit(client, key, sample_application())
+            dashboard = client.get("/")
+    finally:
+        server.stop()
+
+    assert accepted.status_code == 202
+    assert KEY.fullmatch(token)
+    assert dashboard.status_code == 200
+
+
+def test_serve_prints_no_new_key_on_later_starts(tmp_path):
+    ServerProcess(tmp_path).start().stop()
+    second = ServerProcess(tmp_path).start()
+    second.stop()
+
+    assert "API key" not in second.log_path.read_text()
