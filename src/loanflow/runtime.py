@@ -17,7 +17,7 @@ from loanflow.backends import make_broker, make_store
 from loanflow.broker.base import Broker
 from loanflow.errors import Unavailable
 from loanflow.pii import PiiCipher, load_cipher
-from loanflow.pipeline.processor import Processor
+from loanflow.pipeline.processor import Processor, warm_up
 from loanflow.pipeline.product import Product, load_product
 from loanflow.settings import Settings
 from loanflow.store.base import Store
@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 #: How often the queue depth used for backpressure is refreshed.
 DEPTH_SAMPLE_INTERVAL_S = 0.25
+#: How often idempotency keys past their 72 h are forgotten.
+JANITOR_INTERVAL_S = 600.0
 
 
 @dataclass
@@ -56,14 +58,30 @@ class Runtime:
         )
 
     def start_processors(self, count: int) -> None:
+        if count > 0:
+            warm_up()
         for index in range(count):
             self._spawn(self.processor(index).run(self.stop, self.wake), f"processor-{index}")
 
     def start_depth_sampler(self) -> None:
         self._spawn(self._sample_depth(), "depth-sampler")
 
+    def start_janitor(self) -> None:
+        self._spawn(self._expire_keys(), "idempotency-janitor")
+
     def _spawn(self, coro: object, name: str) -> None:
         self.tasks.append(asyncio.create_task(coro, name=name))  # type: ignore[arg-type]
+
+    async def _expire_keys(self) -> None:
+        while not self.stop.is_set():
+            try:
+                expired = await self.broker.expire_idempotency_keys()
+                if expired:
+                    log.info("forgot %d idempotency keys older than 72 h", expired)
+            except Unavailable as exc:
+                log.warning("idempotency key expiry skipped: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), JANITOR_INTERVAL_S)
 
     async def _sample_depth(self) -> None:
         while not self.stop.is_set():

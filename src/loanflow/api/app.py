@@ -33,6 +33,7 @@ def create_app(settings: Settings, *, processors: int | None = None) -> Starlett
             app.state.runtime = runtime
             app.state.auth = Authenticator(runtime.store)
             runtime.start_depth_sampler()
+            runtime.start_janitor()
             runtime.start_processors(loops)
             yield
 

@@ -83,6 +83,10 @@ class Broker(Protocol):
         """Envelopes held: ready, delayed and in processing."""
         ...
 
+    async def expire_idempotency_keys(self, now_ns: int | None = None) -> int:
+        """Forget keys older than IDEMPOTENCY_TTL_S; returns how many."""
+        ...
+
     async def ping(self) -> None:
         """Raise BrokerUnavailable when the broker cannot be reached."""
         ...

@@ -22,6 +22,7 @@ from loanflow.broker.base import Broker, Delivery
 from loanflow.errors import Unavailable
 from loanflow.models import Application, AttemptRecord, Envelope, Status
 from loanflow.pii import MASKED_DATE, PiiCipher, mask_ssn
+from loanflow.pipeline import rules
 from loanflow.pipeline.assess import assess
 from loanflow.pipeline.product import Product
 from loanflow.store.base import ApplicationRecord, Store
@@ -97,10 +98,9 @@ class Processor:
         records: list[ApplicationRecord] = []
         done: list[Delivery] = []
         failures: list[_Failure] = []
-        today = dt.datetime.now(dt.UTC).date()
         for delivery in deliveries:
             try:
-                records.append(self._assess(delivery.envelope, today))
+                records.append(self._assess(delivery.envelope))
                 done.append(delivery)
             except Exception as exc:
                 failure = self._record_failure(delivery, exc)
@@ -123,9 +123,11 @@ class Processor:
             await self._broker.retry_later(failure.delivery, failure.envelope, delay_s)
         return len(deliveries)
 
-    def _assess(self, envelope: Envelope, today: dt.date) -> ApplicationRecord:
+    def _assess(self, envelope: Envelope) -> ApplicationRecord:
         application = _decode_application(self._cipher.open(envelope.sealed_application))
-        assessment = assess(application, product=self._product, today=today)
+        # Decide as of the day it was received, so a retry or replay decides the same way.
+        received = dt.datetime.fromtimestamp(envelope.received_at_ns / 1e9, tz=dt.UTC).date()
+        assessment = assess(application, product=self._product, today=received)
         ssn_digits = application.applicant.ssn.replace("-", "")
         document = {
             "application": masked(application),
@@ -210,6 +212,13 @@ def masked(application: Application) -> dict[str, object]:
     applicant["date_of_birth"] = MASKED_DATE
     data["applicant"] = applicant
     return data
+
+
+def warm_up() -> None:
+    """Load the lookup tables now, so the first application does not pay for them."""
+    rules.zip_index()
+    rules.usps_state_codes()
+    rules.us_phone_regions()
 
 
 async def _wait_any(stop: asyncio.Event, wake: asyncio.Event | None, timeout_s: float) -> None:
