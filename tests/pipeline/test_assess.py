@@ -143,15 +143,18 @@ def _edge_case(rng: random.Random) -> dict[str, Any]:
 
     if sometimes():
         sep = rng.choice(("-", ""))
-        applicant["ssn"] = f"{_digits(rng, 3)}{sep}{_digits(rng, 2)}{sep}{_digits(rng, 4)}"
+        end = rng.choice(("", "", "\n"))  # the schema's $ admits a trailing newline
+        applicant["ssn"] = f"{_digits(rng, 3)}{sep}{_digits(rng, 2)}{sep}{_digits(rng, 4)}{end}"
     if sometimes():
         applicant["date_of_birth"] = _date(rng)
     if sometimes():
         applicant["phone"] = _phone(rng)
     if sometimes():
-        address["state"] = rng.choice(string.ascii_uppercase) + rng.choice(string.ascii_uppercase)
+        letters = rng.choice(string.ascii_uppercase) + rng.choice(string.ascii_uppercase)
+        address["state"] = letters + rng.choice(("", "", "\n"))
     if sometimes():
-        address["zip"] = _digits(rng, 5) + (f"-{_digits(rng, 4)}" if rng.random() < 0.3 else "")
+        plus4 = f"-{_digits(rng, 4)}" if rng.random() < 0.3 else ""
+        address["zip"] = _digits(rng, 5) + plus4 + rng.choice(("", "", "\n"))
     for field in ("annual_income", "monthly_debt_payments", "monthly_housing_payment"):
         if sometimes():
             applicant[field] = _money(rng)

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import random
 from typing import Any
 
 import msgspec
+import phonenumbers
 import pytest
 
 from loanflow.models import Application
-from loanflow.pipeline.rules import RULE_CODES, RULES, Violation, check_application
+from loanflow.pipeline.rules import (
+    RULE_CODES,
+    RULES,
+    Violation,
+    check_application,
+    parse_phone,
+)
 
 TODAY = dt.date(2026, 11, 25)
 
@@ -141,6 +149,11 @@ def test_ssn_without_dashes_is_accepted() -> None:
     assert codes(application(applicant__ssn="123456789")) == []
 
 
+def test_ssn_with_a_trailing_newline_is_rejected() -> None:
+    # The schema's $ admits a trailing newline.
+    assert codes(application(applicant__ssn="123-45-6789\n")) == ["applicant.ssn.invalid_format"]
+
+
 def test_ssn_in_non_ascii_digits_is_rejected() -> None:
     # The schema's \d admits Arabic-Indic digits; SSA never issues them.
     arabic = "١٢٣-٤٥-٦٧٨٩"
@@ -163,6 +176,25 @@ def test_us_phone_in_any_common_spelling_is_accepted(phone: str) -> None:
     assert codes(application(applicant__phone=phone)) == []
 
 
+def test_fast_phone_parsing_reads_the_same_number_as_phonenumbers() -> None:
+    rng = random.Random(12)
+    for _ in range(2_000):
+        digits = "".join(rng.choice("0123456789") for _ in range(rng.choice((9, 10, 10, 11))))
+        prefix = rng.choice(("", "1", "+1", "+1 ", "1-", "+"))
+        sep = rng.choice(("", " ", "-", ".", "  "))
+        area = f"({digits[:3]})" if rng.random() < 0.3 else digits[:3]
+        text = f"{prefix}{area}{sep}{digits[3:6]}{sep}{digits[6:]}" + rng.choice(("", " "))
+        try:
+            expected = phonenumbers.parse(text, "US")
+        except phonenumbers.NumberParseException:
+            continue
+        got = parse_phone(text)
+        assert (got.country_code, got.national_number) == (
+            expected.country_code,
+            expected.national_number,
+        ), text
+
+
 def test_phone_in_a_us_territory_is_accepted() -> None:
     assert codes(application(applicant__phone="+1 787 555 0100")) == []
 
@@ -182,6 +214,13 @@ def test_territory_address_is_accepted() -> None:
 
 def test_zip_that_does_not_exist_is_rejected() -> None:
     assert codes(application(applicant__address__zip="00000")) == ["applicant.address.zip.unknown"]
+
+
+@pytest.mark.parametrize("zip_code", ["94105\n", "٩٤١٠٥"])
+def test_zip_that_is_not_ascii_digits_is_rejected(zip_code: str) -> None:
+    assert codes(application(applicant__address__zip=zip_code)) == [
+        "applicant.address.zip.invalid_format"
+    ]
 
 
 def test_zip_in_another_state_is_rejected() -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -23,7 +24,7 @@ import msgspec
 import phonenumbers
 import us
 import zipcodes
-from stdnum.exceptions import InvalidComponent, InvalidFormat, ValidationError
+from stdnum.exceptions import InvalidComponent, ValidationError
 from stdnum.us import ssn as stdnum_ssn
 
 from loanflow.models import MONEY_FIELDS, Application, to_cents
@@ -112,13 +113,34 @@ def usps_state_codes() -> frozenset[str]:
 
 
 @functools.cache
-def us_phone_regions() -> frozenset[str]:
-    """phonenumbers regions that are US jurisdictions: the US and its +1 territories."""
+def us_phone_regions() -> tuple[str, ...]:
+    """phonenumbers regions that are US jurisdictions: "US" first, then the territories."""
     # The territories' ISO codes equal their USPS codes (PR, GU, VI, AS, MP). Only
     # territories: a state's USPS code can be a foreign ISO code (CA is Canada), and
     # Canada and the Caribbean nations share +1 without being US numbers.
     nanp = set(phonenumbers.region_codes_for_country_code(1))
-    return frozenset({"US"} | (nanp & {territory.abbr for territory in us.TERRITORIES}))
+    return ("US", *sorted(nanp & {territory.abbr for territory in us.TERRITORIES}))
+
+
+#: The plain spellings of a NANP number: optional +1 or 1, area code, exchange, line.
+_PLAIN_NANP = re.compile(
+    r"(?:\+?1[ .-]?)?\(?([2-9][0-9]{2})\)?[ .-]?([0-9]{3})[ .-]?([0-9]{4})", re.ASCII
+)
+
+
+def parse_phone(text: str) -> phonenumbers.PhoneNumber:
+    """phonenumbers.parse(text, "US"), with a fast path for plain NANP spellings.
+
+    parse() costs ~20 us, most of this stage's time; the plain spellings that nearly
+    every application uses give the same number from a regex in ~1 us.
+    Raises phonenumbers.NumberParseException like parse().
+    """
+    match = _PLAIN_NANP.fullmatch(text.strip())
+    if match is not None:
+        return phonenumbers.PhoneNumber(
+            country_code=1, national_number=int("".join(match.groups()))
+        )
+    return phonenumbers.parse(text, "US")
 
 
 def load_tables() -> None:
@@ -158,6 +180,10 @@ def _one(code: str, field: str, message: str) -> tuple[Violation, ...]:
     return (_v(code, field, message),)
 
 
+# Exact ASCII shapes: the schema's patterns use \d and $, which admit other scripts'
+# digits and a trailing newline.
+_SSN_SHAPE = re.compile(r"[0-9]{3}-?[0-9]{2}-?[0-9]{4}")
+_ZIP_SHAPE = re.compile(r"[0-9]{5}(?:-[0-9]{4})?")
 _SSN_AREA_MESSAGE = "SSN area number (first 3 digits) must not be 000, 666 or 900-999"
 
 
@@ -187,14 +213,14 @@ def _check_age(app: Application, today: dt.date) -> tuple[Violation, ...]:
 
 def _check_ssn(app: Application, today: dt.date) -> tuple[Violation, ...]:
     field = "applicant.ssn"
+    # The schema's \d and $ also admit non-ASCII digits and a trailing newline.
+    if _SSN_SHAPE.fullmatch(app.applicant.ssn) is None:
+        return _one(f"{field}.invalid_format", field, "SSN must be 9 ASCII digits")
     # Validate the compact form: stdnum checks its blocklist against format(number),
     # which misses single-dash spellings such as "078-051120".
-    number = stdnum_ssn.compact(app.applicant.ssn)
+    number = app.applicant.ssn.replace("-", "")
     try:
         stdnum_ssn.validate(number)
-    except InvalidFormat:
-        # The schema's \d also admits non-ASCII digits, which SSA never issues.
-        return _one(f"{field}.invalid_format", field, "SSN must be 9 ASCII digits")
     except InvalidComponent:
         return _ssn_component_violations(number)
     except ValidationError:
@@ -219,14 +245,16 @@ def _ssn_component_violations(number: str) -> tuple[Violation, ...]:
 def _check_phone(app: Application, today: dt.date) -> tuple[Violation, ...]:
     field = "applicant.phone"
     try:
-        number = phonenumbers.parse(app.applicant.phone, "US")
+        number = parse_phone(app.applicant.phone)
     except phonenumbers.NumberParseException:
         return _one(f"{field}.invalid", field, "phone is not a phone number")
-    if not phonenumbers.is_valid_number(number):
-        return _one(f"{field}.invalid", field, "phone is not a valid number")
-    if phonenumbers.region_code_for_number(number) not in us_phone_regions():
+    # Checking the few US regions directly is about 3x cheaper than is_valid_number()
+    # plus region_code_for_number(), which try every +1 region in turn.
+    if any(phonenumbers.is_valid_number_for_region(number, r) for r in us_phone_regions()):
+        return ()
+    if phonenumbers.is_valid_number(number):
         return _one(f"{field}.invalid", field, "phone is not a US number")
-    return ()
+    return _one(f"{field}.invalid", field, "phone is not a valid number")
 
 
 def _check_state(app: Application, today: dt.date) -> tuple[Violation, ...]:
@@ -240,6 +268,8 @@ def _check_state(app: Application, today: dt.date) -> tuple[Violation, ...]:
 def _check_zip(app: Application, today: dt.date) -> tuple[Violation, ...]:
     field = "applicant.address.zip"
     address = app.applicant.address
+    if _ZIP_SHAPE.fullmatch(address.zip) is None:
+        return _one(f"{field}.invalid_format", field, "ZIP must be 5 ASCII digits or ZIP+4")
     info = lookup_zip(address.zip)
     if info is None:
         return _one(f"{field}.unknown", field, f"ZIP {address.zip!r} does not exist")
@@ -345,6 +375,7 @@ RULES: Final[tuple[Rule, ...]] = (
     Rule(
         "zip",
         (
+            "applicant.address.zip.invalid_format",
             "applicant.address.zip.unknown",
             "applicant.address.zip.inactive",
             "applicant.address.zip.state_mismatch",

@@ -1,0 +1,403 @@
+"""The broker contract (broker/base.py), one suite for every backend.
+
+A new backend joins by adding its name to BACKENDS and a branch to
+`BrokerFactory._build` that starts from an empty broker (dramatiq style).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from loanflow.broker.base import (
+    IDEMPOTENCY_TTL_S,
+    AppendOutcome,
+    AppendResult,
+    Broker,
+    Delivery,
+    Submission,
+)
+from loanflow.broker.sqlite import SQLiteBroker
+from loanflow.models import AttemptRecord, Envelope, new_application_id
+
+BACKENDS = ["sqlite"]
+
+#: Long enough that a lease never runs out during a test that does not want it to.
+LONG_VISIBILITY_S = 30.0
+#: Short enough that a test can watch a lease run out.
+SHORT_VISIBILITY_S = 0.05
+#: Upper bound on any wait for something the broker must do on its own.
+WAIT_LIMIT_S = 5.0
+
+HOUR_NS = 3600 * 1_000_000_000
+
+
+class BrokerFactory:
+    """Opens brokers of one backend over the same place; closes them all at the end."""
+
+    def __init__(self, backend: str, tmp_path: Path) -> None:
+        self.backend = backend
+        self.tmp_path = tmp_path
+        self._opened: list[Broker] = []
+
+    def __call__(self, *, visibility_timeout_s: float = LONG_VISIBILITY_S) -> Broker:
+        broker = self._build(visibility_timeout_s)
+        asyncio.run(broker.open())
+        self._opened.append(broker)
+        return broker
+
+    def _build(self, visibility_timeout_s: float) -> Broker:
+        if self.backend == "sqlite":
+            return SQLiteBroker(
+                self.tmp_path / "broker.db", visibility_timeout_s=visibility_timeout_s
+            )
+        raise AssertionError(f"expected a backend among {BACKENDS}, got {self.backend!r}")
+
+    def close(self, broker: Broker) -> None:
+        asyncio.run(broker.close())
+        self._opened.remove(broker)
+
+    def close_all(self) -> None:
+        for broker in list(self._opened):
+            self.close(broker)
+
+
+@pytest.fixture(params=BACKENDS)
+def broker_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BrokerFactory]:
+    factory = BrokerFactory(request.param, tmp_path)
+    yield factory
+    factory.close_all()
+
+
+@pytest.fixture
+def broker(broker_factory: BrokerFactory) -> Broker:
+    return broker_factory()
+
+
+def submission(
+    key: str = "idem-1",
+    *,
+    fingerprint: str = "fp-1",
+    api_key_id: str = "key-a",
+    received_at_ns: int | None = None,
+) -> Submission:
+    now_ns = time.time_ns() if received_at_ns is None else received_at_ns
+    envelope = Envelope(
+        id=new_application_id(now_ns),
+        received_at_ns=now_ns,
+        api_key_id=api_key_id,
+        idempotency_key=key,
+        client_ip="192.0.2.1",
+        channel="web",
+        sealed_application=b"sealed:" + key.encode(),
+    )
+    return Submission(envelope, fingerprint)
+
+
+def append_one(broker: Broker, sub: Submission) -> AppendResult:
+    [result] = asyncio.run(broker.append([sub]))
+    return result
+
+
+def reserve(broker: Broker, consumer: str = "c1", max_count: int = 10) -> list[Delivery]:
+    return asyncio.run(broker.reserve(max_count, consumer=consumer))
+
+
+def depth(broker: Broker) -> int:
+    return asyncio.run(broker.depth())
+
+
+def reserve_within(broker: Broker, consumer: str, timeout_s: float = WAIT_LIMIT_S) -> Delivery:
+    """The first delivery the broker hands `consumer`, polling up to `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        deliveries = reserve(broker, consumer)
+        if deliveries:
+            [delivery] = deliveries
+            return delivery
+        time.sleep(0.01)
+    raise AssertionError(f"nothing was handed out within {timeout_s}s")
+
+
+# -- append and idempotency ---------------------------------------------------------
+
+
+def test_append_accepts_a_new_envelope_and_makes_it_reservable(broker: Broker) -> None:
+    sub = submission()
+
+    result = append_one(broker, sub)
+
+    assert result == AppendResult(
+        AppendOutcome.ACCEPTED, sub.envelope.id, sub.envelope.received_at_ns
+    )
+    [delivery] = reserve(broker)
+    assert delivery.envelope == sub.envelope
+    assert delivery.deliveries == 1
+
+
+def test_append_answers_in_order_one_result_per_submission(broker: Broker) -> None:
+    subs = [submission(f"idem-{i}") for i in range(5)]
+
+    results = asyncio.run(broker.append(subs))
+
+    assert [r.application_id for r in results] == [s.envelope.id for s in subs]
+    assert {r.outcome for r in results} == {AppendOutcome.ACCEPTED}
+
+
+def test_replayed_key_returns_the_original_id_and_received_at(broker: Broker) -> None:
+    first = submission("idem-1", fingerprint="fp-1")
+    append_one(broker, first)
+    retry = submission("idem-1", fingerprint="fp-1", received_at_ns=time.time_ns() + 1_000)
+
+    result = append_one(broker, retry)
+
+    assert result == AppendResult(
+        AppendOutcome.REPLAYED, first.envelope.id, first.envelope.received_at_ns
+    )
+    assert depth(broker) == 1
+
+
+def test_same_key_with_another_fingerprint_is_refused_and_enqueues_nothing(
+    broker: Broker,
+) -> None:
+    first = submission("idem-1", fingerprint="fp-1")
+    append_one(broker, first)
+
+    result = append_one(broker, submission("idem-1", fingerprint="fp-other"))
+
+    assert result.outcome is AppendOutcome.KEY_REUSED
+    assert depth(broker) == 1
+    [delivery] = reserve(broker)
+    assert delivery.envelope == first.envelope
+
+
+def test_same_idempotency_key_under_another_api_key_is_independent(broker: Broker) -> None:
+    mine = submission("idem-1", api_key_id="key-a")
+    theirs = submission("idem-1", api_key_id="key-b", fingerprint="fp-other")
+
+    results = [append_one(broker, mine), append_one(broker, theirs)]
+
+    assert [r.outcome for r in results] == [AppendOutcome.ACCEPTED, AppendOutcome.ACCEPTED]
+    assert [r.application_id for r in results] == [mine.envelope.id, theirs.envelope.id]
+    assert depth(broker) == 2
+
+
+def test_concurrent_appends_of_the_same_keys_accept_each_key_once(broker: Broker) -> None:
+    # Given 200 submissions racing for 20 keys (10 identical retries per key)
+    subs = [submission(f"idem-{i % 20}", fingerprint=f"fp-{i % 20}") for i in range(200)]
+
+    async def append_all() -> list[AppendResult]:
+        answers = await asyncio.gather(*(broker.append([s]) for s in subs))
+        return [result for [result] in answers]
+
+    # When they are all appended at once
+    results = asyncio.run(append_all())
+
+    # Then each key is accepted once and every retry names the accepted application
+    accepted = [r for r in results if r.outcome is AppendOutcome.ACCEPTED]
+    assert len(accepted) == 20
+    assert depth(broker) == 20
+    winner = {}
+    for sub, result in zip(subs, results, strict=True):
+        winner.setdefault(sub.envelope.idempotency_key, result.application_id)
+        assert result.application_id == winner[sub.envelope.idempotency_key]
+        assert result.outcome in (AppendOutcome.ACCEPTED, AppendOutcome.REPLAYED)
+
+
+# -- reserve, visibility, ack ---------------------------------------------------------
+
+
+def test_reserved_envelope_is_not_handed_to_a_second_consumer_while_leased(
+    broker: Broker,
+) -> None:
+    append_one(broker, submission())
+    [_] = reserve(broker, "c1")
+
+    assert reserve(broker, "c2") == []
+
+
+def test_reserve_hands_out_oldest_first_and_at_most_max_count(broker: Broker) -> None:
+    subs = [submission(f"idem-{i}") for i in range(5)]
+    asyncio.run(broker.append(subs))
+
+    deliveries = reserve(broker, max_count=3)
+
+    assert [d.envelope.id for d in deliveries] == [s.envelope.id for s in subs[:3]]
+
+
+def test_unacked_envelope_is_redelivered_after_the_visibility_timeout(
+    broker_factory: BrokerFactory,
+) -> None:
+    broker = broker_factory(visibility_timeout_s=SHORT_VISIBILITY_S)
+    sub = submission()
+    append_one(broker, sub)
+    [first] = reserve(broker, "crashed-consumer")
+
+    again = reserve_within(broker, "c2")
+
+    assert again.envelope == sub.envelope
+    assert (first.deliveries, again.deliveries) == (1, 2)
+
+
+def test_ack_removes_the_envelope(broker: Broker) -> None:
+    sub = submission()
+    append_one(broker, sub)
+    [delivery] = reserve(broker)
+
+    asyncio.run(broker.ack([delivery]))
+
+    assert depth(broker) == 0
+    assert asyncio.run(broker.pending_state(sub.envelope.id)) is None
+
+
+def test_acked_envelope_is_not_redelivered(broker_factory: BrokerFactory) -> None:
+    broker = broker_factory(visibility_timeout_s=SHORT_VISIBILITY_S)
+    append_one(broker, submission())
+    [delivery] = reserve(broker)
+    asyncio.run(broker.ack([delivery]))
+
+    time.sleep(SHORT_VISIBILITY_S * 2)
+
+    assert reserve(broker) == []
+
+
+def test_retry_later_hides_the_envelope_until_the_delay_then_hands_out_the_update(
+    broker: Broker,
+) -> None:
+    sub = submission()
+    append_one(broker, sub)
+    [delivery] = reserve(broker)
+    failed = AttemptRecord(attempt=1, at_ns=time.time_ns(), error_code="Boom", message="boom")
+    updated = Envelope(
+        **{**{f: getattr(sub.envelope, f) for f in sub.envelope.__struct_fields__},
+           "attempts": (failed,)}
+    )
+
+    asyncio.run(broker.retry_later(delivery, updated, 0.3))
+
+    assert reserve(broker, "c2") == []
+    again = reserve_within(broker, "c2")
+    assert again.envelope == updated
+    assert again.envelope.attempts == (failed,)
+    assert depth(broker) == 1
+
+
+def test_release_hands_the_envelope_back_without_counting_a_delivery(broker: Broker) -> None:
+    append_one(broker, submission())
+    [delivery] = reserve(broker, "c1")
+
+    asyncio.run(broker.release([delivery], 0))
+
+    [again] = reserve(broker, "c2")
+    assert again.envelope == delivery.envelope
+    assert again.deliveries == delivery.deliveries == 1
+
+
+def test_a_stale_delivery_cannot_hand_back_an_envelope_another_consumer_holds(
+    broker_factory: BrokerFactory,
+) -> None:
+    # Given consumer A whose lease ran out, and consumer B now holding the envelope
+    broker = broker_factory(visibility_timeout_s=0.5)
+    append_one(broker, submission())
+    [stale] = reserve(broker, "a")
+    held = reserve_within(broker, "b")
+
+    # When A, late, hands its copy back (as the processor does on a store outage)
+    asyncio.run(broker.release([stale], 0))
+
+    # Then B still holds it alone: nobody else is handed the envelope
+    assert reserve(broker, "c") == []
+    assert held.deliveries == 2
+
+
+# -- pending_state and depth ----------------------------------------------------------
+
+
+def test_pending_state_reports_queued_before_reserve(broker: Broker) -> None:
+    sub = submission()
+    append_one(broker, sub)
+
+    state = asyncio.run(broker.pending_state(sub.envelope.id))
+
+    assert state == ("queued", sub.envelope.received_at_ns)
+
+
+def test_pending_state_reports_processing_while_leased(broker: Broker) -> None:
+    sub = submission()
+    append_one(broker, sub)
+    reserve(broker)
+
+    state = asyncio.run(broker.pending_state(sub.envelope.id))
+
+    assert state == ("processing", sub.envelope.received_at_ns)
+
+
+def test_pending_state_of_an_unknown_id_is_none(broker: Broker) -> None:
+    assert asyncio.run(broker.pending_state(new_application_id())) is None
+
+
+def test_depth_counts_ready_delayed_and_leased_envelopes(broker: Broker) -> None:
+    asyncio.run(broker.append([submission(f"idem-{i}") for i in range(3)]))
+    [leased, delayed] = reserve(broker, max_count=2)
+    asyncio.run(broker.retry_later(delayed, delayed.envelope, 60))
+
+    assert depth(broker) == 3
+
+
+# -- durability -----------------------------------------------------------------------
+
+
+def test_accepted_envelope_survives_close_and_reopen(broker_factory: BrokerFactory) -> None:
+    broker = broker_factory()
+    sub = submission()
+    append_one(broker, sub)
+    broker_factory.close(broker)
+
+    reopened = broker_factory()
+
+    [delivery] = reserve(reopened)
+    assert delivery.envelope == sub.envelope
+
+
+def test_idempotency_key_survives_close_and_reopen(broker_factory: BrokerFactory) -> None:
+    broker = broker_factory()
+    sub = submission("idem-1", fingerprint="fp-1")
+    append_one(broker, sub)
+    broker_factory.close(broker)
+
+    result = append_one(broker_factory(), submission("idem-1", fingerprint="fp-1"))
+
+    assert (result.outcome, result.application_id) == (AppendOutcome.REPLAYED, sub.envelope.id)
+
+
+# -- idempotency key retention (72 h) -----------------------------------------------
+
+
+def test_keys_older_than_72_hours_are_forgotten_and_can_be_claimed_again(
+    broker: Broker,
+) -> None:
+    sub = submission("idem-1", fingerprint="fp-1")
+    append_one(broker, sub)
+    later_ns = sub.envelope.received_at_ns + IDEMPOTENCY_TTL_S * 1_000_000_000 + HOUR_NS
+
+    forgotten = asyncio.run(broker.expire_idempotency_keys(now_ns=later_ns))  # type: ignore[attr-defined]
+
+    assert forgotten == 1
+    fresh = submission("idem-1", fingerprint="fp-other")
+    result = append_one(broker, fresh)
+    assert (result.outcome, result.application_id) == (AppendOutcome.ACCEPTED, fresh.envelope.id)
+
+
+def test_keys_younger_than_72_hours_are_kept(broker: Broker) -> None:
+    sub = submission("idem-1", fingerprint="fp-1")
+    append_one(broker, sub)
+    almost_ns = sub.envelope.received_at_ns + IDEMPOTENCY_TTL_S * 1_000_000_000 - HOUR_NS
+
+    forgotten = asyncio.run(broker.expire_idempotency_keys(now_ns=almost_ns))  # type: ignore[attr-defined]
+
+    assert forgotten == 0
+    assert append_one(broker, submission("idem-1")).outcome is AppendOutcome.REPLAYED
