@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import math
 import os
 import time
 from typing import Annotated, Literal
@@ -22,11 +23,12 @@ Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 #: Dollars as a JSON number; checked for at most 2 decimals after decoding.
 Money = Annotated[float, msgspec.Meta(ge=0, le=1_000_000_000)]
-Ssn = Annotated[str, msgspec.Meta(pattern=r"^\d{3}-?\d{2}-?\d{4}$")]
+# [0-9], not \d: \d admits other scripts' digits. Newlines are refused in every field.
+Ssn = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{3}-?[0-9]{2}-?[0-9]{4}$")]
 Email = Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
 Phone = Annotated[str, msgspec.Meta(min_length=7, max_length=30)]
 StateCode = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$")]
-Zip = Annotated[str, msgspec.Meta(pattern=r"^\d{5}(-\d{4})?$")]
+Zip = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{5}(-[0-9]{4})?$")]
 
 EmploymentStatus = Literal[
     "employed", "self_employed", "unemployed", "retired", "student", "other"
@@ -104,7 +106,9 @@ MONEY_FIELDS: tuple[tuple[str, str], ...] = (
 
 
 def to_cents(dollars: float) -> int | None:
-    """Dollars to integer cents; None when the amount has more than 2 decimals."""
+    """Dollars to integer cents; None when not finite or with more than 2 decimals."""
+    if not math.isfinite(dollars):
+        return None
     cents = round(dollars * 100)
     if abs(dollars * 100 - cents) > 1e-6 * max(1.0, abs(dollars)):
         return None

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from loanflow.broker.base import (
@@ -272,10 +273,7 @@ def test_retry_later_hides_the_envelope_until_the_delay_then_hands_out_the_updat
     append_one(broker, sub)
     [delivery] = reserve(broker)
     failed = AttemptRecord(attempt=1, at_ns=time.time_ns(), error_code="Boom", message="boom")
-    updated = Envelope(
-        **{**{f: getattr(sub.envelope, f) for f in sub.envelope.__struct_fields__},
-           "attempts": (failed,)}
-    )
+    updated = msgspec.structs.replace(sub.envelope, attempts=(failed,))
 
     asyncio.run(broker.retry_later(delivery, updated, 0.3))
 
@@ -304,14 +302,34 @@ def test_a_stale_delivery_cannot_hand_back_an_envelope_another_consumer_holds(
     broker = broker_factory(visibility_timeout_s=0.5)
     append_one(broker, submission())
     [stale] = reserve(broker, "a")
-    held = reserve_within(broker, "b")
+    reserve_within(broker, "b")
 
     # When A, late, hands its copy back (as the processor does on a store outage)
     asyncio.run(broker.release([stale], 0))
 
     # Then B still holds it alone: nobody else is handed the envelope
     assert reserve(broker, "c") == []
-    assert held.deliveries == 2
+
+
+def test_a_stale_retry_cannot_replace_an_envelope_another_consumer_holds(
+    broker_factory: BrokerFactory,
+) -> None:
+    # Given consumer A whose lease ran out, and consumer B now holding the envelope
+    broker = broker_factory(visibility_timeout_s=0.5)
+    sub = submission()
+    append_one(broker, sub)
+    [stale] = reserve(broker, "a")
+    held = reserve_within(broker, "b")
+    failed = AttemptRecord(attempt=1, at_ns=time.time_ns(), error_code="Late", message="late")
+    late_copy = msgspec.structs.replace(sub.envelope, attempts=(failed,))
+
+    # When A, late, schedules its failed copy for a retry
+    asyncio.run(broker.retry_later(stale, late_copy, 0))
+
+    # Then B still holds it alone, and B's acknowledgement finishes it
+    assert reserve(broker, "c") == []
+    asyncio.run(broker.ack([held]))
+    assert depth(broker) == 0
 
 
 # -- pending_state and depth ----------------------------------------------------------
@@ -342,7 +360,7 @@ def test_pending_state_of_an_unknown_id_is_none(broker: Broker) -> None:
 
 def test_depth_counts_ready_delayed_and_leased_envelopes(broker: Broker) -> None:
     asyncio.run(broker.append([submission(f"idem-{i}") for i in range(3)]))
-    [leased, delayed] = reserve(broker, max_count=2)
+    [_leased, delayed] = reserve(broker, max_count=2)
     asyncio.run(broker.retry_later(delayed, delayed.envelope, 60))
 
     assert depth(broker) == 3
@@ -377,6 +395,10 @@ def test_idempotency_key_survives_close_and_reopen(broker_factory: BrokerFactory
 # -- idempotency key retention (72 h) -----------------------------------------------
 
 
+def expire_keys(broker: Broker, *, now_ns: int) -> int:
+    return asyncio.run(broker.expire_idempotency_keys(now_ns=now_ns))
+
+
 def test_keys_older_than_72_hours_are_forgotten_and_can_be_claimed_again(
     broker: Broker,
 ) -> None:
@@ -384,7 +406,7 @@ def test_keys_older_than_72_hours_are_forgotten_and_can_be_claimed_again(
     append_one(broker, sub)
     later_ns = sub.envelope.received_at_ns + IDEMPOTENCY_TTL_S * 1_000_000_000 + HOUR_NS
 
-    forgotten = asyncio.run(broker.expire_idempotency_keys(now_ns=later_ns))  # type: ignore[attr-defined]
+    forgotten = expire_keys(broker, now_ns=later_ns)
 
     assert forgotten == 1
     fresh = submission("idem-1", fingerprint="fp-other")
@@ -397,7 +419,7 @@ def test_keys_younger_than_72_hours_are_kept(broker: Broker) -> None:
     append_one(broker, sub)
     almost_ns = sub.envelope.received_at_ns + IDEMPOTENCY_TTL_S * 1_000_000_000 - HOUR_NS
 
-    forgotten = asyncio.run(broker.expire_idempotency_keys(now_ns=almost_ns))  # type: ignore[attr-defined]
+    forgotten = expire_keys(broker, now_ns=almost_ns)
 
     assert forgotten == 0
     assert append_one(broker, submission("idem-1")).outcome is AppendOutcome.REPLAYED

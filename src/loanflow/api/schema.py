@@ -7,8 +7,11 @@ every wrong field together, as an API client fixing a form needs.
 
 from __future__ import annotations
 
+import json
+import re
 import types
 import typing
+from collections.abc import Iterator
 from typing import Any
 
 import msgspec
@@ -21,6 +24,13 @@ _decoder = msgspec.json.Decoder(Application)
 _encode = msgspec.json.Encoder().encode
 
 
+#: Characters no field may hold: controls (NUL breaks PostgreSQL), bidi overrides and
+#: zero-width marks (they disguise names on screen), BOMs, lone surrogates (not UTF-8).
+_FORBIDDEN_CHARS = re.compile(
+    "[\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff\ud800-\udfff]"
+)
+
+
 def decode_application(body: bytes) -> Application:
     try:
         application = _decoder.decode(body)
@@ -28,15 +38,39 @@ def decode_application(body: bytes) -> Application:
         raise SchemaInvalid(_all_field_errors(body, exc)) from None
     except msgspec.DecodeError as exc:
         raise MalformedRequest(f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise MalformedRequest("body is nested too deeply") from None
+    except UnicodeDecodeError:
+        raise MalformedRequest("body is not valid UTF-8") from None
+    _refuse_duplicate_keys(body)
     errors = format_errors(application)
     if errors:
         raise SchemaInvalid(errors)
     return application
 
 
+def _refuse_duplicate_keys(body: bytes) -> None:
+    """msgspec keeps the last of two equal keys; another parser may keep the first.
+
+    Runs only on bodies that decoded as an Application, so nesting is shallow.
+    """
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj = dict(pairs)
+        if len(obj) != len(pairs):
+            seen: set[str] = set()
+            for key, _ in pairs:
+                if key in seen:
+                    raise MalformedRequest(f"duplicate key {key!r} in a JSON object")
+                seen.add(key)
+        return obj
+
+    json.loads(body, object_pairs_hook=unique)
+
+
 def format_errors(application: Application) -> list[FieldError]:
-    """Checks a JSON schema type cannot express: email syntax, at most 2 decimals."""
-    errors = []
+    """Checks a JSON schema type cannot express: characters, email syntax, 2 decimals."""
+    errors = list(_text_errors(application, ""))
     for group, name in MONEY_FIELDS:
         value = getattr(getattr(application, group), name)
         if to_cents(value) is None:
@@ -48,6 +82,18 @@ def format_errors(application: Application) -> list[FieldError]:
     return errors
 
 
+def _text_errors(struct: msgspec.Struct, path: str) -> Iterator[FieldError]:
+    for name in struct.__struct_fields__:
+        value = getattr(struct, name)
+        if isinstance(value, str):
+            if _FORBIDDEN_CHARS.search(value):
+                yield FieldError(
+                    _join(path, name), "contains control, bidi, zero-width or invalid characters"
+                )
+        elif isinstance(value, msgspec.Struct):
+            yield from _text_errors(value, _join(path, name))
+
+
 def canonical_bytes(application: Application) -> bytes:
     """One byte string per meaning: key order, spacing and number spelling don't count."""
     return _encode(application)
@@ -56,7 +102,7 @@ def canonical_bytes(application: Application) -> bytes:
 def _all_field_errors(body: bytes, first: msgspec.ValidationError) -> list[FieldError]:
     try:
         raw = msgspec.json.decode(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
         raw = None
     errors = _walk(raw, Application, "") if raw is not None else []
     return errors or [_from_msgspec("", first)]

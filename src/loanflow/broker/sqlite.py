@@ -87,12 +87,13 @@ class SQLiteBroker:
 
         rows = await self._db.write(take)
         rows.sort()
-        return [Delivery(str(seq), _decode(blob), n) for seq, blob, n in rows]
+        return [Delivery(_token(seq, n), _decode(blob), n) for seq, blob, n in rows]
 
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
+        # Not fenced: the result is stored, so the envelope is done whoever holds it now.
         if not deliveries:
             return
-        seqs = [(int(d.token),) for d in deliveries]
+        seqs = [(_seq(d),) for d in deliveries]
         await self._db.write(
             lambda conn: conn.executemany("DELETE FROM messages WHERE seq = ?", seqs)
         )
@@ -102,18 +103,18 @@ class SQLiteBroker:
         await self._db.write(
             lambda conn: conn.execute(
                 "UPDATE messages SET envelope = ?, available_at_ns = ?, lease_until_ns = 0"
-                " WHERE seq = ?",
-                (blob, at, int(delivery.token)),
+                " WHERE seq = ? AND deliveries = ?",
+                (blob, at, _seq(delivery), delivery.deliveries),
             )
         )
 
     async def release(self, deliveries: Sequence[Delivery], delay_s: float) -> None:
         at = time.time_ns() + int(delay_s * 1e9)
-        rows = [(at, int(d.token)) for d in deliveries]
+        rows = [(at, _seq(d), d.deliveries) for d in deliveries]
         await self._db.write(
             lambda conn: conn.executemany(
                 "UPDATE messages SET available_at_ns = ?, lease_until_ns = 0,"
-                " deliveries = deliveries - 1 WHERE seq = ?",
+                " deliveries = deliveries - 1 WHERE seq = ? AND deliveries = ?",
                 rows,
             )
         )
@@ -148,6 +149,16 @@ class SQLiteBroker:
             )
         )
         return int(cur.rowcount)
+
+
+def _token(seq: int, deliveries: int) -> str:
+    # The delivery number fences a holder whose lease ran out: once the envelope is
+    # handed out again, the late holder's release or retry matches no row.
+    return f"{seq}:{deliveries}"
+
+
+def _seq(delivery: Delivery) -> int:
+    return int(delivery.token.partition(":")[0])
 
 
 def _append(

@@ -28,7 +28,8 @@ from loanflow.pipeline.rules import (
     zip_index,
 )
 
-Application = dict[str, Any]
+#: An application as JSON-ready builtins, in the shape models.Application decodes.
+ApplicationDict = dict[str, Any]
 
 
 def _words(text: str, sep: str | None = None) -> tuple[str, ...]:
@@ -152,7 +153,7 @@ def _income_cents(rng: random.Random, status: str) -> int:
     return int(dollars * 100)
 
 
-def generate(rng: random.Random, *, now: dt.datetime | None = None) -> Application:
+def generate(rng: random.Random, *, now: dt.datetime | None = None) -> ApplicationDict:
     """One valid application as a JSON-ready dict; `now` defaults to the current UTC time."""
     now = now if now is not None else dt.datetime.now(dt.UTC)
     choice, randrange, random_ = rng.choice, rng.randrange, rng.random
@@ -214,32 +215,32 @@ def generate(rng: random.Random, *, now: dt.datetime | None = None) -> Applicati
 
 # -- breaking one rule on purpose -----------------------------------------------
 
-Breaker = Callable[[Application, random.Random, dt.date], str]
+Breaker = Callable[[ApplicationDict, random.Random, dt.date], str]
 
 
-def _ssn_digits(app: Application) -> str:
+def _ssn_digits(app: ApplicationDict) -> str:
     return str(app["applicant"]["ssn"]).replace("-", "")
 
 
-def _bad_area(app: Application, rng: random.Random, today: dt.date) -> str:
+def _bad_area(app: ApplicationDict, rng: random.Random, today: dt.date) -> str:
     area = rng.choice(("000", "666", f"9{rng.randrange(100):02d}"))
     app["applicant"]["ssn"] = f"{area}-{_ssn_digits(app)[3:5]}-{_ssn_digits(app)[5:]}"
     return "applicant.ssn.invalid_area"
 
 
-def _bad_group(app: Application, rng: random.Random, today: dt.date) -> str:
+def _bad_group(app: ApplicationDict, rng: random.Random, today: dt.date) -> str:
     digits = _ssn_digits(app)
     app["applicant"]["ssn"] = f"{digits[:3]}-00-{digits[5:]}"
     return "applicant.ssn.invalid_group"
 
 
-def _bad_serial(app: Application, rng: random.Random, today: dt.date) -> str:
+def _bad_serial(app: ApplicationDict, rng: random.Random, today: dt.date) -> str:
     digits = _ssn_digits(app)
     app["applicant"]["ssn"] = f"{digits[:3]}-{digits[3:5]}-0000"
     return "applicant.ssn.invalid_serial"
 
 
-def _bad_phone(app: Application, rng: random.Random, today: dt.date) -> str:
+def _bad_phone(app: ApplicationDict, rng: random.Random, today: dt.date) -> str:
     # No area code starts with 1; 416 is Toronto (valid, but Canadian); then London.
     app["applicant"]["phone"] = rng.choice(
         ("+1 123 555 0100", "+1 416 555 0142", "+44 20 7946 0958", "555-0100-99")
@@ -247,17 +248,17 @@ def _bad_phone(app: Application, rng: random.Random, today: dt.date) -> str:
     return "applicant.phone.invalid"
 
 
-def _bad_state(app: Application, rng: random.Random, today: dt.date) -> str:
+def _bad_state(app: ApplicationDict, rng: random.Random, today: dt.date) -> str:
     app["applicant"]["address"]["state"] = rng.choice(("XX", "ZZ", "QQ", "YY"))
     return "applicant.address.state.unknown"
 
 
-def _bad_zip(app: Application, rng: random.Random, today: dt.date) -> str:
+def _bad_zip(app: ApplicationDict, rng: random.Random, today: dt.date) -> str:
     app["applicant"]["address"]["zip"] = rng.choice(_unused_zips())
     return "applicant.address.zip.unknown"
 
 
-def _zip_elsewhere(app: Application, rng: random.Random, today: dt.date) -> str:
+def _zip_elsewhere(app: ApplicationDict, rng: random.Random, today: dt.date) -> str:
     address = app["applicant"]["address"]
     while True:
         place = rng.choice(_places())
@@ -266,35 +267,35 @@ def _zip_elsewhere(app: Application, rng: random.Random, today: dt.date) -> str:
             return "applicant.address.zip.state_mismatch"
 
 
-def _too_young(app: Application, rng: random.Random, today: dt.date) -> str:
+def _too_young(app: ApplicationDict, rng: random.Random, today: dt.date) -> str:
     dob = today - dt.timedelta(days=rng.randrange(1, 17 * 365))
     app["applicant"]["date_of_birth"] = dob.isoformat()
     return "applicant.age.under_minimum"
 
 
-def _too_old(app: Application, rng: random.Random, today: dt.date) -> str:
+def _too_old(app: ApplicationDict, rng: random.Random, today: dt.date) -> str:
     dob = today - dt.timedelta(days=rng.randrange(102 * 365, 115 * 365))
     app["applicant"]["date_of_birth"] = dob.isoformat()
     return "applicant.age.over_maximum"
 
 
-def _born_tomorrow(app: Application, rng: random.Random, today: dt.date) -> str:
+def _born_tomorrow(app: ApplicationDict, rng: random.Random, today: dt.date) -> str:
     dob = today + dt.timedelta(days=rng.randrange(1, 3650))
     app["applicant"]["date_of_birth"] = dob.isoformat()
     return "applicant.date_of_birth.in_future"
 
 
-def _amount_low(app: Application, rng: random.Random, today: dt.date) -> str:
+def _amount_low(app: ApplicationDict, rng: random.Random, today: dt.date) -> str:
     app["loan"]["amount"] = _money(rng.randrange(0, 100_000))
     return "loan.amount.below_minimum"
 
 
-def _amount_high(app: Application, rng: random.Random, today: dt.date) -> str:
+def _amount_high(app: ApplicationDict, rng: random.Random, today: dt.date) -> str:
     app["loan"]["amount"] = _money(rng.randrange(10_000_001, 100_000_000))
     return "loan.amount.above_maximum"
 
 
-def _odd_term(app: Application, rng: random.Random, today: dt.date) -> str:
+def _odd_term(app: ApplicationDict, rng: random.Random, today: dt.date) -> str:
     offered = set(OFFERED_TERMS_MONTHS)
     app["loan"]["term_months"] = rng.choice(
         [t for t in (6, 18, 30, 42, 90, 120, 360) if t not in offered]
@@ -302,12 +303,12 @@ def _odd_term(app: Application, rng: random.Random, today: dt.date) -> str:
     return "loan.term_months.not_offered"
 
 
-def _no_consent(app: Application, rng: random.Random, today: dt.date) -> str:
+def _no_consent(app: ApplicationDict, rng: random.Random, today: dt.date) -> str:
     app["consent"]["credit_check"] = False
     return "consent.credit_check.missing"
 
 
-def _no_income(app: Application, rng: random.Random, today: dt.date) -> str:
+def _no_income(app: ApplicationDict, rng: random.Random, today: dt.date) -> str:
     applicant = app["applicant"]
     applicant.update(annual_income=0.0, employment_status="employed", co_signer=False)
     return "applicant.annual_income.not_positive"
@@ -334,8 +335,8 @@ BREAKERS: tuple[Breaker, ...] = (
 
 
 def make_invalid(
-    app: Application, rng: random.Random, *, today: dt.date | None = None
-) -> tuple[Application, str]:
+    app: ApplicationDict, rng: random.Random, *, today: dt.date | None = None
+) -> tuple[ApplicationDict, str]:
     """A copy of a valid `app` with exactly one rule broken, and that rule's code.
 
     `today` is the decision date the age breakers aim at (default: today, UTC).

@@ -216,9 +216,7 @@ def masked(application: Application) -> dict[str, object]:
 
 def warm_up() -> None:
     """Load the lookup tables now, so the first application does not pay for them."""
-    rules.zip_index()
-    rules.usps_state_codes()
-    rules.us_phone_regions()
+    rules.load_tables()
 
 
 async def _wait_any(stop: asyncio.Event, wake: asyncio.Event | None, timeout_s: float) -> None:

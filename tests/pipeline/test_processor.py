@@ -1,0 +1,384 @@
+"""The processor over a real SQLite broker and store, in burst mode (`drain()`)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from loanflow.api.schema import decode_application
+from loanflow.broker.base import AppendOutcome, Delivery, Submission
+from loanflow.broker.sqlite import SQLiteBroker
+from loanflow.errors import StoreUnavailable
+from loanflow.models import Envelope, new_application_id
+from loanflow.pii import PiiCipher
+from loanflow.pipeline.processor import Processor
+from loanflow.pipeline.product import load_product
+from loanflow.store.base import ApplicationRecord
+from loanflow.store.sqlite import SQLiteStore
+from tests.conftest import sample_application
+
+PRODUCT = load_product()
+DAY_NS = 86_400 * 1_000_000_000
+#: Upper bound on waiting for a retry's backoff (attempt n waits at most 0.5 * 2**n s).
+WAIT_LIMIT_S = 8.0
+
+SSN_NEEDLES = (b"123-45-6789", b"123456789")
+DOB_NEEDLES = (b"1985-12-10",)
+
+
+class Pipeline:
+    """A broker and a store in one data directory, and what a test does with them."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.cipher = PiiCipher([os.urandom(32)])
+        self.broker = SQLiteBroker(data_dir / "broker.db", visibility_timeout_s=30.0)
+        self.store = SQLiteStore(data_dir / "store.db")
+
+    def open(self) -> None:
+        asyncio.run(self.broker.open())
+        asyncio.run(self.store.open())
+
+    def close(self) -> None:
+        asyncio.run(self.broker.close())
+        asyncio.run(self.store.close())
+
+    def processor(self, *, max_attempts: int = 3, batch_size: int = 200) -> Processor:
+        return Processor(
+            self.broker,
+            self.store,
+            cipher=self.cipher,
+            product=PRODUCT,
+            name="test-processor",
+            batch_size=batch_size,
+            max_attempts=max_attempts,
+        )
+
+    def envelope(self, data: dict[str, Any], *, received_at_ns: int | None = None) -> Envelope:
+        """Sealed the way `POST /v1/applications` seals it."""
+        application = decode_application(msgspec.json.encode(data))
+        now_ns = time.time_ns() if received_at_ns is None else received_at_ns
+        return Envelope(
+            id=new_application_id(now_ns),
+            received_at_ns=now_ns,
+            api_key_id="key-a",
+            idempotency_key=str(uuid.uuid4()),
+            client_ip="192.0.2.1",
+            channel=application.channel,
+            sealed_application=self.cipher.seal(msgspec.msgpack.encode(application)),
+        )
+
+    def poison(self) -> Envelope:
+        """An envelope no attempt can open."""
+        now_ns = time.time_ns()
+        return Envelope(
+            id=new_application_id(now_ns),
+            received_at_ns=now_ns,
+            api_key_id="key-a",
+            idempotency_key=str(uuid.uuid4()),
+            channel="web",
+            sealed_application=b"garbage",
+        )
+
+    def enqueue(self, *envelopes: Envelope) -> None:
+        submissions = [Submission(e, self._fingerprint(e)) for e in envelopes]
+        results = asyncio.run(self.broker.append(submissions))
+        assert {r.outcome for r in results} == {AppendOutcome.ACCEPTED}
+
+    def submit(self, data: dict[str, Any] | None = None, **options: Any) -> Envelope:
+        envelope = self.envelope(sample_application() if data is None else data, **options)
+        self.enqueue(envelope)
+        return envelope
+
+    def _fingerprint(self, envelope: Envelope) -> str:
+        # Every test envelope has its own idempotency key, so any distinct value will do.
+        return self.cipher.keyed_hash(envelope.idempotency_key.encode())
+
+    def record(self, application_id: str) -> ApplicationRecord | None:
+        return asyncio.run(self.store.get_application(application_id))
+
+    def stored(self, application_id: str) -> ApplicationRecord:
+        found = self.record(application_id)
+        assert found is not None, f"{application_id} is not in the store"
+        return found
+
+    def document(self, application_id: str) -> dict[str, Any]:
+        document: dict[str, Any] = msgspec.json.decode(self.stored(application_id).document)
+        return document
+
+    def depth(self) -> int:
+        return asyncio.run(self.broker.depth())
+
+    def store_rows(self) -> list[tuple[Any, ...]]:
+        with sqlite3.connect(self.data_dir / "store.db") as conn:
+            return conn.execute("SELECT * FROM applications").fetchall()
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path) -> Iterator[Pipeline]:
+    p = Pipeline(tmp_path)
+    p.open()
+    yield p
+    p.close()
+
+
+def drain(processor: Processor) -> int:
+    return asyncio.run(processor.drain())
+
+
+def reserve_within(pipeline: Pipeline, timeout_s: float = WAIT_LIMIT_S) -> Delivery:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        deliveries = asyncio.run(pipeline.broker.reserve(1, consumer="inspector"))
+        if deliveries:
+            return deliveries[0]
+        time.sleep(0.02)
+    raise AssertionError(f"nothing became ready within {timeout_s}s")
+
+
+# -- outcomes -----------------------------------------------------------------------------
+
+
+def test_valid_application_is_stored_with_its_enrichment(pipeline: Pipeline) -> None:
+    envelope = pipeline.submit()
+
+    taken = drain(pipeline.processor())
+
+    assert taken == 1
+    record = pipeline.stored(envelope.id)
+    assert record.status == "stored"
+    assessment = pipeline.document(envelope.id)["assessment"]
+    assert assessment["enrichment"]["city"] == "San Francisco"
+    assert assessment["violations"] == []
+    assert (record.rules_version, record.product_version) == (
+        assessment["rules_version"], PRODUCT.version
+    )
+
+
+def test_stored_record_keeps_the_envelope_identity(pipeline: Pipeline) -> None:
+    envelope = pipeline.submit()
+
+    drain(pipeline.processor())
+
+    record = pipeline.stored(envelope.id)
+    assert (record.api_key_id, record.idempotency_key, record.channel) == (
+        envelope.api_key_id, envelope.idempotency_key, envelope.channel
+    )
+    assert (record.external_id, record.received_at_ns) == ("crm-000123", envelope.received_at_ns)
+    assert record.processed_at_ns >= record.received_at_ns
+
+
+def test_processed_application_leaves_the_broker(pipeline: Pipeline) -> None:
+    envelope = pipeline.submit()
+
+    drain(pipeline.processor())
+
+    assert pipeline.depth() == 0
+    assert asyncio.run(pipeline.broker.pending_state(envelope.id)) is None
+
+
+def test_rule_breaking_application_is_rejected_with_all_its_codes(pipeline: Pipeline) -> None:
+    envelope = pipeline.submit(
+        sample_application(loan__amount=500.0, consent__credit_check=False)
+    )
+
+    drain(pipeline.processor())
+
+    assert pipeline.stored(envelope.id).status == "rejected"
+    assessment = pipeline.document(envelope.id)["assessment"]
+    assert [v["code"] for v in assessment["violations"]] == [
+        "loan.amount.below_minimum",
+        "consent.credit_check.missing",
+    ]
+    assert assessment["enrichment"] is None
+    assert pipeline.depth() == 0
+
+
+def test_decision_date_is_the_day_the_application_was_received(pipeline: Pipeline) -> None:
+    # Given an applicant who was 17 when the application arrived three days ago
+    # and turned 18 yesterday (a replay from the dead letters must decide the same way)
+    today = dt.datetime.now(dt.UTC).date()
+    birthday = today - dt.timedelta(days=1)
+    try:
+        dob = birthday.replace(year=birthday.year - 18)
+    except ValueError:  # 29 February
+        dob = dt.date(birthday.year - 18, 2, 28)
+    received_at_ns = time.time_ns() - 3 * DAY_NS
+    envelope = pipeline.submit(
+        sample_application(applicant__date_of_birth=dob.isoformat()),
+        received_at_ns=received_at_ns,
+    )
+
+    # When it is processed today
+    drain(pipeline.processor())
+
+    # Then it is judged as of the day it was received
+    assessment = pipeline.document(envelope.id)["assessment"]
+    assert [v["code"] for v in assessment["violations"]] == ["applicant.age.under_minimum"]
+
+
+# -- PII at rest --------------------------------------------------------------------------
+
+
+def test_no_ssn_or_date_of_birth_is_stored_in_clear(pipeline: Pipeline) -> None:
+    # Given a stored and a rejected application carrying the same SSN and date of birth
+    stored = pipeline.submit()
+    rejected = pipeline.submit(sample_application(loan__amount=500.0))
+    drain(pipeline.processor())
+    rows = pipeline.store_rows()
+    pipeline.close()  # checkpoint the WAL into the main file
+
+    # Then neither any column nor any byte of the data files shows them in clear
+    assert {row[0] for row in rows} == {stored.id, rejected.id}
+    for row in rows:
+        for value in row:
+            as_bytes = value if isinstance(value, bytes) else str(value).encode()
+            for needle in SSN_NEEDLES + DOB_NEEDLES:
+                assert needle not in as_bytes, f"{needle!r} in a column of {row[0]}"
+    for path in pipeline.data_dir.iterdir():
+        content = path.read_bytes()
+        for needle in SSN_NEEDLES + DOB_NEEDLES:
+            assert needle not in content, f"{needle!r} in {path.name}"
+
+
+def test_stored_document_shows_masked_ssn_and_date_of_birth(pipeline: Pipeline) -> None:
+    envelope = pipeline.submit()
+
+    drain(pipeline.processor())
+
+    applicant = pipeline.document(envelope.id)["application"]["applicant"]
+    assert (applicant["ssn"], applicant["date_of_birth"]) == ("***-**-6789", "****-**-**")
+
+
+def test_sealed_pii_opens_back_to_the_ssn_digits_and_date_of_birth(pipeline: Pipeline) -> None:
+    envelope = pipeline.submit()
+
+    drain(pipeline.processor())
+
+    sealed = pipeline.stored(envelope.id).pii_sealed
+    assert sealed is not None
+    assert msgspec.json.decode(pipeline.cipher.open(sealed)) == {
+        "ssn": "123456789",
+        "dob": "1985-12-10",
+    }
+
+
+def test_ssn_hash_is_the_keyed_hash_of_the_ssn_digits(pipeline: Pipeline) -> None:
+    envelope = pipeline.submit(sample_application(applicant__ssn="123456789"))
+
+    drain(pipeline.processor())
+
+    assert pipeline.stored(envelope.id).ssn_hash == pipeline.cipher.keyed_hash(b"123456789")
+
+
+# -- failures -----------------------------------------------------------------------------
+
+
+def test_poison_envelope_is_kept_for_retry_with_the_attempt_recorded(pipeline: Pipeline) -> None:
+    poison = pipeline.poison()
+    pipeline.enqueue(poison)
+
+    asyncio.run(pipeline.processor(max_attempts=3).process_batch())
+
+    assert pipeline.record(poison.id) is None
+    assert pipeline.depth() == 1
+    retried = reserve_within(pipeline)
+    assert retried.envelope.id == poison.id
+    assert [(a.attempt, a.error_code) for a in retried.envelope.attempts] == [(1, "PiiKeyError")]
+
+
+def test_poison_envelope_does_not_hold_up_its_batch_neighbours(pipeline: Pipeline) -> None:
+    before = pipeline.envelope(sample_application())
+    poison = pipeline.poison()
+    after = pipeline.envelope(sample_application())
+    pipeline.enqueue(before, poison, after)
+
+    taken = asyncio.run(pipeline.processor(max_attempts=3).process_batch())
+
+    assert taken == 3
+    assert pipeline.stored(before.id).status == "stored"
+    assert pipeline.stored(after.id).status == "stored"
+    assert pipeline.depth() == 1
+
+
+def test_poison_envelope_is_dead_lettered_after_max_attempts_with_every_error(
+    pipeline: Pipeline,
+) -> None:
+    # Given a poison envelope and a processor allowed three attempts
+    poison = pipeline.poison()
+    pipeline.enqueue(poison)
+    processor = pipeline.processor(max_attempts=3)
+
+    # When the processor keeps taking what is ready (the backoff is short and random)
+    deadline = time.monotonic() + WAIT_LIMIT_S
+    while pipeline.record(poison.id) is None:
+        assert time.monotonic() < deadline, "not dead-lettered in time"
+        asyncio.run(processor.process_batch())
+        time.sleep(0.02)
+
+    # Then it is dead-lettered with one attempt record per try, and gone from the broker
+    assert pipeline.stored(poison.id).status == "dead_lettered"
+    attempts = pipeline.document(poison.id)["attempts"]
+    assert [(a["attempt"], a["error_code"]) for a in attempts] == [
+        (1, "PiiKeyError"), (2, "PiiKeyError"), (3, "PiiKeyError")
+    ]
+    assert pipeline.depth() == 0
+
+
+def test_store_outage_leaves_the_batch_in_the_broker(pipeline: Pipeline) -> None:
+    envelope = pipeline.submit()
+    asyncio.run(pipeline.store.close())
+
+    with pytest.raises(StoreUnavailable):
+        asyncio.run(pipeline.processor().process_batch())
+
+    assert pipeline.depth() == 1
+    assert asyncio.run(pipeline.broker.pending_state(envelope.id)) == (
+        "queued", envelope.received_at_ns
+    )
+
+
+# -- exactly-once effect ------------------------------------------------------------------
+
+
+def test_redelivered_envelope_leaves_one_row_with_the_first_result(pipeline: Pipeline) -> None:
+    # Given an application already processed and stored
+    envelope = pipeline.submit()
+    processor = pipeline.processor()
+    drain(processor)
+    first = pipeline.stored(envelope.id)
+
+    # When the broker hands the same envelope out again (as after a crash before the ack)
+    pipeline.enqueue(msgspec.structs.replace(envelope, idempotency_key=str(uuid.uuid4())))
+    taken = drain(processor)
+
+    # Then it is taken and acked, and the store still holds the first result only
+    assert taken == 1
+    assert pipeline.depth() == 0
+    assert pipeline.stored(envelope.id) == first
+    assert [row[0] for row in pipeline.store_rows()] == [envelope.id]
+
+
+def test_a_backlog_of_500_drains_in_one_call_each_stored_once(pipeline: Pipeline) -> None:
+    envelopes = [
+        pipeline.envelope(sample_application(external_id=f"crm-{i:06d}")) for i in range(500)
+    ]
+    pipeline.enqueue(*envelopes)
+
+    taken = drain(pipeline.processor())
+
+    assert taken == 500
+    assert pipeline.depth() == 0
+    rows = pipeline.store_rows()
+    assert sorted(row[0] for row in rows) == sorted(e.id for e in envelopes)
+    assert {row[1] for row in rows} == {"stored"}

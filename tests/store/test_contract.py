@@ -1,0 +1,305 @@
+"""The store contract (store/base.py), one suite for every backend.
+
+A new backend joins by adding its name to BACKENDS and a branch to
+`StoreFactory._build` that starts from an empty store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from loanflow.apikeys import ApiKey, Scope, generate, hash_key
+from loanflow.models import new_application_id
+from loanflow.store.base import ApplicationRecord, Store
+from loanflow.store.sqlite import SQLiteStore
+
+BACKENDS = ["sqlite"]
+
+SECOND_NS = 1_000_000_000
+
+
+class StoreFactory:
+    """Opens stores of one backend over the same place; closes them all at the end."""
+
+    def __init__(self, backend: str, tmp_path: Path) -> None:
+        self.backend = backend
+        self.tmp_path = tmp_path
+        self._opened: list[Store] = []
+
+    def __call__(self) -> Store:
+        store = self._build()
+        asyncio.run(store.open())
+        self._opened.append(store)
+        return store
+
+    def _build(self) -> Store:
+        if self.backend == "sqlite":
+            return SQLiteStore(self.tmp_path / "store.db")
+        raise AssertionError(f"expected a backend among {BACKENDS}, got {self.backend!r}")
+
+    def applied_migrations(self) -> list[int]:
+        """Versions recorded in schema_migrations, read straight from the backend."""
+        if self.backend == "sqlite":
+            with sqlite3.connect(self.tmp_path / "store.db") as conn:
+                rows = conn.execute("SELECT version FROM schema_migrations ORDER BY version")
+                return [int(version) for (version,) in rows]
+        raise AssertionError(f"expected a backend among {BACKENDS}, got {self.backend!r}")
+
+    def migration_files(self) -> list[int]:
+        folder = resources.files("loanflow.store") / "migrations" / self.backend
+        return sorted(
+            int(entry.name.partition("_")[0])
+            for entry in folder.iterdir()
+            if entry.name.endswith(".sql")
+        )
+
+    def close(self, store: Store) -> None:
+        asyncio.run(store.close())
+        self._opened.remove(store)
+
+    def close_all(self) -> None:
+        for store in list(self._opened):
+            self.close(store)
+
+
+@pytest.fixture(params=BACKENDS)
+def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
+    factory = StoreFactory(request.param, tmp_path)
+    yield factory
+    factory.close_all()
+
+
+@pytest.fixture
+def store(store_factory: StoreFactory) -> Store:
+    return store_factory()
+
+
+def record(**changes: object) -> ApplicationRecord:
+    """A record with every field set to a value that is easy to tell apart."""
+    now_ns = time.time_ns()
+    base = ApplicationRecord(
+        id=new_application_id(now_ns),
+        status="stored",
+        api_key_id="key-a",
+        idempotency_key="idem-1",
+        channel="partner_api",
+        partner_id="partner-7",
+        external_id="crm-000123",
+        received_at_ns=now_ns,
+        processed_at_ns=now_ns + 12_345_678,
+        ssn_hash="ab" * 32,
+        pii_sealed=b"\x00\x01sealed\xff",
+        document=b'{"application":{"channel":"partner_api"},"assessment":{}}',
+        rules_version="2026.1",
+        product_version="personal-loan-2026.1",
+    )
+    return msgspec.structs.replace(base, **changes)
+
+
+def save(store: Store, *records: ApplicationRecord) -> None:
+    asyncio.run(store.save_results(records))
+
+
+def get(store: Store, application_id: str) -> ApplicationRecord | None:
+    return asyncio.run(store.get_application(application_id))
+
+
+# -- applications ---------------------------------------------------------------------
+
+
+def test_saved_record_reads_back_with_every_field(store: Store) -> None:
+    saved = record()
+
+    save(store, saved)
+
+    assert get(store, saved.id) == saved
+
+
+def test_saved_record_with_empty_optional_fields_reads_back_as_none(store: Store) -> None:
+    saved = record(
+        status="dead_lettered", partner_id=None, external_id=None, ssn_hash=None, pii_sealed=None
+    )
+
+    save(store, saved)
+
+    assert get(store, saved.id) == saved
+
+
+def test_unknown_id_reads_as_none(store: Store) -> None:
+    assert get(store, new_application_id()) is None
+
+
+def test_saving_the_same_id_twice_keeps_the_first_result(store: Store) -> None:
+    first = record(status="stored")
+    again = msgspec.structs.replace(
+        first, status="rejected", processed_at_ns=first.processed_at_ns + 1, document=b"{}"
+    )
+
+    save(store, first)
+    save(store, again)
+
+    assert get(store, first.id) == first
+
+
+def test_saving_the_same_id_twice_in_one_batch_keeps_the_first(store: Store) -> None:
+    first = record()
+    again = msgspec.structs.replace(first, status="rejected")
+
+    save(store, first, again)
+
+    assert get(store, first.id) == first
+
+
+def test_a_batch_with_one_bad_record_saves_none_of_it(store: Store) -> None:
+    # Given a batch whose last record breaks a NOT NULL column
+    good = record()
+    bad = record(status=None)
+
+    # When it is saved, the backend refuses it with its own error
+    with pytest.raises(Exception):  # noqa: B017 - the contract names no error type
+        save(store, good, bad)
+
+    # Then its valid neighbour is not visible either
+    assert get(store, good.id) is None
+
+
+def test_many_records_save_in_one_batch(store: Store) -> None:
+    batch = [record(idempotency_key=f"idem-{i}") for i in range(500)]
+
+    save(store, *batch)
+
+    assert all(get(store, r.id) == r for r in batch[::50])
+
+
+def test_saved_records_survive_close_and_reopen(store_factory: StoreFactory) -> None:
+    store = store_factory()
+    saved = record()
+    save(store, saved)
+    store_factory.close(store)
+
+    assert get(store_factory(), saved.id) == saved
+
+
+# -- migrations -------------------------------------------------------------------------
+
+
+def test_open_records_each_migration_file_once(store_factory: StoreFactory) -> None:
+    store_factory()
+
+    assert store_factory.applied_migrations() == store_factory.migration_files()
+
+
+def test_reopening_applies_no_migration_twice(store_factory: StoreFactory) -> None:
+    store_factory.close(store_factory())
+
+    reopened = store_factory()
+
+    assert store_factory.applied_migrations() == store_factory.migration_files()
+    asyncio.run(reopened.ping())
+
+
+# -- API keys ---------------------------------------------------------------------------
+
+
+def api_key(**changes: object) -> tuple[ApiKey, str]:
+    key_id, secret = generate()
+    key = ApiKey(
+        id=key_id,
+        label="ops laptop",
+        scopes=frozenset({Scope.SUBMIT, Scope.READ}),
+        created_at_ns=time.time_ns(),
+    )
+    return msgspec.structs.replace(key, **changes), secret
+
+
+def test_created_api_key_is_found_by_the_hash_of_its_secret(store: Store) -> None:
+    key, secret = api_key()
+
+    asyncio.run(store.create_api_key(key, hash_key(secret)))
+
+    assert asyncio.run(store.find_api_key(hash_key(secret))) == key
+
+
+def test_unknown_api_key_hash_finds_nothing(store: Store) -> None:
+    key, secret = api_key()
+    asyncio.run(store.create_api_key(key, hash_key(secret)))
+
+    assert asyncio.run(store.find_api_key(hash_key(secret + "x"))) is None
+
+
+def test_api_keys_are_listed_oldest_first(store: Store) -> None:
+    now_ns = time.time_ns()
+    newer, newer_secret = api_key(created_at_ns=now_ns, scopes=frozenset({Scope.OPERATE}))
+    older, older_secret = api_key(created_at_ns=now_ns - SECOND_NS, label="")
+    asyncio.run(store.create_api_key(newer, hash_key(newer_secret)))
+    asyncio.run(store.create_api_key(older, hash_key(older_secret)))
+
+    assert asyncio.run(store.list_api_keys()) == [older, newer]
+
+
+def test_api_key_keeps_its_expiry(store: Store) -> None:
+    key, secret = api_key(expires_at_ns=time.time_ns() + 3600 * SECOND_NS)
+
+    asyncio.run(store.create_api_key(key, hash_key(secret)))
+
+    assert asyncio.run(store.find_api_key(hash_key(secret))) == key
+
+
+def test_revoked_api_key_is_found_but_not_usable(store: Store) -> None:
+    key, secret = api_key()
+    asyncio.run(store.create_api_key(key, hash_key(secret)))
+    revoked_at_ns = time.time_ns()
+
+    assert asyncio.run(store.revoke_api_key(key.id, revoked_at_ns)) is True
+
+    found = asyncio.run(store.find_api_key(hash_key(secret)))
+    assert found is not None
+    assert found.revoked_at_ns == revoked_at_ns
+    assert not found.usable(revoked_at_ns)
+
+
+def test_revoking_twice_reports_false_and_keeps_the_first_time(store: Store) -> None:
+    key, secret = api_key()
+    asyncio.run(store.create_api_key(key, hash_key(secret)))
+    first_ns = time.time_ns()
+    asyncio.run(store.revoke_api_key(key.id, first_ns))
+
+    assert asyncio.run(store.revoke_api_key(key.id, first_ns + SECOND_NS)) is False
+
+    found = asyncio.run(store.find_api_key(hash_key(secret)))
+    assert found is not None and found.revoked_at_ns == first_ns
+
+
+def test_revoking_an_unknown_key_reports_false(store: Store) -> None:
+    assert asyncio.run(store.revoke_api_key("no-such-key", time.time_ns())) is False
+
+
+def test_expired_api_key_is_not_usable(store: Store) -> None:
+    now_ns = time.time_ns()
+    key, secret = api_key(expires_at_ns=now_ns - SECOND_NS)
+    asyncio.run(store.create_api_key(key, hash_key(secret)))
+
+    found = asyncio.run(store.find_api_key(hash_key(secret)))
+
+    assert found is not None
+    assert not found.usable(now_ns)
+
+
+def test_api_key_is_usable_until_it_expires(store: Store) -> None:
+    now_ns = time.time_ns()
+    key, secret = api_key(expires_at_ns=now_ns + SECOND_NS)
+    asyncio.run(store.create_api_key(key, hash_key(secret)))
+
+    found = asyncio.run(store.find_api_key(hash_key(secret)))
+
+    assert found is not None
+    assert found.usable(now_ns)
+    assert not found.usable(now_ns + SECOND_NS)

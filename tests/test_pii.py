@@ -1,0 +1,208 @@
+"""PII at rest: sealing, key rotation, keyed hashes, the embedded key file."""
+
+from __future__ import annotations
+
+import base64
+import os
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+
+from loanflow.pii import KEY_FILE_NAME, PiiCipher, PiiKeyError, load_cipher, new_key_text
+
+OLD = os.urandom(32)
+NEW = os.urandom(32)
+SSN = b"123456789"
+
+
+def text(*keys: bytes) -> str:
+    return ",".join(base64.b64encode(key).decode() for key in keys)
+
+
+# -- sealing ------------------------------------------------------------------------------
+
+
+def test_sealed_value_opens_back_to_the_plaintext() -> None:
+    cipher = PiiCipher([NEW])
+
+    assert cipher.open(cipher.seal(SSN)) == SSN
+
+
+def test_sealed_value_does_not_contain_the_plaintext() -> None:
+    assert SSN not in PiiCipher([NEW]).seal(SSN)
+
+
+def test_sealing_twice_gives_different_ciphertexts() -> None:
+    cipher = PiiCipher([NEW])
+
+    assert cipher.seal(SSN) != cipher.seal(SSN)
+
+
+def test_tampered_ciphertext_raises_pii_key_error() -> None:
+    cipher = PiiCipher([NEW])
+    sealed = bytearray(cipher.seal(SSN))
+    sealed[-1] ^= 0x01
+
+    with pytest.raises(PiiKeyError, match="integrity"):
+        cipher.open(bytes(sealed))
+
+
+def test_value_sealed_under_an_unknown_key_raises_pii_key_error() -> None:
+    sealed = PiiCipher([OLD]).seal(SSN)
+
+    with pytest.raises(PiiKeyError, match="no PII key"):
+        PiiCipher([NEW]).open(sealed)
+
+
+def test_cipher_refuses_a_key_of_the_wrong_length() -> None:
+    with pytest.raises(PiiKeyError, match="32-byte"):
+        PiiCipher([os.urandom(16)])
+
+
+# -- rotation -----------------------------------------------------------------------------
+
+
+def test_value_sealed_under_the_old_key_opens_after_rotation() -> None:
+    sealed = PiiCipher([OLD]).seal(SSN)
+
+    assert PiiCipher([NEW, OLD]).open(sealed) == SSN
+
+
+def test_new_seals_after_rotation_carry_the_new_key_id() -> None:
+    rotated = PiiCipher([NEW, OLD])
+
+    sealed = rotated.seal(SSN)
+
+    assert rotated.key_id == PiiCipher([NEW]).key_id
+    assert sealed[:4].hex() == PiiCipher([NEW]).key_id
+    assert PiiCipher([NEW]).open(sealed) == SSN
+
+
+# -- keyed hash ---------------------------------------------------------------------------
+
+
+def test_keyed_hash_is_stable_for_one_key() -> None:
+    assert PiiCipher([NEW]).keyed_hash(SSN) == PiiCipher([NEW]).keyed_hash(SSN)
+
+
+def test_keyed_hash_differs_across_keys() -> None:
+    assert PiiCipher([NEW]).keyed_hash(SSN) != PiiCipher([OLD]).keyed_hash(SSN)
+
+
+def test_keyed_hash_does_not_show_its_input() -> None:
+    assert SSN.decode() not in PiiCipher([NEW]).keyed_hash(SSN)
+
+
+def test_keyed_hash_survives_a_key_rotation() -> None:
+    # The SSN hash (24 h duplicate flag) and the idempotency fingerprint (72 h replays)
+    # are compared with values computed before the rotation.
+    before = PiiCipher([OLD]).keyed_hash(SSN)
+
+    after = PiiCipher([NEW, OLD]).keyed_hash(SSN)
+
+    assert after == before
+
+
+# -- loading the key ----------------------------------------------------------------------
+
+
+def test_embedded_mode_creates_a_private_key_file(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+
+    load_cipher(configured="", data_dir=data_dir, embedded=True)
+
+    key_file = data_dir / KEY_FILE_NAME
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+
+
+def test_embedded_mode_reuses_the_key_file_on_the_next_start(tmp_path: Path) -> None:
+    first = load_cipher(configured="", data_dir=tmp_path, embedded=True)
+    sealed = first.seal(SSN)
+
+    second = load_cipher(configured="", data_dir=tmp_path, embedded=True)
+
+    assert second.key_id == first.key_id
+    assert second.open(sealed) == SSN
+
+
+def start_together(data_dir: Path, count: int) -> list[str]:
+    """`count` first starts racing over one empty data dir: each one's key id or error."""
+    start = threading.Barrier(count)
+    outcomes: list[str] = []
+
+    def load() -> None:
+        start.wait()
+        try:
+            outcomes.append(load_cipher(configured="", data_dir=data_dir, embedded=True).key_id)
+        except PiiKeyError as exc:
+            outcomes.append(f"PiiKeyError: {exc}")
+
+    threads = [threading.Thread(target=load) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+def test_concurrent_first_starts_all_get_the_same_key(tmp_path: Path) -> None:
+    # The window between creating the key file and writing it is short: try a few times.
+    for trial in range(20):
+        outcomes = start_together(tmp_path / f"data-{trial}", 8)
+
+        assert len(set(outcomes)) == 1, f"trial {trial}: {sorted(set(outcomes))}"
+        assert not outcomes[0].startswith("PiiKeyError")
+
+
+def test_configured_key_is_used_and_no_key_file_is_written(tmp_path: Path) -> None:
+    cipher = load_cipher(configured=text(NEW), data_dir=tmp_path, embedded=True)
+
+    assert cipher.key_id == PiiCipher([NEW]).key_id
+    assert not (tmp_path / KEY_FILE_NAME).exists()
+
+
+def test_configured_keys_name_the_new_key_first(tmp_path: Path) -> None:
+    sealed = PiiCipher([OLD]).seal(SSN)
+
+    cipher = load_cipher(configured=text(NEW, OLD), data_dir=tmp_path, embedded=False)
+
+    assert cipher.key_id == PiiCipher([NEW]).key_id
+    assert cipher.open(sealed) == SSN
+
+
+def test_configured_key_may_be_url_safe_base64(tmp_path: Path) -> None:
+    key_text = new_key_text()
+
+    cipher = load_cipher(configured=key_text, data_dir=tmp_path, embedded=False)
+
+    assert cipher.key_id == PiiCipher([base64.urlsafe_b64decode(key_text)]).key_id
+
+
+def test_outside_embedded_mode_a_missing_key_raises_pii_key_error(tmp_path: Path) -> None:
+    with pytest.raises(PiiKeyError, match="LOANFLOW_PII_KEY"):
+        load_cipher(configured="", data_dir=tmp_path, embedded=False)
+
+    assert not (tmp_path / KEY_FILE_NAME).exists()
+
+
+def test_malformed_configured_key_raises_pii_key_error(tmp_path: Path) -> None:
+    with pytest.raises(PiiKeyError):
+        load_cipher(configured="not base64!", data_dir=tmp_path, embedded=False)
+
+
+# -- secrecy ------------------------------------------------------------------------------
+
+
+def test_repr_never_contains_the_key() -> None:
+    shown = repr(PiiCipher([NEW, OLD]))
+
+    for key in (NEW, OLD):
+        for spelling in (
+            key.hex(),
+            repr(key),
+            base64.b64encode(key).decode(),
+            base64.urlsafe_b64encode(key).decode(),
+        ):
+            assert spelling not in shown

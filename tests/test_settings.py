@@ -1,0 +1,85 @@
+"""Settings: LOANFLOW_* variables, flags over variables, secrets kept out of reprs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from loanflow.settings import Settings
+
+
+def test_defaults_match_the_documented_ones() -> None:
+    settings = Settings.from_env({})
+
+    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+    assert settings.data_dir == Path(".loanflow")
+    assert settings.max_attempts == 5
+    assert settings.embedded
+
+
+def test_loanflow_variables_are_read_with_their_types() -> None:
+    environ = {
+        "LOANFLOW_PORT": "9001",
+        "LOANFLOW_DATA_DIR": "/var/lib/loanflow",
+        "LOANFLOW_VISIBILITY_TIMEOUT_S": "2.5",
+        "LOANFLOW_MAX_ATTEMPTS": "7",
+        "LOANFLOW_BROKER_URL": "redis://localhost:6379/0",
+        "LOANFLOW_PII_KEY": "a-key",
+    }
+
+    settings = Settings.from_env(environ)
+
+    assert settings.port == 9001
+    assert settings.data_dir == Path("/var/lib/loanflow")
+    assert settings.visibility_timeout_s == 2.5
+    assert settings.max_attempts == 7
+    assert settings.broker_url == "redis://localhost:6379/0"
+    assert settings.pii_key == "a-key"
+    assert not settings.embedded
+
+
+def test_variables_without_the_prefix_are_ignored() -> None:
+    assert Settings.from_env({"PORT": "9001", "loanflow_port": "9002"}).port == 8000
+
+
+def test_empty_variable_keeps_the_default() -> None:
+    assert Settings.from_env({"LOANFLOW_PORT": ""}).port == 8000
+
+
+def test_flags_win_over_variables() -> None:
+    settings = Settings.from_env({"LOANFLOW_PORT": "9001"}, port=9100)
+
+    assert settings.port == 9100
+
+
+def test_flag_not_given_leaves_the_variable() -> None:
+    settings = Settings.from_env({"LOANFLOW_PORT": "9001"}, port=None)
+
+    assert settings.port == 9001
+
+
+def test_bad_int_names_the_variable() -> None:
+    with pytest.raises(ValueError, match="LOANFLOW_MAX_ATTEMPTS") as raised:
+        Settings.from_env({"LOANFLOW_MAX_ATTEMPTS": "five"})
+
+    assert "five" in str(raised.value)
+
+
+def test_bad_float_names_the_variable() -> None:
+    with pytest.raises(ValueError, match="LOANFLOW_VISIBILITY_TIMEOUT_S"):
+        Settings.from_env({"LOANFLOW_VISIBILITY_TIMEOUT_S": "30s"})
+
+
+def test_repr_does_not_show_the_pii_key() -> None:
+    assert "secret" not in repr(Settings(pii_key="secret"))
+
+
+def test_repr_does_not_show_the_pii_key_read_from_the_environment() -> None:
+    assert "s3cr3t-key" not in repr(Settings.from_env({"LOANFLOW_PII_KEY": "s3cr3t-key"}))
+
+
+def test_repr_does_not_show_a_password_in_a_store_url() -> None:
+    settings = Settings(store_url="postgresql://loanflow:hunter2@db.internal/loanflow")
+
+    assert "hunter2" not in repr(settings)
