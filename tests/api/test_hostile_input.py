@@ -50,8 +50,9 @@ CORPUS: dict[str, tuple[bytes, int]] = {
 def test_hostile_body_is_refused_with_a_clear_status(client, keys, name):
     body, expected = CORPUS[name]
 
-    answer = client.post("/v1/applications", content=body, headers=auth(
-        keys["submit"], **{"Content-Type": "application/json", "Idempotency-Key": str(uuid.uuid4())}))
+    headers = {"Content-Type": "application/json", "Idempotency-Key": str(uuid.uuid4())}
+
+    answer = client.post("/v1/applications", content=body, headers=auth(keys["submit"], **headers))
 
     assert answer.status_code == expected, answer.text
     assert answer.headers["content-type"] == "application/problem+json"
