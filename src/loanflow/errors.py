@@ -10,6 +10,7 @@
     │   ├── SchemaInvalid            422: field-level errors
     │   ├── IdempotencyKeyReused     422: same key, other body
     │   ├── IdempotencyConflict      409: same key still being accepted
+    │   ├── RateLimited              429: over the key's rate
     │   └── NotFound                 404
     └── Unavailable                  503: cannot promise durability now
         ├── BrokerUnavailable
@@ -99,6 +100,16 @@ class IdempotencyConflict(RequestError):
     type = "idempotency-conflict"
     title = "A request with this Idempotency-Key is still being accepted"
     retry_after_s = 1
+
+
+class RateLimited(RequestError):
+    status = 429
+    type = "rate-limited"
+    title = "Over this API key's rate limit"
+
+    def __init__(self, detail: str, *, retry_after_s: int) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
 
 
 class Unavailable(LoanflowError):

@@ -41,6 +41,10 @@ class Settings:
     pii_key: str = _setting(
         "", "PII keys (base64 of 32 bytes, NEW,OLD); empty = key file", secret=True
     )
+    rate_limit_per_s: float = _setting(
+        5000.0, "submissions per second each API key may make (0 = no limit)"
+    )
+    rate_limit_burst: int = _setting(10000, "submissions a key may make at once, above its rate")
     max_body_bytes: int = _setting(64 * 1024, "largest single submission body")
     log_level: str = _setting("info", "log level: debug, info, warning, error")
 

@@ -7,6 +7,7 @@ A new backend joins by adding its name to BACKENDS and a branch to
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -186,6 +187,20 @@ def test_saved_records_survive_close_and_reopen(store_factory: StoreFactory) -> 
     store_factory.close(store)
 
     assert get(store_factory(), saved.id) == saved
+
+
+def test_a_caller_that_gives_up_does_not_stall_later_writes(store: Store) -> None:
+    # Given a caller that stops waiting for a big batch, and whose event loop then ends
+    async def give_up() -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(store.save_results([record() for _ in range(20_000)]), 0.001)
+
+    asyncio.run(give_up())
+
+    # When another caller saves a record, it is answered (not left waiting forever)
+    later = record()
+    asyncio.run(asyncio.wait_for(store.save_results([later]), 3.0))
+    assert get(store, later.id) == later
 
 
 # -- migrations -------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from loanflow.api.applications import get_application, submit_application
 from loanflow.api.auth import Authenticator
 from loanflow.api.health import healthz, readyz
 from loanflow.api.problems import on_http_exception, on_loanflow_error, on_unexpected
+from loanflow.api.ratelimit import TokenBucketLimiter
 from loanflow.errors import LoanflowError
 from loanflow.runtime import open_runtime
 from loanflow.settings import Settings
@@ -32,6 +33,10 @@ def create_app(settings: Settings, *, processors: int | None = None) -> Starlett
         async with open_runtime(settings) as runtime:
             app.state.runtime = runtime
             app.state.auth = Authenticator(runtime.store)
+            app.state.limiter = TokenBucketLimiter(
+                rate_per_s=settings.rate_limit_per_s / settings.api_workers,
+                burst=max(1, settings.rate_limit_burst // settings.api_workers),
+            )
             runtime.start_depth_sampler()
             runtime.start_janitor()
             runtime.start_processors(loops)

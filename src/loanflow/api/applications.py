@@ -37,6 +37,7 @@ def runtime_of(request: Request) -> Runtime:
 async def submit_application(request: Request) -> Response:
     rt = runtime_of(request)
     key = await request.app.state.auth.require(request, Scope.SUBMIT)
+    request.app.state.limiter.acquire(key.id)
     _require_json(request)
     idempotency_key = _idempotency_key(request)
     body = await read_body(request, rt.settings.max_body_bytes)
@@ -59,7 +60,9 @@ async def submit_application(request: Request) -> Response:
         raise IdempotencyKeyReused(
             "this Idempotency-Key was used with a different body; use a new key"
         )
-    rt.wake.set()
+    if result.outcome is AppendOutcome.ACCEPTED:
+        rt.queue_depth += 1  # until the next sample: backpressure holds between samples
+        rt.wake.set()
     headers = {"Location": f"/v1/applications/{result.application_id}"}
     if result.outcome is not AppendOutcome.ACCEPTED:
         headers["Idempotent-Replayed"] = "true"

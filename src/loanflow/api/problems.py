@@ -13,6 +13,7 @@ from starlette.responses import Response
 from loanflow.errors import (
     IdempotencyConflict,
     LoanflowError,
+    RateLimited,
     RequestError,
     SchemaInvalid,
     Unavailable,
@@ -47,7 +48,7 @@ async def on_loanflow_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, SchemaInvalid):
         errors = [{"field": e.field, "message": e.message} for e in exc.errors]
         return problem(exc.status, exc.type, exc.title, exc.detail, errors=errors)
-    if isinstance(exc, IdempotencyConflict):
+    if isinstance(exc, IdempotencyConflict | RateLimited):
         return problem(exc.status, exc.type, exc.title, exc.detail,
                        headers={"Retry-After": str(exc.retry_after_s)})
     if isinstance(exc, RequestError):

@@ -1,0 +1,45 @@
+"""Per-key token buckets: a steady rate, a burst on top, 429 + Retry-After beyond.
+
+This bucket lives in the API process. With several API processes on one host
+each gets an equal share of the rate (the kernel spreads connections evenly
+over SO_REUSEPORT listeners), so the sum is the configured rate.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+from loanflow.errors import RateLimited
+
+
+class TokenBucketLimiter:
+    def __init__(
+        self,
+        *,
+        rate_per_s: float,
+        burst: int,
+        clock_s: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if rate_per_s < 0 or burst < 1:
+            raise ValueError(f"expected rate_per_s >= 0 and burst >= 1, got {rate_per_s}, {burst}")
+        self._rate, self._burst, self._clock = rate_per_s, float(burst), clock_s
+        #: key id -> (tokens, last refill time)
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def acquire(self, key_id: str, cost: int = 1) -> None:
+        """Take `cost` tokens from the key's bucket, or raise RateLimited."""
+        if self._rate == 0:
+            return
+        now = self._clock()
+        tokens, last = self._buckets.get(key_id, (self._burst, now))
+        tokens = min(self._burst, tokens + (now - last) * self._rate)
+        if tokens < cost:
+            self._buckets[key_id] = (tokens, now)
+            wait_s = (cost - tokens) / self._rate
+            raise RateLimited(
+                f"over {self._rate:g}/s for this key; retry after {wait_s:.3f}s",
+                retry_after_s=max(1, math.ceil(wait_s)),
+            )
+        self._buckets[key_id] = (tokens - cost, now)

@@ -1,0 +1,333 @@
+"""The production store: PostgreSQL through an asyncpg pool, documents as JSONB.
+
+Any failure to reach or use the server surfaces as StoreUnavailable, the one
+error callers handle: the processor leaves its batch in the broker and waits.
+Every connection carries a server-side `statement_timeout` and a client-side
+command timeout, so neither a slow query nor a frozen server hangs a caller.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+import msgspec
+
+from loanflow.apikeys import ApiKey, Scope
+from loanflow.errors import StoreUnavailable
+from loanflow.store import migrations
+from loanflow.store.base import ApplicationRecord
+
+_COLUMNS = (
+    "id, status, api_key_id, idempotency_key, channel, partner_id, external_id,"
+    " received_at_ns, processed_at_ns, ssn_hash, pii_sealed, document,"
+    " rules_version, product_version"
+)
+_FIELDS = [name.strip() for name in _COLUMNS.split(",")]
+_KEY_COLUMNS = "id, label, scopes, created_at_ns, expires_at_ns, revoked_at_ns"
+_INSERT = (
+    f"INSERT INTO applications ({_COLUMNS})"
+    f" VALUES ({', '.join(f'${i}' for i in range(1, len(_FIELDS) + 1))})"
+    " ON CONFLICT (id) DO NOTHING"
+)
+
+#: Serialises migrations of one database across processes (the bytes of "loanflow").
+MIGRATION_LOCK_ID = 0x6C6F616E666C6F77
+#: Migrations may rewrite whole tables, so they get more time than one statement.
+MIGRATION_TIMEOUT_S = 60.0
+#: The client waits this much longer than the server's statement_timeout: a live
+#: server cancels first with a clean error; the client's timer fires only when
+#: the server no longer answers at all.
+CLIENT_MARGIN_S = 1.0
+
+#: Everything that means "the store cannot do this now". Server errors are
+#: included: the processor must keep the batch and retry, never crash on them.
+_BACKEND_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+    TimeoutError,
+)
+
+
+class PostgresStore:
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_pool: int = 1,
+        max_pool: int = 10,
+        statement_timeout_s: float = 5.0,
+    ) -> None:
+        if not 0 <= min_pool <= max_pool or max_pool < 1:
+            raise ValueError(
+                f"expected 0 <= min_pool <= max_pool, max_pool >= 1, got {min_pool}, {max_pool}"
+            )
+        if statement_timeout_s <= 0:
+            raise ValueError(f"expected statement_timeout_s > 0, got {statement_timeout_s}")
+        self._url = url
+        self._min_pool, self._max_pool = min_pool, max_pool
+        self._statement_timeout_s = statement_timeout_s
+        self._command_timeout_s = statement_timeout_s + CLIENT_MARGIN_S
+        self._pool: Any = None
+        self.insert_method = "executemany"
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({redact_url(self._url)!r})"
+
+    async def open(self) -> None:
+        try:
+            self._pool = await asyncpg.create_pool(
+                self._url,
+                min_size=self._min_pool,
+                max_size=self._max_pool,
+                # Connect timeout: a frozen server accepts TCP but never answers.
+                timeout=self._command_timeout_s,
+                command_timeout=self._command_timeout_s,
+                server_settings={
+                    "statement_timeout": str(int(self._statement_timeout_s * 1000)),
+                    "application_name": "loanflow",
+                },
+                init=_init_connection,
+            )
+        except _BACKEND_ERRORS as exc:
+            raise StoreUnavailable(f"cannot open {self!r}: {_describe(exc)}") from exc
+        try:
+            async with self._transaction("migrate") as conn:
+                await _migrate(conn)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        try:
+            await pool.close()
+        except _BACKEND_ERRORS:
+            pool.terminate()
+
+    async def save_results(self, records: Sequence[ApplicationRecord]) -> None:
+        rows = _rows(records)
+        if not rows:
+            return
+        async with self._transaction("save_results") as conn:
+            if self.insert_method == "executemany":
+                await conn.executemany(_INSERT, rows)
+            else:
+                await conn.execute(
+                    "CREATE TEMP TABLE IF NOT EXISTS incoming"
+                    " (LIKE applications) ON COMMIT DELETE ROWS"
+                )
+                await conn.copy_records_to_table("incoming", records=rows, columns=_FIELDS)
+                await conn.execute(
+                    f"INSERT INTO applications ({_COLUMNS}) SELECT {_COLUMNS} FROM incoming"
+                    " ON CONFLICT (id) DO NOTHING"
+                )
+
+    async def get_application(self, application_id: str) -> ApplicationRecord | None:
+        if "\x00" in application_id:
+            return None  # PostgreSQL text cannot hold NUL, so no such id exists
+        async with self._connection("get_application") as conn:
+            row = await conn.fetchrow(
+                f"SELECT {_COLUMNS} FROM applications WHERE id = $1", application_id
+            )
+        return None if row is None else ApplicationRecord(**dict(row.items()))
+
+    async def create_api_key(self, key: ApiKey, key_hash: str) -> None:
+        async with self._connection("create_api_key") as conn:
+            await conn.execute(
+                f"INSERT INTO api_keys (key_hash, {_KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                key_hash, key.id, key.label, ",".join(sorted(key.scopes)),
+                key.created_at_ns, key.expires_at_ns, key.revoked_at_ns,
+            )
+
+    async def find_api_key(self, key_hash: str) -> ApiKey | None:
+        if "\x00" in key_hash:
+            return None
+        async with self._connection("find_api_key") as conn:
+            row = await conn.fetchrow(
+                f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_hash = $1", key_hash
+            )
+        return None if row is None else _api_key(row)
+
+    async def list_api_keys(self) -> list[ApiKey]:
+        async with self._connection("list_api_keys") as conn:
+            rows = await conn.fetch(f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY created_at_ns")
+        return [_api_key(row) for row in rows]
+
+    async def revoke_api_key(self, key_id: str, at_ns: int) -> bool:
+        async with self._connection("revoke_api_key") as conn:
+            status = await conn.execute(
+                "UPDATE api_keys SET revoked_at_ns = $1 WHERE id = $2 AND revoked_at_ns IS NULL",
+                at_ns, key_id,
+            )
+        return bool(status != "UPDATE 0")
+
+    async def ping(self) -> None:
+        async with self._connection("ping") as conn:
+            await conn.fetchval("SELECT 1")
+
+    @contextlib.asynccontextmanager
+    async def _connection(self, what: str) -> AsyncIterator[Any]:
+        """A pooled connection; backend errors leave as StoreUnavailable."""
+        pool = self._pool
+        if pool is None:
+            raise StoreUnavailable(f"{what}: {self!r} is not open")
+        try:
+            async with pool.acquire(timeout=self._command_timeout_s) as conn:
+                try:
+                    yield conn
+                except asyncpg.PostgresError:
+                    raise  # the server answered: the connection is still sound
+                except BaseException:
+                    # Timed out, cut off or cancelled: the connection's state is
+                    # unknown, and a polite reset against a frozen server would
+                    # wait out a second timeout. Drop it; the pool opens another.
+                    conn.terminate()
+                    raise
+        except _BACKEND_ERRORS as exc:
+            raise StoreUnavailable(f"{what}: {_describe(exc)}") from exc
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self, what: str) -> AsyncIterator[Any]:
+        async with self._connection(what) as conn:
+            # Not `async with conn.transaction()`: its ROLLBACK on a dead
+            # connection would wait out another timeout; _connection drops it.
+            transaction = conn.transaction()
+            await transaction.start()
+            try:
+                yield conn
+            except asyncpg.PostgresError:
+                await transaction.rollback()
+                raise
+            await transaction.commit()
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by `***`, for reprs and logs."""
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc
+        if parts.password is not None:
+            userinfo, _, hostport = netloc.rpartition("@")
+            user = userinfo.partition(":")[0]
+            netloc = f"{user}:***@{hostport}"
+        query = urlencode(
+            [(k, "***" if k.lower() == "password" else v) for k, v in parse_qsl(parts.query)]
+        )
+        return urlunsplit(parts._replace(netloc=netloc, query=query))
+    except ValueError:
+        return f"{url.partition('://')[0]}://…"
+
+
+async def _init_connection(conn: Any) -> None:
+    # JSONB in binary form is a version byte and the JSON text: the document
+    # bytes go through without a decode/encode round in Python.
+    await conn.set_type_codec(
+        "jsonb", schema="pg_catalog", format="binary",
+        encoder=_jsonb_encode, decoder=_jsonb_decode,
+    )
+
+
+def _jsonb_encode(document: bytes) -> bytes:
+    return b"\x01" + document
+
+
+def _jsonb_decode(data: bytes) -> bytes:
+    if data[:1] != b"\x01":
+        raise ValueError(f"expected JSONB binary format version 1, got {data[:1]!r}")
+    return bytes(data[1:])
+
+
+def _rows(records: Sequence[ApplicationRecord]) -> list[tuple[object, ...]]:
+    # The first record of an id wins, as a second INSERT would leave it; sorted
+    # by id so two batches that overlap lock their rows in the same order and
+    # cannot deadlock.
+    first: dict[str, ApplicationRecord] = {}
+    for record in records:
+        first.setdefault(record.id, record)
+    return [
+        (r.id, r.status, r.api_key_id, r.idempotency_key, r.channel, _text(r.partner_id),
+         _text(r.external_id), r.received_at_ns, r.processed_at_ns, r.ssn_hash, r.pii_sealed,
+         _document(r.document), r.rules_version, r.product_version)
+        for _, r in sorted(first.items())
+    ]
+
+
+def _text(value: str | None) -> str | None:
+    # PostgreSQL text cannot hold NUL, and the API lets one through in free
+    # text: refusing it here would turn one application into an endless outage.
+    if value is None or "\x00" not in value:
+        return value
+    return value.replace("\x00", "\ufffd")
+
+
+def _document(document: bytes) -> bytes:
+    if b"\\u0000" not in document:
+        return document
+    cleaned = _without_nul(msgspec.json.decode(document))
+    return msgspec.json.encode(cleaned)
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, dict):
+        return {_text(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
+
+
+def _api_key(row: Any) -> ApiKey:
+    return ApiKey(
+        id=row["id"],
+        label=row["label"],
+        scopes=frozenset(Scope(s) for s in row["scopes"].split(",")),
+        created_at_ns=row["created_at_ns"],
+        expires_at_ns=row["expires_at_ns"],
+        revoked_at_ns=row["revoked_at_ns"],
+    )
+
+
+async def _migrate(conn: Any) -> int:
+    """Apply pending migrations in the caller's transaction; returns how many."""
+    # A transaction-scoped lock: many processes start at once, one migrates,
+    # the others wait and then find nothing to do. It goes with the transaction,
+    # even when the connection dies.
+    await conn.execute(
+        "SELECT set_config('statement_timeout', $1, true)", f"{int(MIGRATION_TIMEOUT_S)}s"
+    )
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK_ID,
+                       timeout=MIGRATION_TIMEOUT_S)
+    await conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations"
+        " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ns BIGINT NOT NULL)"
+    )
+    done = {row["version"] for row in await conn.fetch("SELECT version FROM schema_migrations")}
+    applied = 0
+    for migration in migrations.load("postgres"):
+        if migration.version in done:
+            continue
+        await conn.execute(migration.sql, timeout=MIGRATION_TIMEOUT_S)
+        await conn.execute(
+            "INSERT INTO schema_migrations VALUES ($1, $2, $3)",
+            migration.version, migration.name, time.time_ns(),
+        )
+        applied += 1
+    return applied
+
+
+def _describe(exc: BaseException) -> str:
+    # The class and SQLSTATE only: a server message may quote row values (PII).
+    sqlstate = getattr(exc, "sqlstate", None)
+    if isinstance(exc, asyncpg.PostgresError):
+        return f"{type(exc).__name__} (SQLSTATE {sqlstate})"
+    return f"{type(exc).__name__}: {str(exc)[:200]}" if str(exc) else type(exc).__name__

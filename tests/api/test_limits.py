@@ -1,0 +1,86 @@
+"""Limits: per-key rate (429) and queue depth (503), both refusing without storing."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import uuid
+
+import httpx
+import pytest
+
+from loanflow.api.ratelimit import TokenBucketLimiter
+from loanflow.errors import RateLimited
+from tests.api.test_submit import submit
+from tests.conftest import ServerProcess, create_key, sample_application
+
+
+def test_bucket_allows_the_burst_then_the_rate():
+    now = [0.0]
+    limiter = TokenBucketLimiter(rate_per_s=10, burst=5, clock_s=lambda: now[0])
+
+    for _ in range(5):
+        limiter.acquire("k")
+    with pytest.raises(RateLimited) as refused:
+        limiter.acquire("k")
+    now[0] += 0.1
+    limiter.acquire("k")
+
+    assert refused.value.retry_after_s == 1
+
+
+def test_buckets_are_per_key():
+    limiter = TokenBucketLimiter(rate_per_s=1, burst=1, clock_s=lambda: 0.0)
+
+    limiter.acquire("a")
+    limiter.acquire("b")
+
+    with pytest.raises(RateLimited):
+        limiter.acquire("a")
+
+
+@pytest.mark.slow
+def test_over_the_rate_is_429_and_accepted_count_matches_the_rate(tmp_path):
+    rate, burst, duration_s = 100, 20, 2.0
+    key = create_key(tmp_path, "submit")
+    server = ServerProcess(tmp_path, rate_limit_per_s=str(rate), rate_limit_burst=str(burst))
+    server.start()
+    statuses: list[int] = []
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            started = time.monotonic()
+            while time.monotonic() - started < duration_s and len(statuses) < 20_000:
+                answer = submit(client, key, sample_application())
+                statuses.append(answer.status_code)
+                if answer.status_code == 429:
+                    assert int(answer.headers["retry-after"]) >= 1
+                    assert answer.json()["type"] == "/problems/rate-limited"
+            elapsed = time.monotonic() - started
+    finally:
+        server.stop()
+
+    expected = burst + rate * elapsed
+    assert set(statuses) == {202, 429}
+    assert abs(statuses.count(202) - expected) <= 0.1 * expected, (statuses.count(202), expected)
+
+
+@pytest.mark.slow
+def test_queue_over_its_depth_is_503_and_nothing_is_stored(tmp_path):
+    key = create_key(tmp_path, "submit")
+    server = ServerProcess(tmp_path, processors="0", max_queue_depth="5").start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            accepted = [submit(client, key, sample_application()) for _ in range(5)]
+            refused_key = str(uuid.uuid4())
+            refused = submit(client, key, sample_application(), idem=refused_key)
+    finally:
+        server.stop()
+
+    assert [a.status_code for a in accepted] == [202] * 5
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"] == "1"
+    assert refused.json()["type"] == "/problems/queue-full"
+    with sqlite3.connect(tmp_path / "broker.db") as db:
+        assert db.execute("SELECT count(*) FROM messages").fetchone()[0] == 5
+        assert db.execute("SELECT count(*) FROM idempotency_keys WHERE key = ?",
+                          (refused_key,)).fetchone()[0] == 0
