@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from loanflow import __version__, apikeys
+from loanflow import __version__, apikeys, logs
 from loanflow.apikeys import ApiKey, Scope
 from loanflow.backends import make_store
 from loanflow.settings import Settings, setting_fields
@@ -43,11 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         })
     except ValueError as exc:
         parser.error(str(exc))
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+    logs.configure(level=settings.log_level, json=settings.log_format == "json")
     result: int = args.run(settings, args)
     return result
 
@@ -124,6 +120,7 @@ def _run_http(settings: Settings, *, processors: int) -> int:
         http="httptools",
         lifespan="on",
         access_log=False,
+        log_config=None,  # keep our JSON handler for uvicorn's own messages
         log_level=settings.log_level,
         timeout_graceful_shutdown=10,
     )

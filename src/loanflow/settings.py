@@ -47,6 +47,7 @@ class Settings:
     rate_limit_burst: int = _setting(10000, "submissions a key may make at once, above its rate")
     max_body_bytes: int = _setting(64 * 1024, "largest single submission body")
     log_level: str = _setting("info", "log level: debug, info, warning, error")
+    log_format: str = _setting("json", "json (one object per line) or text")
 
     @classmethod
     def from_env(

@@ -8,6 +8,7 @@ from importlib import resources
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -18,6 +19,7 @@ from loanflow.api.auth import Authenticator
 from loanflow.api.health import healthz, readyz
 from loanflow.api.problems import on_http_exception, on_loanflow_error, on_unexpected
 from loanflow.api.ratelimit import TokenBucketLimiter
+from loanflow.api.request_id import RequestIdMiddleware
 from loanflow.errors import LoanflowError
 from loanflow.runtime import open_runtime
 from loanflow.settings import Settings
@@ -63,5 +65,6 @@ def create_app(settings: Settings, *, processors: int | None = None) -> Starlett
             HTTPException: on_http_exception,
             Exception: on_unexpected,
         },
+        middleware=[Middleware(RequestIdMiddleware)],
         lifespan=lifespan,
     )
