@@ -53,7 +53,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=__version__)
     commands = parser.add_subparsers(title="commands")
 
-    serve = _command(commands, "serve", "API, processors and dashboard in one process", _serve)
+    serve = _command(
+        commands, "serve",
+        "API, processors and dashboard: one process, or with --api-workers N > 1, N API"
+        " processes and --processors M worker processes",
+        _serve,
+    )
     api = _command(commands, "api", "the HTTP API only (scale-out role)", _api)
     worker = _command(commands, "worker", "processors only (scale-out role)", _worker)
     for sub in (serve, api, worker):
@@ -100,6 +105,11 @@ def _add_setting_flags(parser: argparse.ArgumentParser, only: Sequence[str] = ()
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     asyncio.run(_announce(settings))
+    if settings.api_workers > 1:
+        from loanflow.supervisor import serve_processes
+
+        return serve_processes(settings)
+    # One API process: processors share its event loop, woken at once by each append.
     return _run_http(settings, processors=settings.processors)
 
 

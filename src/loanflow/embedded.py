@@ -114,7 +114,11 @@ class SQLiteDatabase:
                 stopping = True
                 group = [item for item in group if item is not _STOP]
             if group:
-                self._commit_group(conn, group)
+                try:
+                    self._commit_group(conn, group)
+                except Exception:
+                    # The thread must outlive any one group, or every later write hangs.
+                    log.exception("writer of %s: a group of writes failed", self.path.name)
         conn.close()
 
     def _commit_group(self, conn: sqlite3.Connection, group: list[Any]) -> None:
@@ -136,11 +140,17 @@ class SQLiteDatabase:
         except sqlite3.Error as exc:
             log.error("commit of %d writes to %s failed: %s", len(group), self.path.name, exc)
             if conn.in_transaction:
-                conn.execute("ROLLBACK")
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    log.exception("rollback on %s failed", self.path.name)
             failure = self._unavailable(f"{self.path.name}: {exc}")
             outcomes = [(None, failure)] * len(group)
         for (_fn, fut, loop), (result, error) in zip(group, outcomes, strict=True):
-            loop.call_soon_threadsafe(_settle, fut, result, error)
+            try:
+                loop.call_soon_threadsafe(_settle, fut, result, error)
+            except RuntimeError:
+                pass  # the caller's event loop is gone: nobody waits for this answer
 
 
 def _settle(fut: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:

@@ -19,7 +19,8 @@ request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 
 _encode = msgspec.json.Encoder().encode
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+#: Record attributes that are not extra fields (uvicorn adds a coloured copy of its message).
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
 
 
 class JsonFormatter(logging.Formatter):

@@ -2,7 +2,9 @@
 
 A sealed value is `key_id (4 bytes) | nonce (12 bytes) | ciphertext+tag`, so
 old data stays readable after a rotation: `LOANFLOW_PII_KEY="NEW,OLD"` seals
-with NEW and opens with whichever key id a value carries.
+with NEW and opens with whichever key id a value carries. Keyed hashes derive
+from the last (oldest) key listed, so duplicate checks and idempotency
+fingerprints keep matching across a rotation.
 """
 
 from __future__ import annotations
@@ -38,8 +40,9 @@ class PiiCipher:
         self._aeads = {_key_id(key): AESGCM(key) for key in keys}
         self._current_id = _key_id(keys[0])
         self._current = self._aeads[self._current_id]
-        # A separate key for hashing, so a hash never helps attack the cipher.
-        self._hash_key = hashlib.sha256(b"loanflow/pii-hash/v1" + keys[0]).digest()
+        # A separate key for hashing, so a hash never helps attack the cipher; from the
+        # oldest key, so hashes made before a rotation still compare equal after it.
+        self._hash_key = hashlib.sha256(b"loanflow/pii-hash/v1" + keys[-1]).digest()
 
     def __repr__(self) -> str:
         return f"PiiCipher(key_id={self._current_id.hex()})"
@@ -93,19 +96,35 @@ def load_cipher(*, configured: str, data_dir: Path, embedded: bool) -> PiiCipher
         raise PiiKeyError("LOANFLOW_PII_KEY is required outside the embedded mode")
     path = data_dir / KEY_FILE_NAME
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        key = base64.urlsafe_b64encode(os.urandom(KEY_BYTES))
-        # O_EXCL: two processes starting at once must not write two keys.
+        _create_key_file(path)
+    return PiiCipher(parse_keys(path.read_text()))
+
+
+def _create_key_file(path: Path) -> None:
+    """Write a new key so the file only ever appears whole, and only once.
+
+    Processes starting together each write their own temporary file; the first
+    hard link wins and the others read the winner's key.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(base64.urlsafe_b64encode(os.urandom(KEY_BYTES)) + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.link(tmp, path)
         except FileExistsError:
             pass
-        else:
-            with os.fdopen(fd, "wb") as f:
-                f.write(key + b"\n")
-                f.flush()
-                os.fsync(f.fileno())
-    return PiiCipher(parse_keys(path.read_text()))
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    finally:
+        tmp.unlink()
 
 
 def new_key_text() -> str:

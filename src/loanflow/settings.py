@@ -24,8 +24,9 @@ def _setting(default: Any, help: str, *, secret: bool = False) -> Any:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Settings:
-    broker_url: str = _setting("", "broker URL; empty = SQLite file in the data dir")
-    store_url: str = _setting("", "store URL; empty = SQLite file in the data dir")
+    # URLs may carry passwords: kept out of the repr like the PII key.
+    broker_url: str = _setting("", "broker URL; empty = SQLite file in the data dir", secret=True)
+    store_url: str = _setting("", "store URL; empty = SQLite file in the data dir", secret=True)
     data_dir: Path = _setting(Path(".loanflow"), "directory of the embedded SQLite files")
     host: str = _setting("127.0.0.1", "address the HTTP API listens on")
     port: int = _setting(8000, "port the HTTP API listens on")
@@ -37,7 +38,7 @@ class Settings:
     visibility_timeout_s: float = _setting(
         30.0, "seconds before a batch taken by a processor that died is delivered again"
     )
-    poll_interval_s: float = _setting(0.05, "seconds a processor waits when the queue is empty")
+    poll_interval_s: float = _setting(0.01, "seconds a processor waits when the queue is empty")
     pii_key: str = _setting(
         "", "PII keys (base64 of 32 bytes, NEW,OLD); empty = key file", secret=True
     )

@@ -25,6 +25,15 @@ from loanflow.runtime import open_runtime
 from loanflow.settings import Settings
 
 
+def app_from_env() -> Starlette:
+    """The API-only app of one `serve --api-workers N` child, configured by its environment."""
+    from loanflow import logs
+
+    settings = Settings.from_env()
+    logs.configure(level=settings.log_level, json=settings.log_format == "json")
+    return create_app(settings, processors=0)
+
+
 def create_app(settings: Settings, *, processors: int | None = None) -> Starlette:
     """The ASGI app; `processors` loops run in its lifespan (default: the settings')."""
     loops = settings.processors if processors is None else processors

@@ -32,7 +32,9 @@ CREATE TABLE IF NOT EXISTS messages (
     envelope        BLOB NOT NULL,
     available_at_ns INTEGER NOT NULL,
     lease_until_ns  INTEGER NOT NULL DEFAULT 0,
-    deliveries      INTEGER NOT NULL DEFAULT 0
+    deliveries      INTEGER NOT NULL DEFAULT 0,
+    -- Only ever grows (deliveries may go back on a release): fences stale holders.
+    lease_no        INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS idempotency_keys (
     api_key_id      TEXT NOT NULL,
@@ -74,20 +76,31 @@ class SQLiteBroker:
     async def reserve(self, max_count: int, *, consumer: str) -> list[Delivery]:
         now = time.time_ns()
         lease_until = now + self._visibility_ns
+        # A read first: an idle poll must not take the write lock the API appends need.
+        ready = await self._db.read(
+            lambda conn: conn.execute(
+                "SELECT 1 FROM messages WHERE available_at_ns <= ? AND lease_until_ns <= ?"
+                " LIMIT 1",
+                (now, now),
+            ).fetchone()
+        )
+        if ready is None:
+            return []
 
-        def take(conn: sqlite3.Connection) -> list[tuple[int, bytes, int]]:
-            rows: list[tuple[int, bytes, int]] = conn.execute(
-                "UPDATE messages SET lease_until_ns = ?, deliveries = deliveries + 1"
+        def take(conn: sqlite3.Connection) -> list[tuple[int, bytes, int, int]]:
+            rows: list[tuple[int, bytes, int, int]] = conn.execute(
+                "UPDATE messages SET lease_until_ns = ?, deliveries = deliveries + 1,"
+                " lease_no = lease_no + 1"
                 " WHERE seq IN (SELECT seq FROM messages"
                 "   WHERE available_at_ns <= ? AND lease_until_ns <= ? ORDER BY seq LIMIT ?)"
-                " RETURNING seq, envelope, deliveries",
+                " RETURNING seq, envelope, deliveries, lease_no",
                 (lease_until, now, now, max_count),
             ).fetchall()
             return rows
 
         rows = await self._db.write(take)
         rows.sort()
-        return [Delivery(_token(seq, n), _decode(blob), n) for seq, blob, n in rows]
+        return [Delivery(_token(seq, lease), _decode(blob), n) for seq, blob, n, lease in rows]
 
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
         # Not fenced: the result is stored, so the envelope is done whoever holds it now.
@@ -103,18 +116,18 @@ class SQLiteBroker:
         await self._db.write(
             lambda conn: conn.execute(
                 "UPDATE messages SET envelope = ?, available_at_ns = ?, lease_until_ns = 0"
-                " WHERE seq = ? AND deliveries = ?",
-                (blob, at, _seq(delivery), delivery.deliveries),
+                " WHERE seq = ? AND lease_no = ?",
+                (blob, at, *_fence(delivery)),
             )
         )
 
     async def release(self, deliveries: Sequence[Delivery], delay_s: float) -> None:
         at = time.time_ns() + int(delay_s * 1e9)
-        rows = [(at, _seq(d), d.deliveries) for d in deliveries]
+        rows = [(at, *_fence(d)) for d in deliveries]
         await self._db.write(
             lambda conn: conn.executemany(
                 "UPDATE messages SET available_at_ns = ?, lease_until_ns = 0,"
-                " deliveries = deliveries - 1 WHERE seq = ? AND deliveries = ?",
+                " deliveries = deliveries - 1 WHERE seq = ? AND lease_no = ?",
                 rows,
             )
         )
@@ -151,14 +164,19 @@ class SQLiteBroker:
         return int(cur.rowcount)
 
 
-def _token(seq: int, deliveries: int) -> str:
-    # The delivery number fences a holder whose lease ran out: once the envelope is
+def _token(seq: int, lease_no: int) -> str:
+    # The lease number fences a holder whose lease ran out: once the envelope is
     # handed out again, the late holder's release or retry matches no row.
-    return f"{seq}:{deliveries}"
+    return f"{seq}:{lease_no}"
 
 
 def _seq(delivery: Delivery) -> int:
     return int(delivery.token.partition(":")[0])
+
+
+def _fence(delivery: Delivery) -> tuple[int, int]:
+    seq, _, lease_no = delivery.token.partition(":")
+    return int(seq), int(lease_no)
 
 
 def _append(

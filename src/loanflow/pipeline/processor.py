@@ -37,6 +37,13 @@ RETRY_BASE_S = 0.5
 RETRY_CAP_S = 60.0
 #: How long to leave a batch in the broker when a backend is down.
 OUTAGE_DELAY_S = 1.0
+#: Deliveries beyond max_attempts before an application that never gets an answer
+#: (its processor dies each time) is dead-lettered; margin for ordinary redeliveries.
+CRASH_MARGIN = 2
+
+
+class ProcessorCrashLoop(Exception):
+    """An application was delivered many times and no attempt ever ended."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +88,12 @@ class Processor:
                 log.warning("processor %s: backend unavailable, waiting: %s", self.name, exc)
                 await _wait_any(stop, None, OUTAGE_DELAY_S)
                 continue
+            except Exception:
+                # A bug or an unexpected backend error: the batch stays in the broker
+                # (redelivered after the visibility timeout); the loop must live on.
+                log.exception("processor %s: batch failed unexpectedly", self.name)
+                await _wait_any(stop, None, OUTAGE_DELAY_S)
+                continue
             if taken == 0:
                 await _wait_any(stop, wake, self._poll_interval_s)
 
@@ -99,13 +112,20 @@ class Processor:
         done: list[Delivery] = []
         failures: list[_Failure] = []
         for delivery in deliveries:
+            if delivery.deliveries > self._max_attempts + CRASH_MARGIN:
+                # Handed out again and again without an answer: it kills its processor.
+                records.append(self._dead_letter(self._record_failure(
+                    delivery, ProcessorCrashLoop(f"delivered {delivery.deliveries} times "
+                                                 "without a result"))))
+                done.append(delivery)
+                continue
             try:
                 records.append(self._assess(delivery.envelope))
                 done.append(delivery)
             except Exception as exc:
                 failure = self._record_failure(delivery, exc)
                 if len(failure.envelope.attempts) >= self._max_attempts:
-                    records.append(self._dead_letter(failure.envelope))
+                    records.append(self._dead_letter(failure))
                     done.append(delivery)
                 else:
                     failures.append(failure)
@@ -160,7 +180,8 @@ class Processor:
         attempts = (*envelope.attempts, record)
         return _Failure(delivery, msgspec.structs.replace(envelope, attempts=attempts))
 
-    def _dead_letter(self, envelope: Envelope) -> ApplicationRecord:
+    def _dead_letter(self, failure: _Failure) -> ApplicationRecord:
+        envelope = failure.envelope
         return self._record(
             envelope,
             status=Status.DEAD_LETTERED,

@@ -120,6 +120,13 @@ class PostgresStore:
         async with self._transaction("save_results") as conn:
             if self.insert_method == "executemany":
                 await conn.executemany(_INSERT, rows)
+            elif self.insert_method == "unnest":
+                types = ["text"]*7 + ["bigint"]*2 + ["text", "bytea", "jsonb", "text", "text"]
+                cols = [list(c) for c in zip(*rows, strict=True)]
+                await conn.execute(
+                    f"INSERT INTO applications ({_COLUMNS}) SELECT * FROM unnest("
+                    + ", ".join(f"${i+1}::{t}[]" for i, t in enumerate(types))
+                    + ") ON CONFLICT (id) DO NOTHING", *cols)
             else:
                 await conn.execute(
                     "CREATE TEMP TABLE IF NOT EXISTS incoming"

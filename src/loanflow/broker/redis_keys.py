@@ -1,0 +1,50 @@
+"""Every Redis key and stream name the Redis broker uses, in one place.
+
+All keys carry the `{loanflow}` hash tag, so they share one hash slot: the
+multi-key Lua scripts stay legal behind slot-checking proxies and on a
+one-shard Cluster. Inside the stream each entry has two fields, `id` (the
+application id) and `e` (the msgpack envelope); the Lua scripts in
+`broker/lua/` rely on that order.
+"""
+
+from __future__ import annotations
+
+#: Common prefix; `{...}` is a Redis Cluster hash tag (one slot for all keys).
+PREFIX = "{loanflow}:"
+
+#: Stream of envelopes not yet acknowledged: ready ones and those a processor holds.
+#: Acked entries are XDEL'd at once, so XLEN is the depth and nothing is ever trimmed.
+STREAM = PREFIX + "applications"
+
+#: Consumer group of the processors on STREAM (created with MKSTREAM on open).
+GROUP = "processors"
+
+#: Sorted set of application ids waiting out a retry or release delay;
+#: score = ready time in ms (Redis server clock). Their envelopes sit in the
+#: application hash (field `env`) until `reserve` moves them back to STREAM.
+DELAYED = PREFIX + "delayed"
+
+#: String: the XAUTOCLAIM cursor, so a long pending list is scanned in turns
+#: instead of re-reading its head on every reserve.
+CLAIM_CURSOR = PREFIX + "claim-cursor"
+
+#: Hash per application held by the broker: `at` (received_at_ns), `entry`
+#: (current stream entry id, "" while delayed), `n` (deliveries so far),
+#: `lease` (ms until which a processor holds it), `env` (while delayed).
+#: No TTL: it lives exactly as long as the envelope and goes in the same
+#: script as the XACK, so it cannot outlive it nor expire under a backlog.
+APPLICATION_PREFIX = PREFIX + "app:"
+
+#: Hash per idempotency key: `fp` (fingerprint), `id` (application id), `at`
+#: (received_at_ns); TTL base.IDEMPOTENCY_TTL_S, so Redis forgets it after 72 h.
+IDEMPOTENCY_PREFIX = PREFIX + "idem:"
+
+
+def application_key(application_id: str) -> str:
+    return APPLICATION_PREFIX + application_id
+
+
+def idempotency_key(api_key_id: str, key: str) -> str:
+    """`{loanflow}:idem:<api key id>:<key>`; ':' in the api key id is escaped (unambiguous)."""
+    scope = api_key_id.replace("%", "%25").replace(":", "%3A")
+    return f"{IDEMPOTENCY_PREFIX}{scope}:{key}"

@@ -1,0 +1,372 @@
+"""The production broker: a Redis Stream read through one consumer group.
+
+What a 202 means here: each submission runs one Lua script (`lua/append.lua`)
+that claims the idempotency key and XADDs the envelope together. A script is
+atomic and Redis answers only after writing the AOF; with `appendonly yes` and
+`appendfsync always` that write is fsync'd before the reply (with `everysec`
+a crash "may lose the last second"). With `maxmemory-policy noeviction` a full
+Redis refuses the script's first write, so nothing is half-written and the
+caller gets BrokerUnavailable (503), never ACCEPTED. `open()` logs a warning
+when the server is configured otherwise. Key layout: `redis_keys.py`.
+
+- Acked entries are deleted, not trimmed: XACK and XDEL run in one script, so
+  the stream holds exactly the unacked work, XLEN + ZCARD(delayed) is the
+  depth, and no XTRIM ever runs that could pass the oldest unacked entry
+  (Redis 7.0 has no `XTRIM ... ACKED`). XDEL leaves tombstones in a stream node
+  until all its entries are gone, which FIFO processing brings about quickly.
+- Streams have no delayed delivery: `retry_later`/`release` take the entry
+  back (XACK + XDEL) and park the envelope in a sorted set scored by ready
+  time; `reserve` first moves due ones back to the stream, in the same script.
+- `reserve` never blocks: it is one atomic script (promote, XAUTOCLAIM,
+  XREADGROUP, count) and a script cannot block; the processor already polls
+  at `poll_interval_s` (and is woken in-process), and `drain()` needs an empty
+  answer at once.
+- Deliveries are counted in the application hash, not read from the pending
+  list: a retry re-adds the envelope as a new entry, whose count would restart.
+  The token is `<entry id>/<deliveries>`, naming one delivery, so a holder
+  whose lease ran out cannot hand back an entry another consumer now holds.
+- Every Redis error (connection, timeout, OOM, LOADING, ...) becomes
+  BrokerUnavailable. Socket timeouts bound the wait on a frozen Redis, and
+  there are no automatic retries: the caller's 503 and retry with the same
+  key settle an append whose reply was lost.
+- redis.asyncio connections belong to the event loop that made them. The
+  broker keeps a client for the running loop and closes it when that loop
+  shuts down, so successive `asyncio.run()` calls may share one broker.
+- `expire_idempotency_keys()` returns 0: the 72 h TTL set on append makes
+  Redis forget keys. Given `now_ns` (a simulated clock), it sweeps by age.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import hashlib
+import logging
+from collections.abc import AsyncGenerator, Iterator, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgspec
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import NoScriptError, RedisError, ResponseError
+
+from loanflow.broker import redis_keys as keys
+from loanflow.broker.base import (
+    IDEMPOTENCY_TTL_S,
+    AppendOutcome,
+    AppendResult,
+    Delivery,
+    Submission,
+)
+from loanflow.errors import BrokerUnavailable
+from loanflow.models import Envelope
+
+log = logging.getLogger(__name__)
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder(Envelope).decode
+
+SCRIPT_NAMES = ("append", "reserve", "ack", "hand_back", "pending_state", "expire_keys")
+#: Idempotency keys a sweep (`expire_idempotency_keys(now_ns=...)`) checks per script call.
+SWEEP_BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class _Script:
+    text: str
+    sha: str
+
+
+@functools.cache
+def _script(name: str) -> _Script:
+    text = resources.files("loanflow.broker").joinpath(f"lua/{name}.lua").read_text()
+    return _Script(text, hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest())
+
+
+_Call = tuple[_Script, Sequence[str | bytes], Sequence[str | bytes | int]]
+
+
+class RedisStreamsBroker:
+    def __init__(
+        self,
+        url: str,
+        *,
+        visibility_timeout_s: float,
+        socket_timeout_s: float = 5.0,
+        connect_timeout_s: float = 2.0,
+        max_connections: int = 64,
+    ) -> None:
+        if visibility_timeout_s <= 0:
+            raise ValueError(f"expected visibility_timeout_s > 0, got {visibility_timeout_s}")
+        self._url = url
+        self._lease_ms = max(1, round(visibility_timeout_s * 1000))
+        self._socket_timeout_s, self._connect_timeout_s = socket_timeout_s, connect_timeout_s
+        self._max_connections = max_connections
+        self._opened = False
+        self._redis: Redis | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closer: AsyncGenerator[None, None] | None = None
+
+    def __repr__(self) -> str:
+        return f"RedisStreamsBroker({redact(self._url)!r})"
+
+    async def open(self) -> None:
+        self._opened = True
+        try:
+            redis = await self._client()
+            with _unavailable("open"):
+                await _ensure_group(redis)
+                for name in SCRIPT_NAMES:
+                    await redis.script_load(_script(name).text)
+                await _warn_unless_durable(redis)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        self._opened = False
+        closer, loop = self._closer, self._loop
+        self._redis = self._loop = self._closer = None
+        # A client of another (finished) loop was closed when that loop shut down.
+        if closer is not None and loop is asyncio.get_running_loop():
+            await closer.aclose()
+
+    async def append(self, submissions: Sequence[Submission]) -> list[AppendResult]:
+        calls: list[_Call] = []
+        for s in submissions:
+            env = s.envelope
+            calls.append((
+                _script("append"),
+                [keys.idempotency_key(env.api_key_id, env.idempotency_key), keys.STREAM,
+                 keys.application_key(env.id)],
+                [s.fingerprint, env.id, env.received_at_ns, _encode(env), IDEMPOTENCY_TTL_S],
+            ))
+        with _unavailable("append"):
+            replies = await self._run(calls) if calls else []
+        results = []
+        for s, reply in zip(submissions, replies, strict=True):
+            if len(reply) == 1:
+                results.append(
+                    AppendResult(AppendOutcome.ACCEPTED, s.envelope.id, s.envelope.received_at_ns)
+                )
+                continue
+            fingerprint, application_id, received_at_ns = reply
+            same = fingerprint.decode() == s.fingerprint
+            outcome = AppendOutcome.REPLAYED if same else AppendOutcome.KEY_REUSED
+            results.append(AppendResult(outcome, application_id.decode(), int(received_at_ns)))
+        return results
+
+    async def reserve(self, max_count: int, *, consumer: str) -> list[Delivery]:
+        if max_count < 1:
+            return []
+        call: _Call = (
+            _script("reserve"),
+            [keys.STREAM, keys.DELAYED, keys.CLAIM_CURSOR],
+            [keys.GROUP, consumer, max_count, self._lease_ms, keys.APPLICATION_PREFIX],
+        )
+        with _unavailable("reserve"):
+            try:
+                [rows] = await self._run([call])
+            except ResponseError as exc:
+                if not str(exc).startswith("NOGROUP"):
+                    raise
+                # The stream was deleted and an append made it anew (say, a Redis without
+                # persistence restarted): without the group nothing is delivered again.
+                await _ensure_group(await self._client())
+                [rows] = await self._run([call])
+        deliveries = [
+            Delivery(f"{entry.decode()}/{n}", _decode(blob), int(n)) for entry, blob, n in rows
+        ]
+        deliveries.sort(key=lambda d: _entry_order(d.token))
+        return deliveries
+
+    async def ack(self, deliveries: Sequence[Delivery]) -> None:
+        if not deliveries:
+            return
+        args: list[str | bytes | int] = [keys.GROUP, keys.APPLICATION_PREFIX]
+        for d in deliveries:
+            args += [_split_token(d.token)[0], d.envelope.id]
+        with _unavailable("ack"):
+            await self._run([(_script("ack"), [keys.STREAM], args)])
+
+    async def retry_later(self, delivery: Delivery, envelope: Envelope, delay_s: float) -> None:
+        await self._hand_back([(delivery, _encode(envelope))], delay_s, uncount=False)
+
+    async def release(self, deliveries: Sequence[Delivery], delay_s: float) -> None:
+        if deliveries:
+            await self._hand_back([(d, b"") for d in deliveries], delay_s, uncount=True)
+
+    async def pending_state(self, application_id: str) -> tuple[str, int] | None:
+        call: _Call = (_script("pending_state"), [keys.application_key(application_id)], [])
+        with _unavailable("pending_state"):
+            [held] = await self._run([call])
+        if held is None:
+            return None
+        state, received_at_ns = held
+        return state.decode(), int(received_at_ns)
+
+    async def depth(self) -> int:
+        redis = await self._client()
+        with _unavailable("depth"):
+            async with redis.pipeline(transaction=False) as pipe:
+                pipe.xlen(keys.STREAM)
+                pipe.zcard(keys.DELAYED)
+                ready_or_held, delayed = await pipe.execute()
+        return int(ready_or_held) + int(delayed)
+
+    async def ping(self) -> None:
+        redis = await self._client()
+        with _unavailable("ping"):
+            await redis.ping()
+
+    async def expire_idempotency_keys(self, now_ns: int | None = None) -> int:
+        """0 in real time (Redis TTLs forget keys); with `now_ns`, forget keys older than 72 h."""
+        if now_ns is None:
+            return 0
+        cutoff_ns = now_ns - IDEMPOTENCY_TTL_S * 1_000_000_000
+        redis = await self._client()
+        forgotten, batch = 0, []
+        with _unavailable("expire_idempotency_keys"):
+            async for key in redis.scan_iter(match=keys.IDEMPOTENCY_PREFIX + "*", count=1000):
+                batch.append(key)
+                if len(batch) >= SWEEP_BATCH:
+                    forgotten += await self._sweep(batch, cutoff_ns)
+                    batch = []
+            if batch:
+                forgotten += await self._sweep(batch, cutoff_ns)
+        return forgotten
+
+    async def _sweep(self, idempotency_keys: list[bytes], cutoff_ns: int) -> int:
+        [n] = await self._run([(_script("expire_keys"), idempotency_keys, [cutoff_ns])])
+        return int(n)
+
+    async def _hand_back(
+        self, items: Sequence[tuple[Delivery, bytes]], delay_s: float, *, uncount: bool
+    ) -> None:
+        delay_ms = max(0, round(delay_s * 1000))
+        args: list[str | bytes | int] = [
+            keys.GROUP, keys.APPLICATION_PREFIX, delay_ms, "1" if uncount else "0"
+        ]
+        for delivery, envelope in items:
+            entry, n = _split_token(delivery.token)
+            args += [entry, n, delivery.envelope.id, envelope]
+        with _unavailable("retry" if not uncount else "release"):
+            await self._run([(_script("hand_back"), [keys.STREAM, keys.DELAYED], args)])
+
+    async def _run(self, calls: Sequence[_Call]) -> list[Any]:
+        """EVALSHA each call in one round trip (a pipeline, no MULTI: each script is atomic)."""
+        redis = await self._client()
+        results = await _evalsha(redis, calls)
+        missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+        if missing:
+            # Redis restarted and lost its script cache; those calls did not run.
+            for script in {calls[i][0] for i in missing}:
+                await redis.script_load(script.text)
+            again = await _evalsha(redis, [calls[i] for i in missing])
+            for i, result in zip(missing, again, strict=True):
+                results[i] = result
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return results
+
+    async def _client(self) -> Redis:
+        if not self._opened:
+            raise RuntimeError("expected an open RedisStreamsBroker, got a closed one")
+        loop = asyncio.get_running_loop()
+        if self._redis is None or self._loop is not loop:
+            pool = BlockingConnectionPool.from_url(
+                self._url,
+                max_connections=self._max_connections,
+                timeout=self._socket_timeout_s,  # waiting for a free connection
+                socket_timeout=self._socket_timeout_s,
+                socket_connect_timeout=self._connect_timeout_s,
+                retry=Retry(NoBackoff(), 0),
+                client_name="loanflow-broker",
+                lib_name=None,
+                lib_version=None,
+            )
+            self._redis, self._loop = Redis.from_pool(pool), loop
+            self._closer = _close_with_loop(self._redis)
+            await anext(self._closer)
+        return self._redis
+
+
+async def _close_with_loop(redis: Redis) -> AsyncGenerator[None, None]:
+    """Waits at `yield`; the loop closes it (and so the client) when it shuts down."""
+    try:
+        yield
+    finally:
+        with contextlib.suppress(RedisError, OSError):
+            await redis.aclose()
+
+
+async def _evalsha(redis: Redis, calls: Sequence[_Call]) -> list[Any]:
+    async with redis.pipeline(transaction=False) as pipe:
+        for script, script_keys, args in calls:
+            pipe.evalsha(script.sha, len(script_keys), *script_keys, *args)
+        results: list[Any] = await pipe.execute(raise_on_error=False)
+        return results
+
+
+async def _ensure_group(redis: Redis) -> None:
+    try:
+        await redis.xgroup_create(keys.STREAM, keys.GROUP, id="0", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+async def _warn_unless_durable(redis: Redis) -> None:
+    try:
+        raw = await redis.config_get("appendonly", "appendfsync", "maxmemory-policy")
+    except ResponseError:
+        return  # CONFIG is often disabled on managed Redis: durability is set up there
+    config = {_text(k): _text(v) for k, v in raw.items() if k is not None and v is not None}
+    if config.get("appendonly") != "yes" or config.get("appendfsync") not in ("always", "everysec"):
+        log.warning("redis is not durable (appendonly/appendfsync = %s/%s): a 202 may be lost",
+                    config.get("appendonly"), config.get("appendfsync"))
+    elif config.get("appendfsync") == "everysec":
+        log.info("redis appendfsync everysec: a crash may lose the last second of 202s")
+    if config.get("maxmemory-policy") != "noeviction":
+        log.warning("redis maxmemory-policy is %s, expected noeviction: queued work may be evicted",
+                    config.get("maxmemory-policy"))
+
+
+@contextlib.contextmanager
+def _unavailable(action: str) -> Iterator[None]:
+    try:
+        yield
+    except (RedisError, OSError) as exc:
+        raise BrokerUnavailable(f"redis {action} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _split_token(token: str) -> tuple[str, str]:
+    entry, _, deliveries = token.rpartition("/")
+    return entry, deliveries
+
+
+def _entry_order(token: str) -> tuple[int, int]:
+    ms, _, seq = _split_token(token)[0].partition("-")
+    return int(ms), int(seq)
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def redact(url: str) -> str:
+    """`scheme://host:port/db`: no user, password or query (a query may carry one too)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"

@@ -1,0 +1,98 @@
+"""`serve` on one host as several OS processes: N API processes, M worker processes.
+
+The API processes share one listening socket through uvicorn's own worker
+supervisor (it restarts a dead one). The workers are `loanflow worker`
+processes, restarted here when one dies. Settings reach every child through
+the environment, so a flag given to `serve` holds in all of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import subprocess
+import sys
+import threading
+
+from loanflow.settings import ENV_PREFIX, Settings
+
+log = logging.getLogger(__name__)
+
+#: How long a worker may take to finish its batch after SIGTERM before SIGKILL.
+WORKER_STOP_TIMEOUT_S = 30.0
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes `Settings.from_env()` equal `settings` in a child."""
+    env = dict(os.environ)
+    for field in dataclasses.fields(settings):
+        env[ENV_PREFIX + field.name.upper()] = str(getattr(settings, field.name))
+    return env
+
+
+class WorkerPool:
+    """`count` worker processes, each one processor loop, kept alive until `stop()`."""
+
+    def __init__(self, env: dict[str, str], count: int) -> None:
+        self._env = {**env, ENV_PREFIX + "PROCESSORS": "1"}
+        self._count = count
+        self._procs: list[subprocess.Popen[bytes]] = []
+        self._stopping = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, name="worker-watch", daemon=True)
+
+    def start(self) -> None:
+        self._procs = [self._spawn() for _ in range(self._count)]
+        self._watcher.start()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-m", "loanflow", "worker"], env=self._env)
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(1.0):
+            for index, proc in enumerate(self._procs):
+                if proc.poll() is not None and not self._stopping.is_set():
+                    log.error("worker %d exited with %s; restarting", proc.pid, proc.returncode)
+                    self._procs[index] = self._spawn()
+
+    def stop(self) -> None:
+        """SIGTERM each worker (it finishes or releases its batch), then wait."""
+        self._stopping.set()
+        for proc in self._procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self._procs:
+            try:
+                proc.wait(timeout=WORKER_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                log.error("worker %d did not stop in %.0fs; killing", proc.pid,
+                          WORKER_STOP_TIMEOUT_S)
+                proc.kill()
+                proc.wait()
+
+
+def serve_processes(settings: Settings) -> int:
+    import uvicorn
+
+    env = settings_env(settings)
+    os.environ.update(env)  # uvicorn's API children inherit it
+    workers = WorkerPool(env, settings.processors)
+    workers.start()
+    try:
+        uvicorn.run(
+            "loanflow.api.app:app_from_env",
+            factory=True,
+            workers=settings.api_workers,
+            host=settings.host,
+            port=settings.port,
+            loop="uvloop",
+            http="httptools",
+            lifespan="on",
+            access_log=False,
+            log_config=None,
+            log_level=settings.log_level,
+            timeout_graceful_shutdown=10,
+        )
+    finally:
+        workers.stop()
+    return 0
