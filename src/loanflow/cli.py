@@ -121,13 +121,15 @@ def _run_http(settings: Settings, *, processors: int) -> int:
     import uvicorn
 
     from loanflow.api.app import create_app
+    from loanflow.api.http_protocol import GuardedHttpToolsProtocol
 
     uvicorn.run(
         create_app(settings, processors=processors),
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=GuardedHttpToolsProtocol,
+        limit_concurrency=settings.max_connections,
         lifespan="on",
         access_log=False,
         log_config=None,  # keep our JSON handler for uvicorn's own messages

@@ -5,6 +5,7 @@
     │   ├── MalformedRequest         400: bad JSON, missing/invalid header
     │   ├── Unauthenticated          401
     │   ├── Forbidden                403: key lacks the scope
+    │   ├── RequestTimeout           408: body sent too slowly
     │   ├── PayloadTooLarge          413
     │   ├── UnsupportedMediaType     415
     │   ├── SchemaInvalid            422: field-level errors
@@ -59,6 +60,12 @@ class Forbidden(RequestError):
     status = 403
     type = "forbidden"
     title = "API key lacks the required scope"
+
+
+class RequestTimeout(RequestError):
+    status = 408
+    type = "request-timeout"
+    title = "Request body sent too slowly"
 
 
 class PayloadTooLarge(RequestError):

@@ -46,6 +46,9 @@ class Settings:
         5000.0, "submissions per second each API key may make (0 = no limit)"
     )
     rate_limit_burst: int = _setting(10000, "submissions a key may make at once, above its rate")
+    max_connections: int = _setting(
+        4096, "connections plus in-flight requests per API process; beyond: 503"
+    )
     max_body_bytes: int = _setting(64 * 1024, "largest single submission body")
     log_level: str = _setting("info", "log level: debug, info, warning, error")
     log_format: str = _setting("json", "json (one object per line) or text")

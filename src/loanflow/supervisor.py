@@ -74,6 +74,8 @@ class WorkerPool:
 def serve_processes(settings: Settings) -> int:
     import uvicorn
 
+    from loanflow.api.http_protocol import GuardedHttpToolsProtocol
+
     env = settings_env(settings)
     os.environ.update(env)  # uvicorn's API children inherit it
     workers = WorkerPool(env, settings.processors)
@@ -86,7 +88,8 @@ def serve_processes(settings: Settings) -> int:
             host=settings.host,
             port=settings.port,
             loop="uvloop",
-            http="httptools",
+            http=GuardedHttpToolsProtocol,
+            limit_concurrency=settings.max_connections,
             lifespan="on",
             access_log=False,
             log_config=None,

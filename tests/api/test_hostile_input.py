@@ -6,6 +6,7 @@ import json
 import socket
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -87,4 +88,48 @@ def test_a_100_mb_chunked_body_is_cut_off_early(server, keys):
     assert answer.startswith(b"HTTP/1.1 413") or answer == b""
     assert sent < 10 * 1024 * 1024
     assert time.monotonic() - started < 10
+    assert httpx.get(server.url + "/healthz").status_code == 200
+
+
+def trickle(port: int, head: bytes, data: bytes, *, gap_s: float = 0.5,
+            budget_s: float = 15) -> tuple[float, bytes]:
+    """Send `head`, then `data` a byte every `gap_s`.
+
+    Returns seconds until the server answered or closed, and its answer (b"" = closed).
+    """
+    with socket.create_connection(("127.0.0.1", port), timeout=budget_s) as sock:
+        sock.sendall(head)
+        started = time.monotonic()
+        sock.settimeout(gap_s)
+        for byte in data:
+            try:
+                sock.sendall(bytes([byte]))
+            except (BrokenPipeError, ConnectionResetError):
+                return time.monotonic() - started, b""
+            try:
+                answer = sock.recv(4096)
+                return time.monotonic() - started, answer  # b"" = closed
+            except TimeoutError:
+                if time.monotonic() - started > budget_s:
+                    break
+    return time.monotonic() - started, b"still open"
+
+
+@pytest.mark.slow
+def test_slow_headers_and_slow_bodies_are_cut_within_10_s(server, keys):
+    slow_headers = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"X-Slow: " + b"a" * 200
+    body = json.dumps(sample_application()).encode()
+    slow_body = (
+        "POST /v1/applications HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {keys['submit']}\r\nIdempotency-Key: {uuid.uuid4()}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with ThreadPoolExecutor(2) as pool:
+        by_headers = pool.submit(trickle, server.port, b"", slow_headers)
+        by_body = pool.submit(trickle, server.port, slow_body, body)
+        (headers_elapsed, headers_answer), (body_elapsed, body_answer) = (
+            by_headers.result(), by_body.result())
+
+    assert headers_answer == b"" and headers_elapsed < 11
+    assert body_answer.startswith(b"HTTP/1.1 408") and body_elapsed < 11
     assert httpx.get(server.url + "/healthz").status_code == 200

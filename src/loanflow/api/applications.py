@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -18,6 +19,7 @@ from loanflow.errors import (
     NotFound,
     PayloadTooLarge,
     QueueFull,
+    RequestTimeout,
     UnsupportedMediaType,
 )
 from loanflow.models import Envelope, format_ts, new_application_id
@@ -27,6 +29,8 @@ _encode = msgspec.json.Encoder().encode
 _encode_msgpack = msgspec.msgpack.Encoder().encode
 _decode_json = msgspec.json.decode
 MAX_IDEMPOTENCY_KEY = 255
+#: Seconds a client has to send a whole body (a slow body holds a connection).
+BODY_TIMEOUT_S = 10.0
 
 
 def runtime_of(request: Request) -> Runtime:
@@ -133,9 +137,13 @@ async def read_body(request: Request, limit: int) -> bytes:
         if int(declared) > limit:
             raise PayloadTooLarge(f"body of {declared} bytes is over the {limit}-byte limit")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body is over the {limit}-byte limit")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT_S):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"body is over the {limit}-byte limit")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestTimeout(f"the body took over {BODY_TIMEOUT_S:.0f}s to arrive") from None
     return b"".join(chunks)

@@ -288,8 +288,7 @@ class RedisStreamsBroker:
                 socket_connect_timeout=self._connect_timeout_s,
                 retry=Retry(NoBackoff(), 0),
                 client_name="loanflow-broker",
-                lib_name=None,
-                lib_version=None,
+                driver_info=None,  # no CLIENT SETINFO: one round trip less per connect
             )
             self._redis, self._loop = Redis.from_pool(pool), loop
             self._closer = _close_with_loop(self._redis)

@@ -1,0 +1,53 @@
+"""uvicorn's httptools protocol with a deadline on reading request headers.
+
+uvicorn times out idle keep-alive connections but not a client that sends its
+headers a byte at a time (slowloris): each such client would hold a connection
+for ever. Here a request's headers must be complete within HEADER_TIMEOUT_S of
+its first byte (or of the connection opening), else the connection is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+log = logging.getLogger(__name__)
+
+#: Seconds a client has to send a request's headers.
+HEADER_TIMEOUT_S = 10.0
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    _header_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_header_deadline()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm_header_deadline()
+
+    def on_headers_complete(self) -> None:
+        self._disarm_header_deadline()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_header_deadline()
+        super().connection_lost(exc)
+
+    def _arm_header_deadline(self) -> None:
+        if self._header_deadline is None:
+            self._header_deadline = self.loop.call_later(HEADER_TIMEOUT_S, self._headers_too_slow)
+
+    def _disarm_header_deadline(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_deadline = None
+        log.warning("closed a connection whose headers took over %.0fs", HEADER_TIMEOUT_S)
+        self.transport.close()

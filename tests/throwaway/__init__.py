@@ -1,0 +1,1 @@
+"""Throwaway service processes for tests (real services, never fakes of our own backends)."""

@@ -1,0 +1,162 @@
+"""A throwaway `redis-server` on a free loopback port, in its own directory.
+
+Configured as production must be (DESIGN "What accepted promises"): AOF on,
+`appendfsync always`, `noeviction`, no RDB snapshots. It can be stopped,
+killed (SIGKILL, as in a crash), started again on the same directory and
+port (the AOF is replayed), and frozen/thawed (SIGSTOP/SIGCONT) to play a
+Redis that accepts connections but never answers.
+
+    redis_server = redis_server_fixture()                  # module scope, in a test module
+    small_redis = redis_server_fixture(scope="function", extra_args=("--maxmemory", "2mb"))
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+REDIS_SERVER = Path("/usr/bin/redis-server")
+
+#: The durability settings loanflow documents for production.
+DURABLE_ARGS = (
+    "--appendonly", "yes",
+    "--appendfsync", "always",
+    "--maxmemory-policy", "noeviction",
+    "--save", "",
+)
+
+#: Bounded wait for a started server to answer PING (AOF replay included).
+START_TIMEOUT_S = 10.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RedisServer:
+    """One redis-server process over `directory`; `url` stays the same across restarts."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        extra_args: Sequence[str] = (),
+        password: str | None = None,
+        port: int | None = None,
+    ) -> None:
+        self.directory = directory
+        self.extra_args = tuple(extra_args)
+        self.password = password
+        self.port = port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "redis.log"
+
+    def start(self) -> RedisServer:
+        if self.proc is not None and self.proc.poll() is None:
+            raise RuntimeError(f"expected a stopped redis-server, got pid {self.proc.pid} running")
+        args = [
+            str(REDIS_SERVER), "--port", str(self.port), "--bind", "127.0.0.1",
+            "--dir", str(self.directory), "--logfile", str(self.log_path),
+            "--daemonize", "no", *DURABLE_ARGS, *self.extra_args,
+        ]
+        if self.password:
+            args += ["--requirepass", self.password]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited: {self._log_tail()}")
+            if self._answers_ping():
+                return
+            time.sleep(0.01)
+        raise RuntimeError(f"redis-server not ready after {START_TIMEOUT_S}s: {self._log_tail()}")
+
+    def _answers_ping(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                if self.password:
+                    s.sendall(f"AUTH {self.password}\r\n".encode())
+                    s.recv(64)
+                s.sendall(b"PING\r\n")
+                return s.recv(64).startswith(b"+PONG")  # "-LOADING" while replaying the AOF
+        except OSError:
+            return False
+
+    def _log_tail(self) -> str:
+        return self.log_path.read_text()[-2000:] if self.log_path.exists() else "(no log)"
+
+    def stop(self) -> None:
+        """SIGTERM: Redis flushes the AOF and exits; SIGKILL if it does not within 10 s."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.thaw()  # a frozen process would never handle SIGTERM
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, as in a crash or an OOM kill."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def freeze(self) -> None:
+        """SIGSTOP: the port still accepts connections, nothing is answered."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
+    def client(self) -> redis.Redis:
+        """A synchronous client for setting up and inspecting; use it in a `with` block."""
+        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password,
+                           socket_timeout=5)
+
+    def flushall(self) -> None:
+        with self.client() as c:
+            c.flushall()
+
+
+def redis_server_fixture(
+    *, scope: Any = "module", extra_args: Sequence[str] = (), password: str | None = None
+) -> Callable[..., Iterator[RedisServer]]:
+    """A pytest fixture starting one RedisServer for its scope (assign it to a module name)."""
+
+    @pytest.fixture(scope=scope)
+    def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+        srv = RedisServer(
+            tmp_path_factory.mktemp("redis"), extra_args=extra_args, password=password
+        ).start()
+        try:
+            yield srv
+        finally:
+            srv.stop()
+
+    return server
