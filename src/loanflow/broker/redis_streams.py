@@ -1,39 +1,36 @@
 """The production broker: a Redis Stream read through one consumer group.
 
-What a 202 means here: each submission runs one Lua script (`lua/append.lua`)
-that claims the idempotency key and XADDs the envelope together. A script is
-atomic and Redis answers only after writing the AOF; with `appendonly yes` and
-`appendfsync always` that write is fsync'd before the reply (with `everysec`
-a crash "may lose the last second"). With `maxmemory-policy noeviction` a full
-Redis refuses the script's first write, so nothing is half-written and the
-caller gets BrokerUnavailable (503), never ACCEPTED. `open()` logs a warning
-when the server is configured otherwise. Key layout: `redis_keys.py`.
+A 202 here: each submission runs one Lua script (`lua/append.lua`) claiming
+the idempotency key and XADDing the envelope together. Scripts are atomic,
+and Redis replies only after writing the AOF, fsync'd first with
+`appendfsync always` (`everysec`: a crash "may lose the last second"). With
+`noeviction` a full Redis refuses the script's first write: nothing is
+half-written and the caller gets BrokerUnavailable, never ACCEPTED. `open()`
+warns when Redis is configured otherwise. Key layout: `redis_keys.py`.
 
-- Acked entries are deleted, not trimmed: XACK and XDEL run in one script, so
-  the stream holds exactly the unacked work, XLEN + ZCARD(delayed) is the
-  depth, and no XTRIM ever runs that could pass the oldest unacked entry
-  (Redis 7.0 has no `XTRIM ... ACKED`). XDEL leaves tombstones in a stream node
-  until all its entries are gone, which FIFO processing brings about quickly.
+- Acked entries are deleted, not trimmed (XACK + XDEL in one script): the
+  stream holds exactly the unacked work, depth is XLEN + ZCARD(delayed), and
+  no XTRIM can ever pass the oldest unacked entry (7.0 has no XTRIM ACKED).
+  XDEL tombstones stay until their stream node empties; FIFO makes that soon.
 - Streams have no delayed delivery: `retry_later`/`release` take the entry
-  back (XACK + XDEL) and park the envelope in a sorted set scored by ready
-  time; `reserve` first moves due ones back to the stream, in the same script.
+  back and park the envelope in a sorted set scored by ready time; `reserve`
+  first moves due ones back to the stream, in the same script.
 - `reserve` never blocks: it is one atomic script (promote, XAUTOCLAIM,
-  XREADGROUP, count) and a script cannot block; the processor already polls
-  at `poll_interval_s` (and is woken in-process), and `drain()` needs an empty
-  answer at once.
-- Deliveries are counted in the application hash, not read from the pending
-  list: a retry re-adds the envelope as a new entry, whose count would restart.
-  The token is `<entry id>/<deliveries>`, naming one delivery, so a holder
-  whose lease ran out cannot hand back an entry another consumer now holds.
+  XREADGROUP, count) and scripts cannot block; the processor polls at
+  `poll_interval_s` anyway, and `drain()` needs an empty answer at once.
+- Deliveries are counted in the application hash: a retry re-adds the
+  envelope as a new entry, whose pending-list count would restart. The token
+  `<entry id>/<deliveries>` names one delivery, so a holder whose lease ran
+  out cannot hand back what another consumer now holds.
 - Every Redis error (connection, timeout, OOM, LOADING, ...) becomes
-  BrokerUnavailable. Socket timeouts bound the wait on a frozen Redis, and
-  there are no automatic retries: the caller's 503 and retry with the same
-  key settle an append whose reply was lost.
-- redis.asyncio connections belong to the event loop that made them. The
-  broker keeps a client for the running loop and closes it when that loop
-  shuts down, so successive `asyncio.run()` calls may share one broker.
+  BrokerUnavailable. Socket timeouts bound the wait on a frozen Redis; only a
+  dropped connection is retried, once. An append whose reply was lost is
+  settled by the caller's retry with the same key.
+- redis.asyncio connections belong to the loop that made them: the broker
+  keeps a client per running loop and closes it when that loop shuts down, so
+  successive `asyncio.run()` calls may share one broker (as the tests do).
 - `expire_idempotency_keys()` returns 0: the 72 h TTL set on append makes
-  Redis forget keys. Given `now_ns` (a simulated clock), it sweeps by age.
+  Redis forget keys. Given `now_ns` (a simulated clock) it sweeps by age.
 """
 
 from __future__ import annotations
@@ -53,6 +50,7 @@ import msgspec
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from loanflow.broker import redis_keys as keys
@@ -148,18 +146,7 @@ class RedisStreamsBroker:
             ))
         with _unavailable("append"):
             replies = await self._run(calls) if calls else []
-        results = []
-        for s, reply in zip(submissions, replies, strict=True):
-            if len(reply) == 1:
-                results.append(
-                    AppendResult(AppendOutcome.ACCEPTED, s.envelope.id, s.envelope.received_at_ns)
-                )
-                continue
-            fingerprint, application_id, received_at_ns = reply
-            same = fingerprint.decode() == s.fingerprint
-            outcome = AppendOutcome.REPLAYED if same else AppendOutcome.KEY_REUSED
-            results.append(AppendResult(outcome, application_id.decode(), int(received_at_ns)))
-        return results
+        return [_append_result(s, reply) for s, reply in zip(submissions, replies, strict=True)]
 
     async def reserve(self, max_count: int, *, consumer: str) -> list[Delivery]:
         if max_count < 1:
@@ -286,7 +273,9 @@ class RedisStreamsBroker:
                 timeout=self._socket_timeout_s,  # waiting for a free connection
                 socket_timeout=self._socket_timeout_s,
                 socket_connect_timeout=self._connect_timeout_s,
-                retry=Retry(NoBackoff(), 0),
+                # One immediate retry on a dropped connection (a pooled one Redis closed
+                # on restart); none on a timeout, which would double a frozen Redis's wait.
+                retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
                 client_name="loanflow-broker",
                 driver_info=None,  # no CLIENT SETINFO: one round trip less per connect
             )
@@ -326,7 +315,7 @@ async def _warn_unless_durable(redis: Redis) -> None:
         raw = await redis.config_get("appendonly", "appendfsync", "maxmemory-policy")
     except ResponseError:
         return  # CONFIG is often disabled on managed Redis: durability is set up there
-    config = {_text(k): _text(v) for k, v in raw.items() if k is not None and v is not None}
+    config = {str(k): str(v) for k, v in raw.items()}
     if config.get("appendonly") != "yes" or config.get("appendfsync") not in ("always", "everysec"):
         log.warning("redis is not durable (appendonly/appendfsync = %s/%s): a 202 may be lost",
                     config.get("appendonly"), config.get("appendfsync"))
@@ -345,6 +334,15 @@ def _unavailable(action: str) -> Iterator[None]:
         raise BrokerUnavailable(f"redis {action} failed: {type(exc).__name__}: {exc}") from exc
 
 
+def _append_result(sub: Submission, reply: list[bytes]) -> AppendResult:
+    if len(reply) == 1:  # the new entry's id
+        return AppendResult(AppendOutcome.ACCEPTED, sub.envelope.id, sub.envelope.received_at_ns)
+    fingerprint, application_id, received_at_ns = reply
+    same = fingerprint.decode() == sub.fingerprint
+    outcome = AppendOutcome.REPLAYED if same else AppendOutcome.KEY_REUSED
+    return AppendResult(outcome, application_id.decode(), int(received_at_ns))
+
+
 def _split_token(token: str) -> tuple[str, str]:
     entry, _, deliveries = token.rpartition("/")
     return entry, deliveries
@@ -353,10 +351,6 @@ def _split_token(token: str) -> tuple[str, str]:
 def _entry_order(token: str) -> tuple[int, int]:
     ms, _, seq = _split_token(token)[0].partition("-")
     return int(ms), int(seq)
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def redact(url: str) -> str:

@@ -8,7 +8,9 @@ command timeout, so neither a slow query nor a frozen server hangs a caller.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -34,6 +36,8 @@ _INSERT = (
     f" VALUES ({', '.join(f'${i}' for i in range(1, len(_FIELDS) + 1))})"
     " ON CONFLICT (id) DO NOTHING"
 )
+
+log = logging.getLogger(__name__)
 
 #: Serialises migrations of one database across processes (the bytes of "loanflow").
 MIGRATION_LOCK_ID = 0x6C6F616E666C6F77
@@ -75,12 +79,14 @@ class PostgresStore:
         self._statement_timeout_s = statement_timeout_s
         self._command_timeout_s = statement_timeout_s + CLIENT_MARGIN_S
         self._pool: Any = None
-        self.insert_method = "executemany"
 
     def __repr__(self) -> str:
         return f"PostgresStore({redact_url(self._url)!r})"
 
     async def open(self) -> None:
+        if self._pool is not None:
+            raise RuntimeError(f"expected a closed store, got {self!r} already open")
+        timeout_ms = str(int(self._statement_timeout_s * 1000))
         try:
             self._pool = await asyncpg.create_pool(
                 self._url,
@@ -90,7 +96,10 @@ class PostgresStore:
                 timeout=self._command_timeout_s,
                 command_timeout=self._command_timeout_s,
                 server_settings={
-                    "statement_timeout": str(int(self._statement_timeout_s * 1000)),
+                    "statement_timeout": timeout_ms,
+                    # A client that stalls mid-transaction (frozen, partitioned)
+                    # would hold its rows' locks and block every redelivery.
+                    "idle_in_transaction_session_timeout": timeout_ms,
                     "application_name": "loanflow",
                 },
                 init=_init_connection,
@@ -99,7 +108,9 @@ class PostgresStore:
             raise StoreUnavailable(f"cannot open {self!r}: {_describe(exc)}") from exc
         try:
             async with self._transaction("migrate") as conn:
-                await _migrate(conn)
+                applied = await _migrate(conn)
+            if applied:
+                log.info("%r: applied %d migration(s)", self, applied)
         except BaseException:
             await self.close()
             raise
@@ -109,7 +120,8 @@ class PostgresStore:
         if pool is None:
             return
         try:
-            await pool.close()
+            # Graceful close says goodbye to the server; a frozen one never answers.
+            await asyncio.wait_for(pool.close(), self._command_timeout_s)
         except _BACKEND_ERRORS:
             pool.terminate()
 
@@ -118,25 +130,10 @@ class PostgresStore:
         if not rows:
             return
         async with self._transaction("save_results") as conn:
-            if self.insert_method == "executemany":
-                await conn.executemany(_INSERT, rows)
-            elif self.insert_method == "unnest":
-                types = ["text"]*7 + ["bigint"]*2 + ["text", "bytea", "jsonb", "text", "text"]
-                cols = [list(c) for c in zip(*rows, strict=True)]
-                await conn.execute(
-                    f"INSERT INTO applications ({_COLUMNS}) SELECT * FROM unnest("
-                    + ", ".join(f"${i+1}::{t}[]" for i, t in enumerate(types))
-                    + ") ON CONFLICT (id) DO NOTHING", *cols)
-            else:
-                await conn.execute(
-                    "CREATE TEMP TABLE IF NOT EXISTS incoming"
-                    " (LIKE applications) ON COMMIT DELETE ROWS"
-                )
-                await conn.copy_records_to_table("incoming", records=rows, columns=_FIELDS)
-                await conn.execute(
-                    f"INSERT INTO applications ({_COLUMNS}) SELECT {_COLUMNS} FROM incoming"
-                    " ON CONFLICT (id) DO NOTHING"
-                )
+            # Measured against COPY into a temp table + INSERT … SELECT: executemany
+            # (pipelined binds) was faster at 200 and 1,000 rows, twice as fast
+            # on redelivered (duplicate) batches.
+            await conn.executemany(_INSERT, rows)
 
     async def get_application(self, application_id: str) -> ApplicationRecord | None:
         if "\x00" in application_id:
@@ -150,7 +147,8 @@ class PostgresStore:
     async def create_api_key(self, key: ApiKey, key_hash: str) -> None:
         async with self._connection("create_api_key") as conn:
             await conn.execute(
-                f"INSERT INTO api_keys (key_hash, {_KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                f"INSERT INTO api_keys (key_hash, {_KEY_COLUMNS})"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 key_hash, key.id, key.label, ",".join(sorted(key.scopes)),
                 key.created_at_ns, key.expires_at_ns, key.revoked_at_ns,
             )
@@ -219,6 +217,8 @@ class PostgresStore:
 
 def redact_url(url: str) -> str:
     """The URL with any password replaced by `***`, for reprs and logs."""
+    if "://" not in url:
+        return "(a DSN that is not a URL, hidden)"
     try:
         parts = urlsplit(url)
         netloc = parts.netloc

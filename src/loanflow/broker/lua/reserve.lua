@@ -28,7 +28,10 @@ end
 local taken = {}
 local cursor = redis.call('GET', cursor_key) or '0-0'
 local claimed = redis.call('XAUTOCLAIM', stream, group, consumer, lease_ms, cursor, 'COUNT', count)
-redis.call('SET', cursor_key, claimed[1])
+if claimed[1] ~= cursor then
+  -- Only on change: an idle poll must write nothing (each write is an AOF fsync).
+  redis.call('SET', cursor_key, claimed[1])
+end
 for _, e in ipairs(claimed[2]) do
   if type(e[2]) == 'table' then taken[#taken + 1] = e end
 end

@@ -18,6 +18,14 @@ CREATE TABLE applications (
     rules_version   TEXT NOT NULL,
     product_version TEXT NOT NULL
 );
+-- LZ4 (where the server has it) writes the ~4 KB documents about a third faster than pglz.
+DO $$
+BEGIN
+    IF 'lz4' = ANY (SELECT unnest(enumvals) FROM pg_settings
+                    WHERE name = 'default_toast_compression') THEN
+        ALTER TABLE applications ALTER COLUMN document SET COMPRESSION lz4;
+    END IF;
+END $$;
 -- Every list is newest first, filtered by one of these and paged on received_at_ns.
 CREATE INDEX applications_received ON applications (received_at_ns);
 CREATE INDEX applications_status ON applications (status, received_at_ns);
