@@ -10,6 +10,7 @@ commit durable before any of its callers hears back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import sqlite3
@@ -147,10 +148,9 @@ class SQLiteDatabase:
             failure = self._unavailable(f"{self.path.name}: {exc}")
             outcomes = [(None, failure)] * len(group)
         for (_fn, fut, loop), (result, error) in zip(group, outcomes, strict=True):
-            try:
+            # RuntimeError: the caller's event loop is gone, nobody waits for this answer.
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_settle, fut, result, error)
-            except RuntimeError:
-                pass  # the caller's event loop is gone: nobody waits for this answer
 
 
 def _settle(fut: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:

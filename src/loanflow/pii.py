@@ -10,6 +10,7 @@ fingerprints keep matching across a rotation.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import os
@@ -114,10 +115,8 @@ def _create_key_file(path: Path) -> None:
             f.write(base64.urlsafe_b64encode(os.urandom(KEY_BYTES)) + b"\n")
             f.flush()
             os.fsync(f.fileno())
-        try:
+        with contextlib.suppress(FileExistsError):  # another process won: use its key
             os.link(tmp, path)
-        except FileExistsError:
-            pass
         dir_fd = os.open(path.parent, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
