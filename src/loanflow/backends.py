@@ -18,7 +18,13 @@ def make_broker(settings: Settings) -> Broker:
         return SQLiteBroker(
             settings.data_dir / BROKER_FILE, visibility_timeout_s=settings.visibility_timeout_s
         )
-    raise ValueError(f"expected an empty LOANFLOW_BROKER_URL (embedded), got {_scheme(url)}://…")
+    if _scheme(url) in ("redis", "rediss", "unix"):
+        from loanflow.broker.redis_streams import RedisStreamsBroker
+
+        return RedisStreamsBroker(url, visibility_timeout_s=settings.visibility_timeout_s)
+    raise ValueError(
+        f"expected an empty LOANFLOW_BROKER_URL (embedded) or redis://…, got {_scheme(url)}://…"
+    )
 
 
 def make_store(settings: Settings) -> Store:

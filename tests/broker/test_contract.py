@@ -22,10 +22,14 @@ from loanflow.broker.base import (
     Delivery,
     Submission,
 )
+from loanflow.broker.redis_streams import RedisStreamsBroker
 from loanflow.broker.sqlite import SQLiteBroker
 from loanflow.models import AttemptRecord, Envelope, new_application_id
+from tests.throwaway.redis import RedisServer, redis_server_fixture
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "redis"]
+
+redis_server = redis_server_fixture()
 
 #: Long enough that a lease never runs out during a test that does not want it to.
 LONG_VISIBILITY_S = 30.0
@@ -40,9 +44,10 @@ HOUR_NS = 3600 * 1_000_000_000
 class BrokerFactory:
     """Opens brokers of one backend over the same place; closes them all at the end."""
 
-    def __init__(self, backend: str, tmp_path: Path) -> None:
+    def __init__(self, backend: str, tmp_path: Path, redis_url: str = "") -> None:
         self.backend = backend
         self.tmp_path = tmp_path
+        self.redis_url = redis_url
         self._opened: list[Broker] = []
 
     def __call__(self, *, visibility_timeout_s: float = LONG_VISIBILITY_S) -> Broker:
@@ -56,6 +61,8 @@ class BrokerFactory:
             return SQLiteBroker(
                 self.tmp_path / "broker.db", visibility_timeout_s=visibility_timeout_s
             )
+        if self.backend == "redis":
+            return RedisStreamsBroker(self.redis_url, visibility_timeout_s=visibility_timeout_s)
         raise AssertionError(f"expected a backend among {BACKENDS}, got {self.backend!r}")
 
     def close(self, broker: Broker) -> None:
@@ -69,7 +76,12 @@ class BrokerFactory:
 
 @pytest.fixture(params=BACKENDS)
 def broker_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BrokerFactory]:
-    factory = BrokerFactory(request.param, tmp_path)
+    redis_url = ""
+    if request.param == "redis":
+        server: RedisServer = request.getfixturevalue("redis_server")
+        server.flushall()
+        redis_url = server.url
+    factory = BrokerFactory(request.param, tmp_path, redis_url)
     yield factory
     factory.close_all()
 

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import asyncpg
@@ -59,13 +59,20 @@ def record(**changes: Any) -> ApplicationRecord:
     return ApplicationRecord(**fields)
 
 
-def same(got: ApplicationRecord | None, want: ApplicationRecord) -> bool:
+def assert_stored(got: ApplicationRecord | None, want: ApplicationRecord) -> None:
     """Equal, the document compared as JSON: JSONB keeps meaning, not spacing or key order."""
     assert got is not None
-    decode = msgspec.json.decode
-    return decode(got.document) == decode(want.document) and msgspec.structs.replace(
-        got, document=want.document
-    ) == want
+    assert msgspec.json.decode(got.document) == msgspec.json.decode(want.document)
+    assert msgspec.structs.replace(got, document=want.document) == want
+
+
+def run(url: str, scenario: Callable[[PostgresStore], Awaitable[None]], **options: Any) -> None:
+    """Open a store on `url`, run `scenario` with it, close it: one event loop per test."""
+    async def main() -> None:
+        async with opened(url, **options) as store:
+            await scenario(store)
+
+    asyncio.run(main())
 
 
 @contextlib.asynccontextmanager
@@ -102,72 +109,66 @@ def url(database_url: str) -> Iterator[str]:
 
 
 def test_every_field_round_trips(url: str) -> None:
-    full, sparse = record(), record(partner_id=None, external_id=None, ssn_hash=None,
-                                    pii_sealed=None, document=b"{}")
+    full = record()
+    sparse = record(partner_id=None, external_id=None, ssn_hash=None, pii_sealed=None,
+                    document=b"{}")
 
-    async def scenario() -> None:
-        async with opened(url) as store:
-            await store.save_results([full, sparse])
-            assert same(await store.get_application(full.id), full)
-            assert same(await store.get_application(sparse.id), sparse)
+    async def scenario(store: PostgresStore) -> None:
+        await store.save_results([full, sparse])
+        assert_stored(await store.get_application(full.id), full)
+        assert_stored(await store.get_application(sparse.id), sparse)
 
-    asyncio.run(scenario())
+    run(url, scenario)
 
 
 def test_unknown_id_is_none(url: str) -> None:
-    async def scenario() -> None:
-        async with opened(url) as store:
-            assert await store.get_application("no-such-id") is None
-            assert await store.get_application("nul\x00id") is None
+    async def scenario(store: PostgresStore) -> None:
+        assert await store.get_application("no-such-id") is None
+        assert await store.get_application("nul\x00id") is None
 
-    asyncio.run(scenario())
+    run(url, scenario)
 
 
 def test_saving_an_id_again_keeps_the_first(url: str) -> None:
-    first = record()
-    again = msgspec.structs.replace(first, status="rejected", processed_at_ns=1)
+    first, other = record(), record()
 
-    async def scenario() -> None:
-        async with opened(url) as store:
-            await store.save_results([first])
-            await store.save_results([again])
-            assert same(await store.get_application(first.id), first)
-            # Within one batch too: a redelivered message may sit beside itself.
-            other = record()
-            await store.save_results([other, msgspec.structs.replace(other, status="x")])
-            assert same(await store.get_application(other.id), other)
+    async def scenario(store: PostgresStore) -> None:
+        await store.save_results([first])
+        await store.save_results([msgspec.structs.replace(first, status="rejected")])
+        assert_stored(await store.get_application(first.id), first)
+        # Within one batch too: a redelivered message may sit beside itself.
+        await store.save_results([other, msgspec.structs.replace(other, status="rejected")])
+        assert_stored(await store.get_application(other.id), other)
 
-    asyncio.run(scenario())
+    run(url, scenario)
 
 
 def test_a_batch_is_one_transaction(url: str) -> None:
     good, bad = record(), record(document=b"not json")
 
-    async def scenario() -> None:
-        async with opened(url) as store:
-            with pytest.raises(StoreUnavailable):
-                await store.save_results([good, bad])
-            assert await store.get_application(good.id) is None
-            await store.save_results([good])  # the connection is usable afterwards
-            assert same(await store.get_application(good.id), good)
+    async def scenario(store: PostgresStore) -> None:
+        with pytest.raises(StoreUnavailable):
+            await store.save_results([good, bad])
+        assert await store.get_application(good.id) is None
+        await store.save_results([good])  # and the connection is still usable
+        assert_stored(await store.get_application(good.id), good)
 
-    asyncio.run(scenario())
+    run(url, scenario)
 
 
 def test_an_empty_batch_writes_nothing(url: str) -> None:
-    async def scenario() -> None:
-        async with opened(url) as store:
-            await store.save_results([])
+    async def scenario(store: PostgresStore) -> None:
+        await store.save_results([])
         assert await fetch(url, "SELECT id FROM applications") == []
 
-    asyncio.run(scenario())
+    run(url, scenario)
 
 
 def test_overlapping_batches_saved_at_once_do_not_deadlock(url: str) -> None:
     records = [record() for _ in range(200)]
 
-    async def scenario() -> None:
-        async with opened(url) as one, opened(url) as two:
+    async def scenario(one: PostgresStore) -> None:
+        async with opened(url) as two:
             # Opposite orders: unsorted, each would wait on a row the other holds.
             await asyncio.gather(*(
                 store.save_results(batch)
@@ -177,58 +178,55 @@ def test_overlapping_batches_saved_at_once_do_not_deadlock(url: str) -> None:
         rows = await fetch(url, "SELECT count(*) AS n FROM applications")
         assert rows[0]["n"] == len(records)
 
-    asyncio.run(scenario())
+    run(url, scenario)
 
 
 def test_nul_in_free_text_is_stored_as_replacement_character(url: str) -> None:
-    # PostgreSQL text and JSONB cannot hold NUL; refusing would stall the pipeline.
+    # PostgreSQL text and JSONB cannot hold NUL; refusing it would stall the pipeline.
     rec = record(external_id="crm\x00x",
                  document=msgspec.json.encode({"application": {"employer_name": "Ac\x00me"}}))
 
-    async def scenario() -> None:
-        async with opened(url) as store:
-            await store.save_results([rec])
-            got = await store.get_application(rec.id)
+    async def scenario(store: PostgresStore) -> None:
+        await store.save_results([rec])
+        got = await store.get_application(rec.id)
         assert got is not None and got.external_id == "crm\ufffdx"
         assert msgspec.json.decode(got.document) == {"application": {"employer_name": "Ac\ufffdme"}}
 
-    asyncio.run(scenario())
+    run(url, scenario)
 
 
 def test_document_is_queryable_as_jsonb(url: str) -> None:
     web = record()
     phone = record(document=msgspec.json.encode({"application": {"channel": "phone"}}))
 
-    async def scenario() -> None:
-        async with opened(url) as store:
-            await store.save_results([web, phone])
+    async def scenario(store: PostgresStore) -> None:
+        await store.save_results([web, phone])
         rows = await fetch(
             url,
-            "SELECT id, jsonb_typeof(document) AS kind, (document->'application'->'loan'"
-            "->>'amount')::numeric AS amount FROM applications"
-            " WHERE document->'application'->>'channel' = $1",
+            "SELECT id, jsonb_typeof(document) AS kind,"
+            " (document->'application'->'loan'->>'amount')::numeric AS amount"
+            " FROM applications WHERE document->'application'->>'channel' = $1",
             "web",
         )
         assert [(r["id"], r["kind"], float(r["amount"])) for r in rows] == [
             (web.id, "object", 15000.5)
         ]
 
-    asyncio.run(scenario())
+    run(url, scenario)
 
 
 # -- migrations -----------------------------------------------------------------------------
 
 
 def test_migrations_are_applied_once(url: str) -> None:
-    async def scenario() -> None:
-        async with opened(url):
-            pass  # the url fixture has opened it once already
+    async def scenario(store: PostgresStore) -> None:
+        # The url fixture opened a store on this database before; this is the second.
         rows = await fetch(url, "SELECT version, name FROM schema_migrations ORDER BY version")
         assert [(r["version"], r["name"]) for r in rows] == [
             (m.version, m.name) for m in migrations.load("postgres")
         ]
 
-    asyncio.run(scenario())
+    run(url, scenario)
 
 
 def test_four_stores_opening_at_once_on_a_fresh_database_migrate_once(database_url: str) -> None:
@@ -249,31 +247,26 @@ def test_four_stores_opening_at_once_on_a_fresh_database_migrate_once(database_u
 # -- API keys -------------------------------------------------------------------------------
 
 
-def api_key(key_id: str, created_at_ns: int, **changes: Any) -> ApiKey:
-    return ApiKey(id=key_id, label=f"label {key_id}", scopes=frozenset({Scope.SUBMIT, Scope.READ}),
-                  created_at_ns=created_at_ns, **changes)
-
-
 def test_api_keys_are_created_found_listed_and_revoked(url: str) -> None:
-    older = api_key("k-old", 1_000, expires_at_ns=9_000)
-    newer = api_key("k-new", 2_000)
+    scopes = frozenset({Scope.SUBMIT, Scope.READ})
+    older = ApiKey(id="k-old", label="old", scopes=scopes, created_at_ns=1_000,
+                   expires_at_ns=9_000)
+    newer = ApiKey(id="k-new", label="new", scopes=frozenset({Scope.ADMIN}), created_at_ns=2_000)
 
-    async def scenario() -> None:
-        async with opened(url) as store:
-            await store.create_api_key(newer, "hash-new")
-            await store.create_api_key(older, "hash-old")
-            assert await store.find_api_key("hash-old") == older
-            assert await store.find_api_key("no-such-hash") is None
-            assert await store.list_api_keys() == [older, newer]
+    async def scenario(store: PostgresStore) -> None:
+        await store.create_api_key(newer, "hash-new")
+        await store.create_api_key(older, "hash-old")
+        assert await store.find_api_key("hash-old") == older
+        assert await store.find_api_key("no-such-hash") is None
+        assert await store.list_api_keys() == [older, newer]  # oldest first
 
-            assert await store.revoke_api_key("k-new", 5_000) is True
-            assert await store.revoke_api_key("k-new", 6_000) is False  # keeps the first time
-            assert await store.revoke_api_key("no-such-key", 5_000) is False
-            assert await store.find_api_key("hash-new") == msgspec.structs.replace(
-                newer, revoked_at_ns=5_000
-            )
+        assert await store.revoke_api_key("k-new", 5_000) is True
+        assert await store.revoke_api_key("k-new", 6_000) is False  # the first time stays
+        assert await store.revoke_api_key("no-such-key", 5_000) is False
+        revoked = msgspec.structs.replace(newer, revoked_at_ns=5_000)
+        assert await store.find_api_key("hash-new") == revoked
 
-    asyncio.run(scenario())
+    run(url, scenario)
 
 
 # -- connections and faults -----------------------------------------------------------------
@@ -295,75 +288,70 @@ def test_use_before_open_is_unavailable() -> None:
 def test_a_statement_over_the_timeout_is_cancelled_by_the_server(url: str) -> None:
     rec = record()
 
-    async def scenario() -> None:
+    async def scenario(store: PostgresStore) -> None:
         blocker = await asyncpg.connect(url, timeout=5)
         try:
-            async with opened(url, statement_timeout_s=SHORT_TIMEOUT_S) as store:
-                # Given another session holding an uncommitted row with the same id,
-                held = blocker.transaction()
-                await held.start()
-                await blocker.execute(
-                    "INSERT INTO applications (id, status, api_key_id, idempotency_key, channel,"
-                    " received_at_ns, processed_at_ns, document, rules_version, product_version)"
-                    " VALUES ($1, 'stored', 'k', 'i', 'web', 0, 0, '{}', '', '')",
-                    rec.id,
-                )
-                # when our insert waits on it, the server cancels it at statement_timeout
-                started = time.monotonic()
-                with pytest.raises(StoreUnavailable, match="QueryCanceled"):
-                    await store.save_results([rec])
-                assert time.monotonic() - started < SHORT_TIMEOUT_S + CLIENT_MARGIN_S
-                # and the store works on once the blocker is gone.
-                await held.rollback()
+            # Given another session holding an uncommitted row with the same id,
+            held = blocker.transaction()
+            await held.start()
+            await blocker.execute(
+                "INSERT INTO applications (id, status, api_key_id, idempotency_key, channel,"
+                " received_at_ns, processed_at_ns, document, rules_version, product_version)"
+                " VALUES ($1, 'stored', 'k', 'i', 'web', 0, 0, '{}', '', '')",
+                rec.id,
+            )
+            # when our insert waits on it, the server cancels it at statement_timeout
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable, match="QueryCanceled"):
                 await store.save_results([rec])
-                assert same(await store.get_application(rec.id), rec)
+            assert time.monotonic() - started < SHORT_TIMEOUT_S + CLIENT_MARGIN_S
+            # and the same store works on once the blocker is gone.
+            await held.rollback()
+            await store.save_results([rec])
+            assert_stored(await store.get_application(rec.id), rec)
         finally:
             await blocker.close(timeout=5)
 
-    asyncio.run(scenario())
+    run(url, scenario, statement_timeout_s=SHORT_TIMEOUT_S)
 
 
 def test_saving_while_the_server_is_stopped_fails_then_works_after_start(
     postgres_server: PostgresServer,
 ) -> None:
-    before, during, after = record(), record(), record()
+    before, during = record(), record()
 
-    async def scenario() -> None:
-        async with opened(postgres_server.url, statement_timeout_s=SHORT_TIMEOUT_S) as store:
-            await store.save_results([before])
-            postgres_server.stop()
-            try:
-                started = time.monotonic()
-                with pytest.raises(StoreUnavailable):
-                    await store.save_results([during])
-                with pytest.raises(StoreUnavailable):
-                    await store.ping()
-                assert time.monotonic() - started < GIVE_UP_WITHIN_S
-            finally:
-                postgres_server.start()
-            await store.save_results([during, after])
-            for rec in (before, during, after):
-                assert same(await store.get_application(rec.id), rec)
+    async def scenario(store: PostgresStore) -> None:
+        await store.save_results([before])
+        postgres_server.stop()
+        try:
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable):
+                await store.save_results([during])
+            assert time.monotonic() - started < GIVE_UP_WITHIN_S
+        finally:
+            postgres_server.start()
+        await store.save_results([during])
+        for rec in (before, during):
+            assert_stored(await store.get_application(rec.id), rec)
 
-    asyncio.run(scenario())
+    run(postgres_server.url, scenario, statement_timeout_s=SHORT_TIMEOUT_S)
 
 
 def test_committed_batches_survive_a_server_crash(postgres_server: PostgresServer) -> None:
     committed = [record() for _ in range(50)]
 
-    async def scenario() -> None:
-        async with opened(postgres_server.url, statement_timeout_s=SHORT_TIMEOUT_S) as store:
-            await store.save_results(committed)
-            postgres_server.kill()
-            try:
-                with pytest.raises(StoreUnavailable):
-                    await store.ping()
-            finally:
-                postgres_server.start()  # crash recovery replays the WAL
-            for rec in committed:
-                assert same(await store.get_application(rec.id), rec)
+    async def scenario(store: PostgresStore) -> None:
+        await store.save_results(committed)
+        postgres_server.kill()
+        try:
+            with pytest.raises(StoreUnavailable):
+                await store.ping()
+        finally:
+            postgres_server.start()  # crash recovery replays the WAL
+        for rec in committed:
+            assert_stored(await store.get_application(rec.id), rec)
 
-    asyncio.run(scenario())
+    run(postgres_server.url, scenario, statement_timeout_s=SHORT_TIMEOUT_S)
 
 
 def test_a_frozen_server_makes_calls_fail_within_the_timeout(
@@ -371,20 +359,22 @@ def test_a_frozen_server_makes_calls_fail_within_the_timeout(
 ) -> None:
     rec = record()
 
-    async def scenario() -> None:
-        async with opened(postgres_server.url, statement_timeout_s=SHORT_TIMEOUT_S) as store:
-            await store.ping()
-            postgres_server.freeze()
-            try:
-                # On the pooled connection (command timeout), then on a new one (connect timeout).
-                for call in (store.save_results([rec]), store.get_application(rec.id)):
-                    started = time.monotonic()
-                    with pytest.raises(StoreUnavailable):
-                        await call
-                    assert time.monotonic() - started < GIVE_UP_WITHIN_S
-            finally:
-                postgres_server.thaw()
-            await store.save_results([rec])
-            assert same(await store.get_application(rec.id), rec)
+    async def scenario(store: PostgresStore) -> None:
+        await store.ping()
+        postgres_server.freeze()
+        try:
+            # On the pooled connection (command timeout), then on a new one (connect timeout).
+            calls: list[Callable[[], Awaitable[None]]] = [
+                lambda: store.save_results([rec]), store.ping
+            ]
+            for call in calls:
+                started = time.monotonic()
+                with pytest.raises(StoreUnavailable):
+                    await call()
+                assert time.monotonic() - started < GIVE_UP_WITHIN_S
+        finally:
+            postgres_server.thaw()
+        await store.save_results([rec])
+        assert_stored(await store.get_application(rec.id), rec)
 
-    asyncio.run(scenario())
+    run(postgres_server.url, scenario, statement_timeout_s=SHORT_TIMEOUT_S)

@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import msgspec
@@ -69,9 +70,7 @@ class PostgresStore:
         statement_timeout_s: float = 5.0,
     ) -> None:
         if not 0 <= min_pool <= max_pool or max_pool < 1:
-            raise ValueError(
-                f"expected 0 <= min_pool <= max_pool, max_pool >= 1, got {min_pool}, {max_pool}"
-            )
+            raise ValueError(f"expected 0 <= min_pool <= max_pool >= 1, got {min_pool}, {max_pool}")
         if statement_timeout_s <= 0:
             raise ValueError(f"expected statement_timeout_s > 0, got {statement_timeout_s}")
         self._url = url
@@ -216,22 +215,18 @@ class PostgresStore:
 
 
 def redact_url(url: str) -> str:
-    """The URL with any password replaced by `***`, for reprs and logs."""
-    if "://" not in url:
-        return "(a DSN that is not a URL, hidden)"
+    """The URL with its password (user part or `password=` parameter) as `***`."""
     try:
         parts = urlsplit(url)
-        netloc = parts.netloc
-        if parts.password is not None:
-            userinfo, _, hostport = netloc.rpartition("@")
-            user = userinfo.partition(":")[0]
-            netloc = f"{user}:***@{hostport}"
-        query = urlencode(
-            [(k, "***" if k.lower() == "password" else v) for k, v in parse_qsl(parts.query)]
-        )
-        return urlunsplit(parts._replace(netloc=netloc, query=query))
     except ValueError:
-        return f"{url.partition('://')[0]}://…"
+        parts = None
+    if parts is None or not parts.scheme:
+        return "(hidden: not a URL)"  # e.g. a libpq "key=value" DSN
+    user, at, host = parts.netloc.rpartition("@")
+    if at and ":" in user:
+        user = user.partition(":")[0] + ":***"
+    query = re.sub(r"(?i)(^|&)(password=)[^&]*", r"\1\2***", parts.query)
+    return urlunsplit(parts._replace(netloc=f"{user}{at}{host}", query=query))
 
 
 async def _init_connection(conn: Any) -> None:
@@ -279,8 +274,7 @@ def _text(value: str | None) -> str | None:
 def _document(document: bytes) -> bytes:
     if b"\\u0000" not in document:
         return document
-    cleaned = _without_nul(msgspec.json.decode(document))
-    return msgspec.json.encode(cleaned)
+    return msgspec.json.encode(_without_nul(msgspec.json.decode(document)))
 
 
 def _without_nul(value: Any) -> Any:
@@ -294,14 +288,9 @@ def _without_nul(value: Any) -> Any:
 
 
 def _api_key(row: Any) -> ApiKey:
-    return ApiKey(
-        id=row["id"],
-        label=row["label"],
-        scopes=frozenset(Scope(s) for s in row["scopes"].split(",")),
-        created_at_ns=row["created_at_ns"],
-        expires_at_ns=row["expires_at_ns"],
-        revoked_at_ns=row["revoked_at_ns"],
-    )
+    fields = dict(row.items())
+    fields["scopes"] = frozenset(Scope(s) for s in fields["scopes"].split(","))
+    return ApiKey(**fields)
 
 
 async def _migrate(conn: Any) -> int:
@@ -333,8 +322,7 @@ async def _migrate(conn: Any) -> int:
 
 
 def _describe(exc: BaseException) -> str:
-    # The class and SQLSTATE only: a server message may quote row values (PII).
-    sqlstate = getattr(exc, "sqlstate", None)
     if isinstance(exc, asyncpg.PostgresError):
-        return f"{type(exc).__name__} (SQLSTATE {sqlstate})"
-    return f"{type(exc).__name__}: {str(exc)[:200]}" if str(exc) else type(exc).__name__
+        # Class and SQLSTATE only: a server message may quote row values (PII).
+        return f"{type(exc).__name__} (SQLSTATE {exc.sqlstate})"
+    return f"{type(exc).__name__}: {str(exc)[:200]}"
