@@ -31,7 +31,13 @@ def make_store(settings: Settings) -> Store:
     url = settings.store_url
     if not url:
         return SQLiteStore(settings.data_dir / STORE_FILE)
-    raise ValueError(f"expected an empty LOANFLOW_STORE_URL (embedded), got {_scheme(url)}://…")
+    if _scheme(url) in ("postgresql", "postgres"):
+        from loanflow.store.postgres import PostgresStore
+
+        return PostgresStore(url)
+    raise ValueError(
+        f"expected an empty LOANFLOW_STORE_URL (embedded) or postgresql://…, got {_scheme(url)}://…"
+    )
 
 
 def _scheme(url: str) -> str:

@@ -66,6 +66,11 @@ class PiiCipher:
         except InvalidTag as exc:
             raise PiiKeyError("sealed PII failed its integrity check") from exc
 
+    def subkey(self, purpose: str) -> bytes:
+        """A 32-byte key for another purpose (e.g. signing session cookies), stable across
+        rotations like the keyed hash, and useless for opening PII."""
+        return hmac.new(self._hash_key, b"loanflow/subkey/" + purpose.encode(), "sha256").digest()
+
     def keyed_hash(self, data: bytes) -> str:
         """HMAC-SHA256 as hex: equal inputs compare equal, the input cannot be read back."""
         return hmac.new(self._hash_key, data, hashlib.sha256).hexdigest()

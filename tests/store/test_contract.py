@@ -10,40 +10,67 @@ import asyncio
 import contextlib
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from importlib import resources
 from pathlib import Path
+from typing import Any, TypeVar
 
+import asyncpg
 import msgspec
 import pytest
 
 from loanflow.apikeys import ApiKey, Scope, generate, hash_key
 from loanflow.models import new_application_id
 from loanflow.store.base import ApplicationRecord, Store
+from loanflow.store.postgres import PostgresStore
 from loanflow.store.sqlite import SQLiteStore
+from tests.throwaway.postgres import execute_sql, shared_database_fixture
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "postgres"]
+
+postgres_database = shared_database_fixture()
+T = TypeVar("T")
 
 SECOND_NS = 1_000_000_000
+
+#: One event loop per test: a PostgreSQL pool belongs to the loop that opened it.
+_runner: asyncio.Runner | None = None
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    assert _runner is not None, "the event_loop_runner fixture is not active"
+    return _runner.run(coro)
+
+
+@pytest.fixture(autouse=True)
+def event_loop_runner() -> Iterator[None]:
+    global _runner
+    with asyncio.Runner() as runner:
+        _runner = runner
+        yield
+        _runner = None
 
 
 class StoreFactory:
     """Opens stores of one backend over the same place; closes them all at the end."""
 
-    def __init__(self, backend: str, tmp_path: Path) -> None:
+    def __init__(self, backend: str, tmp_path: Path, postgres_url: str = "") -> None:
         self.backend = backend
         self.tmp_path = tmp_path
+        self.postgres_url = postgres_url
         self._opened: list[Store] = []
 
     def __call__(self) -> Store:
         store = self._build()
-        asyncio.run(store.open())
+        run(store.open())
         self._opened.append(store)
         return store
 
     def _build(self) -> Store:
         if self.backend == "sqlite":
             return SQLiteStore(self.tmp_path / "store.db")
+        if self.backend == "postgres":
+            return PostgresStore(self.postgres_url, statement_timeout_s=5.0)
         raise AssertionError(f"expected a backend among {BACKENDS}, got {self.backend!r}")
 
     def applied_migrations(self) -> list[int]:
@@ -52,6 +79,18 @@ class StoreFactory:
             with sqlite3.connect(self.tmp_path / "store.db") as conn:
                 rows = conn.execute("SELECT version FROM schema_migrations ORDER BY version")
                 return [int(version) for (version,) in rows]
+        if self.backend == "postgres":
+
+            async def versions() -> list[int]:
+                conn = await asyncpg.connect(self.postgres_url)
+                try:
+                    rows = await conn.fetch(
+                        "SELECT version FROM schema_migrations ORDER BY version")
+                    return [int(row["version"]) for row in rows]
+                finally:
+                    await conn.close()
+
+            return run(versions())
         raise AssertionError(f"expected a backend among {BACKENDS}, got {self.backend!r}")
 
     def migration_files(self) -> list[int]:
@@ -63,7 +102,7 @@ class StoreFactory:
         )
 
     def close(self, store: Store) -> None:
-        asyncio.run(store.close())
+        run(store.close())
         self._opened.remove(store)
 
     def close_all(self) -> None:
@@ -73,7 +112,11 @@ class StoreFactory:
 
 @pytest.fixture(params=BACKENDS)
 def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
-    factory = StoreFactory(request.param, tmp_path)
+    postgres_url = ""
+    if request.param == "postgres":
+        postgres_url = request.getfixturevalue("postgres_database")
+        execute_sql(postgres_url, "DROP TABLE IF EXISTS applications, api_keys, schema_migrations")
+    factory = StoreFactory(request.param, tmp_path, postgres_url)
     yield factory
     factory.close_all()
 
@@ -106,11 +149,20 @@ def record(**changes: object) -> ApplicationRecord:
 
 
 def save(store: Store, *records: ApplicationRecord) -> None:
-    asyncio.run(store.save_results(records))
+    run(store.save_results(records))
 
 
 def get(store: Store, application_id: str) -> ApplicationRecord | None:
-    return asyncio.run(store.get_application(application_id))
+    """The stored record, its document as compact JSON with sorted keys.
+
+    The contract promises the document back as equal JSON, not the same bytes
+    (PostgreSQL's JSONB reorders keys and spacing); `record()` writes it sorted.
+    """
+    found = run(store.get_application(application_id))
+    if found is None:
+        return None
+    document = msgspec.json.encode(msgspec.json.decode(found.document), order="sorted")
+    return msgspec.structs.replace(found, document=document)
 
 
 # -- applications ---------------------------------------------------------------------
@@ -189,7 +241,11 @@ def test_saved_records_survive_close_and_reopen(store_factory: StoreFactory) -> 
     assert get(store_factory(), saved.id) == saved
 
 
-def test_a_caller_that_gives_up_does_not_stall_later_writes(store: Store) -> None:
+def test_a_caller_that_gives_up_does_not_stall_later_writes(tmp_path: Path) -> None:
+    # Embedded only: its writer thread answers callers on their own event loops.
+    store = SQLiteStore(tmp_path / "alone.db")
+    asyncio.run(store.open())
+
     # Given a caller that stops waiting for a big batch, and whose event loop then ends
     async def give_up() -> None:
         with contextlib.suppress(TimeoutError):
@@ -200,7 +256,10 @@ def test_a_caller_that_gives_up_does_not_stall_later_writes(store: Store) -> Non
     # When another caller saves a record, it is answered (not left waiting forever)
     later = record()
     asyncio.run(asyncio.wait_for(store.save_results([later]), 3.0))
-    assert get(store, later.id) == later
+    try:
+        assert asyncio.run(store.get_application(later.id)) == later
+    finally:
+        asyncio.run(store.close())
 
 
 # -- migrations -------------------------------------------------------------------------
@@ -218,7 +277,7 @@ def test_reopening_applies_no_migration_twice(store_factory: StoreFactory) -> No
     reopened = store_factory()
 
     assert store_factory.applied_migrations() == store_factory.migration_files()
-    asyncio.run(reopened.ping())
+    run(reopened.ping())
 
 
 # -- API keys ---------------------------------------------------------------------------
@@ -238,44 +297,44 @@ def api_key(**changes: object) -> tuple[ApiKey, str]:
 def test_created_api_key_is_found_by_the_hash_of_its_secret(store: Store) -> None:
     key, secret = api_key()
 
-    asyncio.run(store.create_api_key(key, hash_key(secret)))
+    run(store.create_api_key(key, hash_key(secret)))
 
-    assert asyncio.run(store.find_api_key(hash_key(secret))) == key
+    assert run(store.find_api_key(hash_key(secret))) == key
 
 
 def test_unknown_api_key_hash_finds_nothing(store: Store) -> None:
     key, secret = api_key()
-    asyncio.run(store.create_api_key(key, hash_key(secret)))
+    run(store.create_api_key(key, hash_key(secret)))
 
-    assert asyncio.run(store.find_api_key(hash_key(secret + "x"))) is None
+    assert run(store.find_api_key(hash_key(secret + "x"))) is None
 
 
 def test_api_keys_are_listed_oldest_first(store: Store) -> None:
     now_ns = time.time_ns()
     newer, newer_secret = api_key(created_at_ns=now_ns, scopes=frozenset({Scope.OPERATE}))
     older, older_secret = api_key(created_at_ns=now_ns - SECOND_NS, label="")
-    asyncio.run(store.create_api_key(newer, hash_key(newer_secret)))
-    asyncio.run(store.create_api_key(older, hash_key(older_secret)))
+    run(store.create_api_key(newer, hash_key(newer_secret)))
+    run(store.create_api_key(older, hash_key(older_secret)))
 
-    assert asyncio.run(store.list_api_keys()) == [older, newer]
+    assert run(store.list_api_keys()) == [older, newer]
 
 
 def test_api_key_keeps_its_expiry(store: Store) -> None:
     key, secret = api_key(expires_at_ns=time.time_ns() + 3600 * SECOND_NS)
 
-    asyncio.run(store.create_api_key(key, hash_key(secret)))
+    run(store.create_api_key(key, hash_key(secret)))
 
-    assert asyncio.run(store.find_api_key(hash_key(secret))) == key
+    assert run(store.find_api_key(hash_key(secret))) == key
 
 
 def test_revoked_api_key_is_found_but_not_usable(store: Store) -> None:
     key, secret = api_key()
-    asyncio.run(store.create_api_key(key, hash_key(secret)))
+    run(store.create_api_key(key, hash_key(secret)))
     revoked_at_ns = time.time_ns()
 
-    assert asyncio.run(store.revoke_api_key(key.id, revoked_at_ns)) is True
+    assert run(store.revoke_api_key(key.id, revoked_at_ns)) is True
 
-    found = asyncio.run(store.find_api_key(hash_key(secret)))
+    found = run(store.find_api_key(hash_key(secret)))
     assert found is not None
     assert found.revoked_at_ns == revoked_at_ns
     assert not found.usable(revoked_at_ns)
@@ -283,26 +342,26 @@ def test_revoked_api_key_is_found_but_not_usable(store: Store) -> None:
 
 def test_revoking_twice_reports_false_and_keeps_the_first_time(store: Store) -> None:
     key, secret = api_key()
-    asyncio.run(store.create_api_key(key, hash_key(secret)))
+    run(store.create_api_key(key, hash_key(secret)))
     first_ns = time.time_ns()
-    asyncio.run(store.revoke_api_key(key.id, first_ns))
+    run(store.revoke_api_key(key.id, first_ns))
 
-    assert asyncio.run(store.revoke_api_key(key.id, first_ns + SECOND_NS)) is False
+    assert run(store.revoke_api_key(key.id, first_ns + SECOND_NS)) is False
 
-    found = asyncio.run(store.find_api_key(hash_key(secret)))
+    found = run(store.find_api_key(hash_key(secret)))
     assert found is not None and found.revoked_at_ns == first_ns
 
 
 def test_revoking_an_unknown_key_reports_false(store: Store) -> None:
-    assert asyncio.run(store.revoke_api_key("no-such-key", time.time_ns())) is False
+    assert run(store.revoke_api_key("no-such-key", time.time_ns())) is False
 
 
 def test_expired_api_key_is_not_usable(store: Store) -> None:
     now_ns = time.time_ns()
     key, secret = api_key(expires_at_ns=now_ns - SECOND_NS)
-    asyncio.run(store.create_api_key(key, hash_key(secret)))
+    run(store.create_api_key(key, hash_key(secret)))
 
-    found = asyncio.run(store.find_api_key(hash_key(secret)))
+    found = run(store.find_api_key(hash_key(secret)))
 
     assert found is not None
     assert not found.usable(now_ns)
@@ -311,9 +370,9 @@ def test_expired_api_key_is_not_usable(store: Store) -> None:
 def test_api_key_is_usable_until_it_expires(store: Store) -> None:
     now_ns = time.time_ns()
     key, secret = api_key(expires_at_ns=now_ns + SECOND_NS)
-    asyncio.run(store.create_api_key(key, hash_key(secret)))
+    run(store.create_api_key(key, hash_key(secret)))
 
-    found = asyncio.run(store.find_api_key(hash_key(secret)))
+    found = run(store.find_api_key(hash_key(secret)))
 
     assert found is not None
     assert found.usable(now_ns)

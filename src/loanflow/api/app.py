@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from importlib import resources
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
-from loanflow.api import openapi
+from loanflow.api import dashboard, openapi
 from loanflow.api.applications import get_application, submit_application
 from loanflow.api.auth import Authenticator
 from loanflow.api.health import healthz, readyz
 from loanflow.api.problems import on_http_exception, on_loanflow_error, on_unexpected
 from loanflow.api.ratelimit import TokenBucketLimiter
 from loanflow.api.request_id import RequestIdMiddleware
+from loanflow.api.security_headers import SecurityHeadersMiddleware
+from loanflow.api.session import SessionCodec
 from loanflow.errors import LoanflowError
 from loanflow.runtime import open_runtime
 from loanflow.settings import Settings
@@ -43,7 +45,9 @@ def create_app(settings: Settings, *, processors: int | None = None) -> Starlett
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with open_runtime(settings) as runtime:
             app.state.runtime = runtime
-            app.state.auth = Authenticator(runtime.store)
+            app.state.auth = Authenticator(
+                runtime.store, SessionCodec(runtime.cipher.subkey("session-cookie"))
+            )
             app.state.limiter = TokenBucketLimiter(
                 rate_per_s=settings.rate_limit_per_s / settings.api_workers,
                 burst=max(1, settings.rate_limit_burst // settings.api_workers),
@@ -56,10 +60,6 @@ def create_app(settings: Settings, *, processors: int | None = None) -> Starlett
     async def openapi_json(request: Request) -> Response:
         return JSONResponse(spec)
 
-    async def dashboard(request: Request) -> Response:
-        page = resources.files("loanflow.dashboard") / "static" / "index.html"
-        return HTMLResponse(page.read_text())
-
     return Starlette(
         routes=[
             Route("/v1/applications", submit_application, methods=["POST"]),
@@ -67,13 +67,17 @@ def create_app(settings: Settings, *, processors: int | None = None) -> Starlett
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/openapi.json", openapi_json, methods=["GET"]),
-            Route("/", dashboard, methods=["GET"]),
+            Route("/", dashboard.index, methods=["GET"]),
+            Route("/login", dashboard.login, methods=["POST"]),
+            Route("/logout", dashboard.logout, methods=["POST"]),
+            Route("/v1/session", dashboard.session, methods=["GET"]),
+            Mount("/static", StaticFiles(directory=str(dashboard.STATIC)), name="static"),
         ],
         exception_handlers={
             LoanflowError: on_loanflow_error,
             HTTPException: on_http_exception,
             Exception: on_unexpected,
         },
-        middleware=[Middleware(RequestIdMiddleware)],
+        middleware=[Middleware(RequestIdMiddleware), Middleware(SecurityHeadersMiddleware)],
         lifespan=lifespan,
     )
