@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -13,8 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
+
+from loanflow.pii import new_key_text
+from tests.throwaway.postgres import SHARED_ADMIN_URL, fresh_database
+from tests.throwaway.redis import RedisServer
 
 LOANFLOW = [sys.executable, "-m", "loanflow"]
 
@@ -61,36 +68,76 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def cli(data_dir: Path, *args: str) -> str:
-    """Run `loanflow ARGS` against `data_dir`; its stdout."""
+class Deployment:
+    """Where a service keeps its state: an embedded data dir, or Redis + PostgreSQL."""
+
+    def __init__(self, data_dir: Path, *, broker_url: str = "", store_url: str = "") -> None:
+        self.data_dir = data_dir
+        self.broker_url, self.store_url = broker_url, store_url
+        self.mode = "production" if broker_url else "embedded"
+        # Outside the embedded mode the PII key must be given (no key file is made).
+        self.pii_key = new_key_text() if broker_url else ""
+
+    def env(self) -> dict[str, str]:
+        return {
+            "LOANFLOW_DATA_DIR": str(self.data_dir),
+            "LOANFLOW_BROKER_URL": self.broker_url,
+            "LOANFLOW_STORE_URL": self.store_url,
+            "LOANFLOW_PII_KEY": self.pii_key,
+        }
+
+    def stored(self) -> list[tuple[str, str, str]]:
+        """(id, idempotency key, status) of each stored application, read from the store."""
+        query = "SELECT id, idempotency_key, status FROM applications"
+        if not self.store_url:
+            with sqlite3.connect(self.data_dir / "store.db") as db:
+                return db.execute(query).fetchall()
+
+        async def fetch() -> list[tuple[str, str, str]]:
+            conn = await asyncpg.connect(self.store_url)
+            try:
+                return [tuple(row) for row in await conn.fetch(query)]  # type: ignore[misc]
+            finally:
+                await conn.close()
+
+        return asyncio.run(fetch())
+
+
+def as_deployment(where: Path | Deployment) -> Deployment:
+    return where if isinstance(where, Deployment) else Deployment(where)
+
+
+def cli(where: Path | Deployment, *args: str) -> str:
+    """Run `loanflow ARGS` against a deployment (or an embedded data dir); its stdout."""
     done = subprocess.run(
-        [*LOANFLOW, *args, "--data-dir", str(data_dir)],
-        capture_output=True, text=True, timeout=60, check=True,
+        [*LOANFLOW, *args], capture_output=True, text=True, timeout=60, check=True,
+        env={**os.environ, **as_deployment(where).env()},
     )
     return done.stdout
 
 
-def create_key(data_dir: Path, scopes: str) -> str:
-    return cli(data_dir, "keys", "create", "--scopes", scopes).strip().splitlines()[-1]
+def create_key(where: Path | Deployment, scopes: str) -> str:
+    return cli(where, "keys", "create", "--scopes", scopes).strip().splitlines()[-1]
 
 
 class ServerProcess:
-    """`loanflow serve` in its own process, on a free port, over a given data dir."""
+    """`loanflow serve` in its own process, on a free port, over a given deployment."""
 
-    def __init__(self, data_dir: Path, **settings: str) -> None:
-        self.data_dir = data_dir
+    def __init__(self, where: Path | Deployment, **settings: str) -> None:
+        self.deployment = as_deployment(where)
+        self.data_dir = self.deployment.data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.settings = settings
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = data_dir / f"serve-{self.port}.log"
+        self.log_path = self.data_dir / f"serve-{self.port}.log"
 
     def start(self) -> ServerProcess:
-        env = {**os.environ, "LOANFLOW_POLL_INTERVAL_S": "0.02"}
+        env = {**os.environ, "LOANFLOW_POLL_INTERVAL_S": "0.02", **self.deployment.env()}
         env.update({f"LOANFLOW_{k.upper()}": v for k, v in self.settings.items()})
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [*LOANFLOW, "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)],
+                [*LOANFLOW, "serve", "--port", str(self.port)],
                 stdout=log, stderr=subprocess.STDOUT, env=env,
             )
         self._wait_ready()
@@ -126,25 +173,47 @@ class ServerProcess:
                 self.proc.wait()
 
 
-@pytest.fixture(scope="module")
-def module_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("data")
+@pytest.fixture(scope="module", params=["embedded", "production"])
+def deployment(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployment]:
+    """Each API test module runs once per mode: SQLite, then Redis + PostgreSQL."""
+    data_dir = tmp_path_factory.mktemp(request.param)
+    if request.param == "embedded":
+        yield Deployment(data_dir)
+        return
+    redis_dir = data_dir / "redis"
+    redis_dir.mkdir()
+    redis_server = RedisServer(redis_dir).start()
+    try:
+        with fresh_database(SHARED_ADMIN_URL) as store_url:
+            yield Deployment(data_dir, broker_url=redis_server.url, store_url=store_url)
+    finally:
+        redis_server.stop()
 
 
 @pytest.fixture(scope="module")
-def server(module_data_dir: Path) -> Iterator[ServerProcess]:
-    srv = ServerProcess(module_data_dir).start()
+def embedded_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """For tests of the HTTP layer alone, which is the same in both modes."""
+    srv = ServerProcess(tmp_path_factory.mktemp("http")).start()
     yield srv
     srv.stop()
 
 
 @pytest.fixture(scope="module")
-def keys(module_data_dir: Path) -> dict[str, str]:
-    """Keys with different scopes on the module's data directory."""
+def server(deployment: Deployment) -> Iterator[ServerProcess]:
+    srv = ServerProcess(deployment).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def keys(deployment: Deployment) -> dict[str, str]:
+    """Keys with different scopes in the module's deployment."""
     return {
-        "submit": create_key(module_data_dir, "submit,read"),
-        "read": create_key(module_data_dir, "read"),
-        "operate": create_key(module_data_dir, "operate"),
+        "submit": create_key(deployment, "submit,read"),
+        "read": create_key(deployment, "read"),
+        "operate": create_key(deployment, "operate"),
     }
 
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
 from tests.api.test_submit import submit
-from tests.conftest import sample_application, wait_for_status
+from tests.conftest import create_key, sample_application, wait_for_status
 
 
 def test_same_key_same_body_replays_the_original_answer(client, keys):
@@ -44,10 +43,8 @@ def test_same_key_different_body_is_refused(client, keys):
     assert other.json()["type"] == "/problems/idempotency-key-reused"
 
 
-def test_keys_are_scoped_to_the_api_key(client, keys, module_data_dir):
-    from tests.conftest import create_key
-
-    other_key = create_key(module_data_dir, "submit")
+def test_keys_are_scoped_to_the_api_key(client, keys, deployment):
+    other_key = create_key(deployment, "submit")
     key = str(uuid.uuid4())
 
     first = submit(client, keys["submit"], sample_application(), idem=key)
@@ -73,8 +70,6 @@ def test_fifty_concurrent_submissions_of_one_key_make_one_application(server, ke
     [app_id] = ids
     with httpx.Client(base_url=server.url, timeout=10) as c:
         assert wait_for_status(c, keys["submit"], app_id)["status"] == "stored"
-    with sqlite3.connect(server.data_dir / "store.db") as db:
-        rows = db.execute(
-            "SELECT count(*) FROM applications WHERE idempotency_key = ?", (key,)
-        ).fetchone()[0]
-    assert rows == 1
+    assert [row for row in server.deployment.stored() if row[1] == key] == [
+        (app_id, key, "stored")
+    ]

@@ -27,7 +27,7 @@ def test_generated_requests_find_no_server_error_and_no_schema_breach(server: Se
         [str(SCHEMATHESIS), "run", f"{server.url}/openapi.json",
          "-H", f"Authorization: Bearer {keys['submit']}",
          "--checks", CHECKS, "--phases", "coverage,fuzzing",
-         "--max-examples", "40", "--max-time", "25", "--workers", "2",
+         "--max-examples", "40", "--max-time", "15", "--workers", "2",
          "--seed", "20261125"],
         capture_output=True, text=True, timeout=120,
     )

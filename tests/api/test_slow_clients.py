@@ -1,0 +1,99 @@
+"""Clients that send too much or too slowly are cut off; the service stays healthy.
+
+These exercise the HTTP layer only, the same in both modes: one embedded server.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from tests.conftest import ServerProcess, create_key, sample_application
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def submit_key(embedded_server: ServerProcess) -> str:
+    return create_key(embedded_server.deployment, "submit")
+
+
+def test_a_100_mb_chunked_body_is_cut_off_early(embedded_server, submit_key):
+    # Raw socket: an HTTP client library would insist on sending the whole body first.
+    head = (
+        "POST /v1/applications HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {submit_key}\r\nIdempotency-Key: big\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n"
+    ).encode()
+    chunk = b"10000\r\n" + b" " * 0x10000 + b"\r\n"
+    sent, answer = 0, b""
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", embedded_server.port), timeout=10) as sock:
+        sock.sendall(head)
+        sock.setblocking(False)
+        while sent < 100 * 1024 * 1024 and time.monotonic() - started < 10:
+            try:
+                answer += sock.recv(4096)
+                if answer:
+                    break
+            except BlockingIOError:
+                pass
+            try:
+                sock.sendall(chunk)
+                sent += 0x10000
+            except (BlockingIOError, BrokenPipeError, ConnectionResetError):
+                break
+
+    assert answer.startswith(b"HTTP/1.1 413") or answer == b""
+    assert sent < 10 * 1024 * 1024
+    assert time.monotonic() - started < 10
+    assert httpx.get(embedded_server.url + "/healthz").status_code == 200
+
+
+def trickle(port: int, head: bytes, data: bytes, *, gap_s: float = 0.5,
+            budget_s: float = 15) -> tuple[float, bytes]:
+    """Send `head`, then `data` a byte every `gap_s`.
+
+    Returns seconds until the server answered or closed, and its answer (b"" = closed).
+    """
+    with socket.create_connection(("127.0.0.1", port), timeout=budget_s) as sock:
+        sock.sendall(head)
+        started = time.monotonic()
+        sock.settimeout(gap_s)
+        for byte in data:
+            try:
+                sock.sendall(bytes([byte]))
+            except (BrokenPipeError, ConnectionResetError):
+                return time.monotonic() - started, b""
+            try:
+                answer = sock.recv(4096)
+                return time.monotonic() - started, answer  # b"" = closed
+            except TimeoutError:
+                if time.monotonic() - started > budget_s:
+                    break
+    return time.monotonic() - started, b"still open"
+
+
+def test_slow_headers_and_slow_bodies_are_cut_within_10_s(embedded_server, submit_key):
+    slow_headers = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"X-Slow: " + b"a" * 200
+    body = json.dumps(sample_application()).encode()
+    slow_body = (
+        "POST /v1/applications HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {submit_key}\r\nIdempotency-Key: {uuid.uuid4()}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with ThreadPoolExecutor(2) as pool:
+        by_headers = pool.submit(trickle, embedded_server.port, b"", slow_headers)
+        by_body = pool.submit(trickle, embedded_server.port, slow_body, body)
+        (headers_elapsed, headers_answer), (body_elapsed, body_answer) = (
+            by_headers.result(), by_body.result())
+
+    assert headers_answer == b"" and headers_elapsed < 11
+    assert body_answer.startswith(b"HTTP/1.1 408") and body_elapsed < 11
+    assert httpx.get(embedded_server.url + "/healthz").status_code == 200
