@@ -435,3 +435,38 @@ def test_keys_younger_than_72_hours_are_kept(broker: Broker) -> None:
 
     assert forgotten == 0
     assert append_one(broker, submission("idem-1")).outcome is AppendOutcome.REPLAYED
+
+
+# -- requeue (replay from the dead letters) ------------------------------------------------
+
+
+def test_requeued_envelope_is_delivered_again_under_its_id(broker: Broker) -> None:
+    sub = submission()
+    append_one(broker, sub)
+    [taken] = reserve(broker)
+    asyncio.run(broker.ack([taken]))
+    replayed = msgspec.structs.replace(sub.envelope, attempts=())
+
+    asyncio.run(broker.requeue([replayed]))
+
+    [again] = reserve(broker)
+    assert again.envelope.id == sub.envelope.id
+    assert asyncio.run(broker.depth()) == 1
+
+
+def test_requeue_of_an_application_still_held_adds_nothing(broker: Broker) -> None:
+    sub = submission()
+    append_one(broker, sub)
+
+    asyncio.run(broker.requeue([sub.envelope]))
+
+    assert asyncio.run(broker.depth()) == 1
+
+
+def test_requeue_claims_no_idempotency_key(broker: Broker) -> None:
+    sub = submission("idem-requeue")
+    asyncio.run(broker.requeue([sub.envelope]))
+
+    [result] = asyncio.run(broker.append([submission("idem-requeue")]))
+
+    assert result.outcome is AppendOutcome.ACCEPTED

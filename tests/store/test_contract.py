@@ -20,9 +20,10 @@ import msgspec
 import pytest
 
 from loanflow.apikeys import ApiKey, Scope, generate, hash_key
-from loanflow.models import new_application_id
+from loanflow.models import AttemptRecord, new_application_id
 from loanflow.store.base import ApplicationRecord, Store
 from loanflow.store.postgres import PostgresStore
+from loanflow.store.review import DeadLetter, DeadLetterFilter, DeadLetterStatus
 from loanflow.store.sqlite import SQLiteStore
 from tests.throwaway.postgres import execute_sql, shared_database_fixture
 
@@ -93,6 +94,14 @@ class StoreFactory:
             return run(versions())
         raise AssertionError(f"expected a backend among {BACKENDS}, got {self.backend!r}")
 
+    def execute(self, sql: str) -> None:
+        """Raw SQL straight on the backend, past the store (for what it must refuse)."""
+        if self.backend == "sqlite":
+            with sqlite3.connect(self.tmp_path / "store.db") as conn:
+                conn.execute(sql)
+            return
+        execute_sql(self.postgres_url, sql)
+
     def migration_files(self) -> list[int]:
         folder = resources.files("loanflow.store") / "migrations" / self.backend
         return sorted(
@@ -115,7 +124,7 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[St
     postgres_url = ""
     if request.param == "postgres":
         postgres_url = request.getfixturevalue("postgres_database")
-        execute_sql(postgres_url, "DROP TABLE IF EXISTS applications, api_keys, schema_migrations")
+        execute_sql(postgres_url, "DROP SCHEMA public CASCADE; CREATE SCHEMA public")
     factory = StoreFactory(request.param, tmp_path, postgres_url)
     yield factory
     factory.close_all()
@@ -377,3 +386,162 @@ def test_api_key_is_usable_until_it_expires(store: Store) -> None:
     assert found is not None
     assert found.usable(now_ns)
     assert not found.usable(now_ns + SECOND_NS)
+
+
+# -- dead letters and the audit trail ------------------------------------------------------
+
+
+def dead_letter(application: ApplicationRecord, **changes: object) -> DeadLetter:
+    base = DeadLetter(
+        id=application.id,
+        status="open",
+        api_key_id=application.api_key_id,
+        idempotency_key=application.idempotency_key,
+        channel=application.channel,
+        partner_id=application.partner_id,
+        external_id=application.external_id,
+        received_at_ns=application.received_at_ns,
+        dead_lettered_at_ns=application.processed_at_ns,
+        error_code="EnrichmentTimeout",
+        last_error="enrichment timed out",
+        attempts=(AttemptRecord(attempt=1, at_ns=1, error_code="EnrichmentTimeout",
+                                message="enrichment timed out"),),
+        envelope=b"\x81\xa1v\x01",
+    )
+    return msgspec.structs.replace(base, **changes)
+
+
+def dead(**changes: object) -> tuple[ApplicationRecord, DeadLetter]:
+    app = record(status="dead_lettered", document=b'{"attempts":[]}', **changes)
+    return app, dead_letter(app)
+
+
+def save_dead(store: Store, *pairs: tuple[ApplicationRecord, DeadLetter]) -> None:
+    run(store.save_results([a for a, _ in pairs], [d for _, d in pairs]))
+
+
+def resolve(store: Store, letter: DeadLetter, status: DeadLetterStatus, **changes: object) -> bool:
+    args: dict[str, Any] = {
+        "seen_dead_lettered_at_ns": letter.dead_lettered_at_ns, "status": status,
+        "actor": "ops-key", "at_ns": time.time_ns(), "reason": "checked by hand",
+        "detail": {"before": "dead_lettered"},
+    }
+    args.update(changes)
+    return run(store.resolve_dead_letter(letter.id, **args))
+
+
+def test_dead_letter_is_saved_with_its_application_in_one_batch(store: Store) -> None:
+    app, letter = dead()
+
+    save_dead(store, (app, letter))
+
+    assert run(store.get_dead_letter(app.id)) == letter
+    assert get(store, app.id).status == "dead_lettered"  # type: ignore[union-attr]
+
+
+def test_dead_letters_list_newest_first_in_pages(store: Store) -> None:
+    pairs = [dead(processed_at_ns=1_000 + i) for i in range(5)]
+    save_dead(store, *pairs)
+
+    first, cursor = run(store.list_dead_letters(DeadLetterFilter(), limit=3))
+    second, end = run(store.list_dead_letters(DeadLetterFilter(), limit=3, cursor=cursor))
+
+    ids = [d.id for d in first + second]
+    assert ids == [d.id for _, d in sorted(pairs, key=lambda p: -p[1].dead_lettered_at_ns)]
+    assert end is None
+
+
+def test_dead_letters_filter_by_error_channel_partner_external_id_and_time(store: Store) -> None:
+    a, b = dead(channel="web", external_id="crm-1"), dead(channel="broker", partner_id="p-9")
+    b = (b[0], msgspec.structs.replace(b[1], error_code="StoreTimeout"))
+    save_dead(store, a, b)
+
+    def ids(**where: Any) -> list[str]:
+        found, _ = run(store.list_dead_letters(DeadLetterFilter(**where), limit=10))
+        return [d.id for d in found]
+
+    assert ids(error_code="StoreTimeout") == [b[0].id]
+    assert ids(channel="web") == [a[0].id]
+    assert ids(partner_id="p-9") == [b[0].id]
+    assert ids(external_id="crm-1") == [a[0].id]
+    assert ids(id=a[0].id) == [a[0].id]
+    assert ids(since_ns=b[1].dead_lettered_at_ns + 1) == []
+    assert run(store.count_dead_letters(DeadLetterFilter(channel="broker"))) == 1
+
+
+def test_resolving_a_dead_letter_updates_its_application_and_the_audit_trail(
+    store: Store,
+) -> None:
+    app, letter = dead()
+    save_dead(store, (app, letter))
+
+    assert resolve(store, letter, DeadLetterStatus.DISCARDED) is True
+
+    assert run(store.get_dead_letter(app.id)).status == "discarded"  # type: ignore[union-attr]
+    assert get(store, app.id).status == "discarded"  # type: ignore[union-attr]
+    [entry] = run(store.audit_trail(limit=10))
+    assert (entry.actor, entry.action, entry.target) == ("ops-key", "discard", app.id)
+    assert entry.detail == {"before": "dead_lettered"}
+    assert run(store.count_dead_letters(DeadLetterFilter())) == 0  # no longer open
+
+
+def test_a_dead_letter_resolves_once(store: Store) -> None:
+    app, letter = dead()
+    save_dead(store, (app, letter))
+    resolve(store, letter, DeadLetterStatus.REPLAYED)
+
+    assert resolve(store, letter, DeadLetterStatus.DISCARDED) is False
+    assert len(run(store.audit_trail(limit=10))) == 1
+
+
+def test_a_dead_letter_that_changed_since_it_was_seen_is_not_resolved(store: Store) -> None:
+    app, letter = dead()
+    save_dead(store, (app, letter))
+
+    assert resolve(store, letter, DeadLetterStatus.DISCARDED,
+                   seen_dead_lettered_at_ns=letter.dead_lettered_at_ns - 1) is False
+
+
+def test_a_replays_result_replaces_the_dead_lettered_row(store: Store) -> None:
+    app, letter = dead()
+    save_dead(store, (app, letter))
+    resolve(store, letter, DeadLetterStatus.REPLAYED)
+
+    save(store, msgspec.structs.replace(app, status="stored", document=b'{"ok":true}'))
+
+    assert get(store, app.id).status == "stored"  # type: ignore[union-attr]
+
+
+def test_a_stored_application_is_never_replaced(store: Store) -> None:
+    stored = record()
+    save(store, stored)
+
+    save_dead(store, (msgspec.structs.replace(stored, status="dead_lettered"),
+                      dead_letter(stored)))
+
+    assert get(store, stored.id).status == "stored"  # type: ignore[union-attr]
+
+
+def test_a_replay_that_fails_again_reopens_its_dead_letter(store: Store) -> None:
+    app, letter = dead()
+    save_dead(store, (app, letter))
+    resolve(store, letter, DeadLetterStatus.REPLAYED)
+    again = msgspec.structs.replace(letter, dead_lettered_at_ns=letter.dead_lettered_at_ns + 5,
+                                    error_code="StillBroken")
+
+    save_dead(store, (app, again))
+
+    reopened = run(store.get_dead_letter(app.id))
+    assert reopened is not None
+    assert (reopened.status, reopened.error_code, reopened.resolved_by) == (
+        "open", "StillBroken", None)
+
+
+def test_the_audit_trail_refuses_edits(store_factory: StoreFactory) -> None:
+    store = store_factory()
+    app, letter = dead()
+    save_dead(store, (app, letter))
+    resolve(store, letter, DeadLetterStatus.DISCARDED)
+
+    with pytest.raises(Exception, match="append-only"):
+        store_factory.execute("DELETE FROM audit_log")

@@ -59,6 +59,11 @@ class Broker(Protocol):
         """Durably enqueue; one result per submission, in order."""
         ...
 
+    async def requeue(self, envelopes: Sequence[Envelope]) -> None:
+        """Durably enqueue again under the same ids, claiming no idempotency key (a replay
+        from the dead letters); an application the broker still holds is left as it is."""
+        ...
+
     async def reserve(self, max_count: int, *, consumer: str) -> list[Delivery]:
         """Take up to `max_count` ready envelopes (oldest first); may return none."""
         ...

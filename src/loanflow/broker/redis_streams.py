@@ -69,7 +69,9 @@ log = logging.getLogger(__name__)
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder(Envelope).decode
 
-SCRIPT_NAMES = ("append", "reserve", "ack", "hand_back", "pending_state", "expire_keys")
+SCRIPT_NAMES = (
+    "append", "reserve", "ack", "hand_back", "pending_state", "expire_keys", "requeue",
+)
 #: Idempotency keys a sweep (`expire_idempotency_keys(now_ns=...)`) checks per script call.
 SWEEP_BATCH = 500
 
@@ -147,6 +149,16 @@ class RedisStreamsBroker:
         with _unavailable("append"):
             replies = await self._run(calls) if calls else []
         return [_append_result(s, reply) for s, reply in zip(submissions, replies, strict=True)]
+
+    async def requeue(self, envelopes: Sequence[Envelope]) -> None:
+        calls: list[_Call] = [
+            (_script("requeue"), [keys.STREAM, keys.application_key(env.id)],
+             [env.id, env.received_at_ns, _encode(env)])
+            for env in envelopes
+        ]
+        with _unavailable("requeue"):
+            if calls:
+                await self._run(calls)
 
     async def reserve(self, max_count: int, *, consumer: str) -> list[Delivery]:
         if max_count < 1:

@@ -73,6 +73,16 @@ class SQLiteBroker:
         ]
         return await self._db.write(lambda conn: _append(conn, rows))
 
+    async def requeue(self, envelopes: Sequence[Envelope]) -> None:
+        rows = [(e.id, _encode(e), time.time_ns()) for e in envelopes]
+        await self._db.write(
+            lambda conn: conn.executemany(
+                "INSERT INTO messages (application_id, envelope, available_at_ns)"
+                " VALUES (?, ?, ?) ON CONFLICT (application_id) DO NOTHING",
+                rows,
+            )
+        )
+
     async def reserve(self, max_count: int, *, consumer: str) -> list[Delivery]:
         now = time.time_ns()
         lease_until = now + self._visibility_ns

@@ -15,6 +15,7 @@ from typing import Protocol
 import msgspec
 
 from loanflow.apikeys import ApiKey
+from loanflow.store.review import DeadLetter, ReviewStore
 
 
 class ApplicationRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -38,15 +39,19 @@ class ApplicationRecord(msgspec.Struct, frozen=True, kw_only=True):
     product_version: str
 
 
-class Store(Protocol):
+class Store(ReviewStore, Protocol):
     async def open(self) -> None:
         """Connect and apply pending migrations."""
         ...
 
     async def close(self) -> None: ...
 
-    async def save_results(self, records: Sequence[ApplicationRecord]) -> None:
-        """One transaction; a record whose id is already stored is left as it is."""
+    async def save_results(
+        self, records: Sequence[ApplicationRecord], dead_letters: Sequence[DeadLetter] = ()
+    ) -> None:
+        """One transaction for the batch and its dead letters. A record whose id is
+        already stored is left as it is, unless that row is dead_lettered or replayed
+        (a replay's result replaces it)."""
         ...
 
     async def get_application(self, application_id: str) -> ApplicationRecord | None: ...

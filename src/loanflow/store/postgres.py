@@ -22,8 +22,10 @@ import msgspec
 
 from loanflow.apikeys import ApiKey, Scope
 from loanflow.errors import StoreUnavailable
-from loanflow.store import migrations
+from loanflow.store import migrations, review
 from loanflow.store.base import ApplicationRecord
+from loanflow.store.postgres_review import PostgresReview, save_dead_letters
+from loanflow.store.review import DeadLetter
 
 _COLUMNS = (
     "id, status, api_key_id, idempotency_key, channel, partner_id, external_id,"
@@ -35,7 +37,7 @@ _KEY_COLUMNS = "id, label, scopes, created_at_ns, expires_at_ns, revoked_at_ns"
 _INSERT = (
     f"INSERT INTO applications ({_COLUMNS})"
     f" VALUES ({', '.join(f'${i}' for i in range(1, len(_FIELDS) + 1))})"
-    " ON CONFLICT (id) DO NOTHING"
+    + review.UPSERT_APPLICATION
 )
 
 log = logging.getLogger(__name__)
@@ -60,7 +62,7 @@ _BACKEND_ERRORS = (
 )
 
 
-class PostgresStore:
+class PostgresStore(PostgresReview):
     def __init__(
         self,
         url: str,
@@ -124,15 +126,19 @@ class PostgresStore:
         except _BACKEND_ERRORS:
             pool.terminate()
 
-    async def save_results(self, records: Sequence[ApplicationRecord]) -> None:
+    async def save_results(
+        self, records: Sequence[ApplicationRecord], dead_letters: Sequence[DeadLetter] = ()
+    ) -> None:
         rows = _rows(records)
-        if not rows:
+        if not rows and not dead_letters:
             return
         async with self._transaction("save_results") as conn:
             # Measured against COPY into a temp table + INSERT … SELECT: executemany
             # (pipelined binds) was faster at 200 and 1,000 rows, twice as fast
             # on redelivered (duplicate) batches.
-            await conn.executemany(_INSERT, rows)
+            if rows:
+                await conn.executemany(_INSERT, rows)
+            await save_dead_letters(conn, sorted(dead_letters, key=lambda d: d.id))
 
     async def get_application(self, application_id: str) -> ApplicationRecord | None:
         if "\x00" in application_id:

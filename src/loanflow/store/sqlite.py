@@ -6,12 +6,16 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import msgspec
 
 from loanflow.apikeys import ApiKey, Scope
 from loanflow.embedded import SQLiteDatabase
 from loanflow.errors import StoreUnavailable
-from loanflow.store import migrations
+from loanflow.store import migrations, review
 from loanflow.store.base import ApplicationRecord
+from loanflow.store.review import AuditEntry, DeadLetter, DeadLetterFilter, DeadLetterStatus
 
 _COLUMNS = (
     "id, status, api_key_id, idempotency_key, channel, partner_id, external_id,"
@@ -35,20 +39,111 @@ class SQLiteStore:
     async def close(self) -> None:
         self._db.close()
 
-    async def save_results(self, records: Sequence[ApplicationRecord]) -> None:
+    async def save_results(
+        self, records: Sequence[ApplicationRecord], dead_letters: Sequence[DeadLetter] = ()
+    ) -> None:
         rows = [
             (r.id, r.status, r.api_key_id, r.idempotency_key, r.channel, r.partner_id,
              r.external_id, r.received_at_ns, r.processed_at_ns, r.ssn_hash, r.pii_sealed,
              r.document, r.rules_version, r.product_version)
             for r in records
         ]
-        await self._db.write(
-            lambda conn: conn.executemany(
+        letters = [review.dead_letter_row(d) for d in dead_letters]
+
+        def save(conn: sqlite3.Connection) -> None:
+            conn.executemany(
                 f"INSERT INTO applications ({_COLUMNS}) VALUES ({', '.join('?' * 14)})"
-                " ON CONFLICT (id) DO NOTHING",
+                + review.UPSERT_APPLICATION,
                 rows,
             )
+            if letters:
+                conn.executemany(
+                    f"INSERT INTO dead_letters ({review.DEAD_LETTER_COLUMNS})"
+                    f" VALUES ({', '.join('?' * 16)})" + review.UPSERT_DEAD_LETTER,
+                    letters,
+                )
+
+        await self._db.write(save)
+
+    # -- manual review --------------------------------------------------------------
+
+    async def list_dead_letters(
+        self, where: DeadLetterFilter, *, limit: int, cursor: str | None = None
+    ) -> tuple[list[DeadLetter], str | None]:
+        clause, params = review.where_sql(where, cursor, lambda n: "?")
+        rows = await self._db.read(
+            lambda conn: conn.execute(
+                f"SELECT {review.DEAD_LETTER_COLUMNS} FROM dead_letters{clause}"
+                " ORDER BY dead_lettered_at_ns DESC, id DESC LIMIT ?",
+                (*params, limit + 1),
+            ).fetchall()
         )
+        return review.page([review.dead_letter_from_row(row) for row in rows], limit)
+
+    async def count_dead_letters(self, where: DeadLetterFilter) -> int:
+        clause, params = review.where_sql(where, None, lambda n: "?")
+        row = await self._db.read(
+            lambda conn: conn.execute(f"SELECT count(*) FROM dead_letters{clause}", params)
+            .fetchone()
+        )
+        return int(row[0])
+
+    async def get_dead_letter(self, application_id: str) -> DeadLetter | None:
+        row = await self._db.read(
+            lambda conn: conn.execute(
+                f"SELECT {review.DEAD_LETTER_COLUMNS} FROM dead_letters WHERE id = ?",
+                (application_id,),
+            ).fetchone()
+        )
+        return None if row is None else review.dead_letter_from_row(row)
+
+    async def resolve_dead_letter(
+        self,
+        application_id: str,
+        *,
+        seen_dead_lettered_at_ns: int,
+        status: DeadLetterStatus,
+        actor: str,
+        at_ns: int,
+        reason: str,
+        detail: dict[str, Any],
+    ) -> bool:
+        audit_detail = _encode_json(detail)
+
+        def resolve(conn: sqlite3.Connection) -> bool:
+            changed = conn.execute(
+                "UPDATE dead_letters SET status = ?, resolved_at_ns = ?, resolved_by = ?,"
+                " resolution = ? WHERE id = ? AND status = 'open' AND dead_lettered_at_ns = ?",
+                (status.value, at_ns, actor, reason, application_id, seen_dead_lettered_at_ns),
+            ).rowcount
+            if not changed:
+                return False
+            conn.execute(
+                "UPDATE applications SET status = ? WHERE id = ? AND status = 'dead_lettered'",
+                (status.value, application_id),
+            )
+            conn.execute(
+                "INSERT INTO audit_log (at_ns, actor, action, target, detail)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (at_ns, actor, _ACTIONS[status], application_id, audit_detail),
+            )
+            return True
+
+        return await self._db.write(resolve)
+
+    async def audit_trail(self, *, limit: int, before_seq: int | None = None) -> list[AuditEntry]:
+        rows = await self._db.read(
+            lambda conn: conn.execute(
+                "SELECT seq, at_ns, actor, action, target, detail FROM audit_log"
+                " WHERE seq < ? ORDER BY seq DESC LIMIT ?",
+                (before_seq if before_seq is not None else 2**62, limit),
+            ).fetchall()
+        )
+        return [
+            AuditEntry(seq=r[0], at_ns=r[1], actor=r[2], action=r[3], target=r[4],
+                       detail=msgspec.json.decode(r[5]))
+            for r in rows
+        ]
 
     async def get_application(self, application_id: str) -> ApplicationRecord | None:
         row = await self._db.read(
@@ -98,6 +193,9 @@ class SQLiteStore:
 
 
 _FIELDS = [name.strip() for name in _COLUMNS.split(",")]
+_encode_json = msgspec.json.Encoder().encode
+#: The audit action each resolution is recorded as.
+_ACTIONS = {DeadLetterStatus.REPLAYED: "replay", DeadLetterStatus.DISCARDED: "discard"}
 
 
 def _api_key(row: tuple[object, ...]) -> ApiKey:
@@ -134,5 +232,15 @@ def _migrate(conn: sqlite3.Connection) -> int:
 
 
 def _statements(sql: str) -> list[str]:
-    lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+    """Whole statements, as SQLite counts them (a trigger body holds semicolons)."""
+    statements, pending = [], ""
+    for line in sql.splitlines():
+        if line.strip().startswith("--") or not line.strip():
+            continue
+        pending += line + "\n"
+        if sqlite3.complete_statement(pending):
+            statements.append(pending.strip())
+            pending = ""
+    if pending.strip():
+        raise ValueError(f"expected complete SQL statements, got a trailing {pending!r}")
+    return statements
