@@ -144,6 +144,9 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True):
     idempotency_key: str
     client_ip: str | None = None
     channel: str
+    #: Copied out of the application (no PII) so dead letters can be searched by them.
+    partner_id: str | None = None
+    external_id: str | None = None
     #: The Application as msgpack, sealed with the PII key: the queue holds no clear PII.
     sealed_application: bytes
     attempts: tuple[AttemptRecord, ...] = ()

@@ -55,6 +55,7 @@ class Runtime:
             batch_size=s.batch_size,
             max_attempts=s.max_attempts,
             poll_interval_s=s.poll_interval_s,
+            fail_marker=s.fail_marker,
         )
 
     def start_processors(self, count: int) -> None:

@@ -50,6 +50,9 @@ class Settings:
         4096, "connections plus in-flight requests per API process; beyond: 503"
     )
     max_body_bytes: int = _setting(64 * 1024, "largest single submission body")
+    fail_marker: str = _setting(
+        "", "TEST ONLY: applications whose external_id starts with this fail every attempt"
+    )
     log_level: str = _setting("info", "log level: debug, info, warning, error")
     log_format: str = _setting("json", "json (one object per line) or text")
 

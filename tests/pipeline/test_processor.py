@@ -75,6 +75,8 @@ class Pipeline:
             idempotency_key=str(uuid.uuid4()),
             client_ip="192.0.2.1",
             channel=application.channel,
+            partner_id=application.partner_id,
+            external_id=application.external_id,
             sealed_application=self.cipher.seal(msgspec.msgpack.encode(application)),
         )
 

@@ -56,6 +56,8 @@ async def submit_application(request: Request) -> Response:
         idempotency_key=idempotency_key,
         client_ip=request.client.host if request.client else None,
         channel=application.channel,
+        partner_id=application.partner_id,
+        external_id=application.external_id,
         sealed_application=rt.cipher.seal(_encode_msgpack(application)),
     )
     fingerprint = rt.cipher.keyed_hash(canonical_bytes(application))

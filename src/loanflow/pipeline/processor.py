@@ -26,11 +26,13 @@ from loanflow.pipeline import rules
 from loanflow.pipeline.assess import assess
 from loanflow.pipeline.product import Product
 from loanflow.store.base import ApplicationRecord, Store
+from loanflow.store.review import DeadLetter, DeadLetterStatus
 
 log = logging.getLogger(__name__)
 
 _decode_application = msgspec.msgpack.Decoder(Application).decode
 _encode_json = msgspec.json.Encoder().encode
+_encode_msgpack = msgspec.msgpack.Encoder().encode
 
 #: Backoff for failed attempts: full jitter over base * 2**attempt, capped.
 RETRY_BASE_S = 0.5
@@ -44,6 +46,10 @@ CRASH_MARGIN = 2
 
 class ProcessorCrashLoop(Exception):
     """An application was delivered many times and no attempt ever ended."""
+
+
+class InjectedFault(Exception):
+    """Test-only: raised for applications marked by LOANFLOW_FAIL_MARKER."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +73,7 @@ class Processor:
         max_attempts: int = 5,
         poll_interval_s: float = 0.05,
         clock_ns: Callable[[], int] = time.time_ns,
+        fail_marker: str = "",
     ) -> None:
         if batch_size < 1 or max_attempts < 1:
             raise ValueError(
@@ -78,6 +85,7 @@ class Processor:
         self._batch_size, self._max_attempts = batch_size, max_attempts
         self._poll_interval_s = poll_interval_s
         self._clock_ns = clock_ns
+        self._fail_marker = fail_marker
 
     async def run(self, stop: asyncio.Event, wake: asyncio.Event | None = None) -> None:
         """Process until `stop` is set; sleeps when idle, backs off when a backend is down."""
@@ -109,29 +117,31 @@ class Processor:
         if not deliveries:
             return 0
         records: list[ApplicationRecord] = []
+        dead_letters: list[DeadLetter] = []
         done: list[Delivery] = []
         failures: list[_Failure] = []
         for delivery in deliveries:
             if delivery.deliveries > self._max_attempts + CRASH_MARGIN:
                 # Handed out again and again without an answer: it kills its processor.
-                records.append(self._dead_letter(self._record_failure(
-                    delivery, ProcessorCrashLoop(f"delivered {delivery.deliveries} times "
-                                                 "without a result"))))
-                done.append(delivery)
-                continue
-            try:
-                records.append(self._assess(delivery.envelope))
-                done.append(delivery)
-            except Exception as exc:
-                failure = self._record_failure(delivery, exc)
-                if len(failure.envelope.attempts) >= self._max_attempts:
-                    records.append(self._dead_letter(failure))
+                failure = self._record_failure(delivery, ProcessorCrashLoop(
+                    f"delivered {delivery.deliveries} times without a result"))
+            else:
+                try:
+                    records.append(self._assess(delivery.envelope))
                     done.append(delivery)
-                else:
+                    continue
+                except Exception as exc:
+                    failure = self._record_failure(delivery, exc)
+                if len(failure.envelope.attempts) < self._max_attempts:
                     failures.append(failure)
+                    continue
+            record, letter = self._dead_letter(failure.envelope)
+            records.append(record)
+            dead_letters.append(letter)
+            done.append(delivery)
         try:
             if records:
-                await self._store.save_results(records)
+                await self._store.save_results(records, dead_letters)
         except Unavailable:
             # Nothing is dead-lettered for an outage: the batch waits in the broker.
             await self._broker.release(deliveries, OUTAGE_DELAY_S)
@@ -145,6 +155,9 @@ class Processor:
 
     def _assess(self, envelope: Envelope) -> ApplicationRecord:
         application = _decode_application(self._cipher.open(envelope.sealed_application))
+        marker = self._fail_marker
+        if marker and (application.external_id or "").startswith(marker):
+            raise InjectedFault(f"external_id starts with the fault marker {marker!r}")
         # Decide as of the day it was received, so a retry or replay decides the same way.
         received = dt.datetime.fromtimestamp(envelope.received_at_ns / 1e9, tz=dt.UTC).date()
         assessment = assess(application, product=self._product, today=received)
@@ -180,17 +193,35 @@ class Processor:
         attempts = (*envelope.attempts, record)
         return _Failure(delivery, msgspec.structs.replace(envelope, attempts=attempts))
 
-    def _dead_letter(self, failure: _Failure) -> ApplicationRecord:
-        envelope = failure.envelope
-        return self._record(
+    def _dead_letter(self, envelope: Envelope) -> tuple[ApplicationRecord, DeadLetter]:
+        """The application's `dead_lettered` row and its dead letter (the whole envelope,
+        the application still sealed, so an operator can replay it)."""
+        record = self._record(
             envelope,
             status=Status.DEAD_LETTERED,
             document={"attempts": msgspec.to_builtins(envelope.attempts)},
             ssn_hash=None,
-            pii_sealed=envelope.sealed_application,
+            pii_sealed=None,
             rules_version="",
             product_version="",
         )
+        last = envelope.attempts[-1]
+        letter = DeadLetter(
+            id=envelope.id,
+            status=DeadLetterStatus.OPEN.value,
+            api_key_id=envelope.api_key_id,
+            idempotency_key=envelope.idempotency_key,
+            channel=envelope.channel,
+            partner_id=envelope.partner_id,
+            external_id=envelope.external_id,
+            received_at_ns=envelope.received_at_ns,
+            dead_lettered_at_ns=record.processed_at_ns,
+            error_code=last.error_code,
+            last_error=last.message,
+            attempts=envelope.attempts,
+            envelope=_encode_msgpack(envelope),
+        )
+        return record, letter
 
     def _record(
         self,
@@ -203,18 +234,14 @@ class Processor:
         rules_version: str,
         product_version: str,
     ) -> ApplicationRecord:
-        partner_id = external_id = None
-        app = document.get("application")
-        if isinstance(app, dict):
-            partner_id, external_id = app.get("partner_id"), app.get("external_id")
         return ApplicationRecord(
             id=envelope.id,
             status=status.value,
             api_key_id=envelope.api_key_id,
             idempotency_key=envelope.idempotency_key,
             channel=envelope.channel,
-            partner_id=partner_id,
-            external_id=external_id,
+            partner_id=envelope.partner_id,
+            external_id=envelope.external_id,
             received_at_ns=envelope.received_at_ns,
             processed_at_ns=self._clock_ns(),
             ssn_hash=ssn_hash,
