@@ -226,13 +226,13 @@ def client(server: ServerProcess) -> Iterator[httpx.Client]:
 def wait_for_status(
     client: httpx.Client, key: str, app_id: str, *, final: bool = True, timeout_s: float = 10.0
 ) -> dict[str, Any]:
-    """Poll GET until the application leaves queued/processing (or the timeout)."""
+    """Poll GET until the application leaves queued, processing or replayed (or times out)."""
     deadline = time.monotonic() + timeout_s
     while True:
         answer = client.get(f"/v1/applications/{app_id}", headers=auth(key))
         assert answer.status_code == 200, answer.text
         body: dict[str, Any] = answer.json()
-        if not final or body["status"] not in ("queued", "processing"):
+        if not final or body["status"] not in ("queued", "processing", "replayed"):
             return body
         if time.monotonic() > deadline:
             raise AssertionError(f"{app_id} still {body['status']} after {timeout_s}s")

@@ -12,6 +12,7 @@
     │   ├── IdempotencyKeyReused     422: same key, other body
     │   ├── IdempotencyConflict      409: same key still being accepted
     │   ├── RateLimited              429: over the key's rate
+    │   ├── NotOpen                  409: the dead letter was already resolved
     │   └── NotFound                 404
     └── Unavailable                  503: cannot promise durability now
         ├── BrokerUnavailable
@@ -107,6 +108,12 @@ class IdempotencyConflict(RequestError):
     type = "idempotency-conflict"
     title = "A request with this Idempotency-Key is still being accepted"
     retry_after_s = 1
+
+
+class NotOpen(RequestError):
+    status = 409
+    type = "dead-letter-not-open"
+    title = "The dead letter is no longer open"
 
 
 class RateLimited(RequestError):

@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from loanflow.api import dashboard, openapi
+from loanflow.api import dashboard, dead_letters, openapi
 from loanflow.api.applications import get_application, submit_application
 from loanflow.api.auth import Authenticator
 from loanflow.api.health import healthz, readyz
@@ -64,6 +64,13 @@ def create_app(settings: Settings, *, processors: int | None = None) -> Starlett
         routes=[
             Route("/v1/applications", submit_application, methods=["POST"]),
             Route("/v1/applications/{id}", get_application, methods=["GET"]),
+            Route("/v1/dead-letters", dead_letters.list_dead_letters, methods=["GET"]),
+            Route("/v1/dead-letters/replay", dead_letters.bulk_replay, methods=["POST"]),
+            Route("/v1/dead-letters/discard", dead_letters.bulk_discard, methods=["POST"]),
+            Route("/v1/dead-letters/{id}", dead_letters.get_dead_letter, methods=["GET"]),
+            Route("/v1/dead-letters/{id}/replay", dead_letters.replay, methods=["POST"]),
+            Route("/v1/dead-letters/{id}/discard", dead_letters.discard, methods=["POST"]),
+            Route("/v1/audit", dead_letters.audit_trail, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/openapi.json", openapi_json, methods=["GET"]),

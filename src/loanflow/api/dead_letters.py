@@ -1,0 +1,218 @@
+"""Manual review over HTTP: `/v1/dead-letters…` and the audit trail `/v1/audit`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from loanflow.api.applications import read_body, runtime_of
+from loanflow.api.schema import decode_application
+from loanflow.apikeys import Scope
+from loanflow.errors import FieldError, MalformedRequest, SchemaInvalid
+from loanflow.manual_review import ManualReview
+from loanflow.models import Application, format_ts
+from loanflow.store.review import DeadLetter, DeadLetterFilter
+
+MAX_PAGE = 500
+#: Review bodies carry at most one corrected application.
+MAX_REVIEW_BODY = 128 * 1024
+
+_encode = msgspec.json.Encoder().encode
+
+
+class ReplayBody(msgspec.Struct, forbid_unknown_fields=True):
+    #: Kept raw: a correction is decoded and checked exactly like a new submission.
+    application: msgspec.Raw = msgspec.field(default_factory=msgspec.Raw)
+
+
+class DiscardBody(msgspec.Struct, forbid_unknown_fields=True):
+    reason: str
+
+
+class FilterBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    error_code: str | None = None
+    channel: str | None = None
+    partner_id: str | None = None
+    external_id: str | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+
+
+class BulkBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    filter: FilterBody = msgspec.field(default_factory=FilterBody)
+    dry_run: bool = True
+    reason: str = ""
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(_encode(body), status, media_type="application/json")
+
+
+def _review(request: Request) -> ManualReview:
+    rt = runtime_of(request)
+    return ManualReview(store=rt.store, broker=rt.broker, cipher=rt.cipher)
+
+
+def summary(letter: DeadLetter) -> dict[str, Any]:
+    return {
+        "id": letter.id,
+        "status": letter.status,
+        "channel": letter.channel,
+        "partner_id": letter.partner_id,
+        "external_id": letter.external_id,
+        "received_at": format_ts(letter.received_at_ns),
+        "dead_lettered_at": format_ts(letter.dead_lettered_at_ns),
+        "error_code": letter.error_code,
+        "last_error": letter.last_error,
+        "attempts": len(letter.attempts),
+        "resolved_at": format_ts(letter.resolved_at_ns) if letter.resolved_at_ns else None,
+        "resolved_by": letter.resolved_by,
+        "resolution": letter.resolution,
+    }
+
+
+def _ns(text: str | None, name: str) -> int | None:
+    if not text:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise SchemaInvalid([FieldError(name, "expected an RFC 3339 time")]) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return int(moment.timestamp() * 1e9)
+
+
+def _filter_from_query(request: Request) -> DeadLetterFilter:
+    q = request.query_params
+    status = q.get("status", "open")
+    return DeadLetterFilter(
+        status=None if status == "any" else status,
+        error_code=q.get("error_code") or None,
+        channel=q.get("channel") or None,
+        partner_id=q.get("partner_id") or None,
+        external_id=q.get("external_id") or None,
+        id=q.get("id") or None,
+        since_ns=_ns(q.get("since"), "since"),
+        until_ns=_ns(q.get("until"), "until"),
+    )
+
+
+async def list_dead_letters(request: Request) -> Response:
+    rt = runtime_of(request)
+    await request.app.state.auth.require(request, Scope.READ)
+    where = _filter_from_query(request)
+    limit_text = request.query_params.get("limit", "50")
+    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_PAGE:
+        raise SchemaInvalid([FieldError("limit", f"expected 1-{MAX_PAGE}")])
+    search = request.query_params.get("q")
+    if search:
+        # One box finds an application id or the submitter's own reference.
+        where = msgspec.structs.replace(where, id=search)
+        if not await rt.store.count_dead_letters(where):
+            where = msgspec.structs.replace(where, id=None, external_id=search)
+    try:
+        letters, cursor = await rt.store.list_dead_letters(
+            where, limit=int(limit_text), cursor=request.query_params.get("cursor") or None
+        )
+    except ValueError as exc:
+        raise SchemaInvalid([FieldError("cursor", str(exc))]) from None
+    return _json({"items": [summary(d) for d in letters], "next_cursor": cursor})
+
+
+async def get_dead_letter(request: Request) -> Response:
+    await request.app.state.auth.require(request, Scope.READ)
+    review = _review(request)
+    letter = await review.open_letter(request.path_params["id"])
+    detail = summary(letter)
+    detail["attempts"] = [
+        {"attempt": a.attempt, "at": format_ts(a.at_ns), "error_code": a.error_code,
+         "message": a.message}
+        for a in letter.attempts
+    ]
+    detail["application"] = review.masked_application(letter)
+    return _json(detail)
+
+
+async def replay(request: Request) -> Response:
+    key = await request.app.state.auth.require(request, Scope.OPERATE)
+    body = await _decode(request, ReplayBody, allow_empty=True)
+    corrected: Application | None = None
+    if body is not None and bytes(body.application) not in (b"", b"null"):
+        corrected = decode_application(bytes(body.application))
+    letter = await _review(request).replay(
+        request.path_params["id"], actor=key.id, corrected=corrected
+    )
+    return _json({"id": letter.id, "status": "replayed", "corrected": corrected is not None},
+                 202)
+
+
+async def discard(request: Request) -> Response:
+    key = await request.app.state.auth.require(request, Scope.OPERATE)
+    body = await _decode(request, DiscardBody)
+    assert body is not None
+    letter = await _review(request).discard(
+        request.path_params["id"], actor=key.id, reason=body.reason
+    )
+    return _json({"id": letter.id, "status": "discarded"})
+
+
+async def bulk_replay(request: Request) -> Response:
+    return await _bulk(request, "replay")
+
+
+async def bulk_discard(request: Request) -> Response:
+    return await _bulk(request, "discard")
+
+
+async def _bulk(request: Request, action: str) -> Response:
+    key = await request.app.state.auth.require(request, Scope.OPERATE)
+    body = await _decode(request, BulkBody)
+    assert body is not None
+    f = body.filter
+    where = DeadLetterFilter(
+        error_code=f.error_code, channel=f.channel, partner_id=f.partner_id,
+        external_id=f.external_id,
+        since_ns=int(f.since.timestamp() * 1e9) if f.since else None,
+        until_ns=int(f.until.timestamp() * 1e9) if f.until else None,
+    )
+    count = await _review(request).bulk(
+        where, action=action, actor=key.id, reason=body.reason, dry_run=body.dry_run
+    )
+    return _json({"action": action, "dry_run": body.dry_run, "count": count})
+
+
+async def audit_trail(request: Request) -> Response:
+    rt = runtime_of(request)
+    await request.app.state.auth.require(request, Scope.READ)
+    before = request.query_params.get("before")
+    if before is not None and not before.isdigit():
+        raise SchemaInvalid([FieldError("before", "expected a seq from a previous page")])
+    entries = await rt.store.audit_trail(
+        limit=MAX_PAGE, before_seq=int(before) if before else None
+    )
+    return _json({"items": [
+        {"seq": e.seq, "at": format_ts(e.at_ns), "actor": e.actor, "action": e.action,
+         "target": e.target, "detail": e.detail}
+        for e in entries
+    ]})
+
+
+async def _decode(
+    request: Request, kind: type[msgspec.Struct], *, allow_empty: bool = False
+) -> Any:
+    body = await read_body(request, MAX_REVIEW_BODY)
+    if not body.strip():
+        if allow_empty:
+            return None
+        raise MalformedRequest("expected a JSON body")
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except msgspec.ValidationError as exc:
+        raise SchemaInvalid([FieldError("$", str(exc))]) from None
+    except msgspec.DecodeError as exc:
+        raise MalformedRequest(f"body is not valid JSON: {exc}") from None
