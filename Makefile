@@ -13,8 +13,15 @@ $(BIN)/loanflow: pyproject.toml
 run: $(BIN)/loanflow
 	$(BIN)/loanflow serve
 
-test: $(BIN)/loanflow lint
+# The browser tests drive Debian's Chromium; the metrics tests check /metrics with promtool.
+test: $(BIN)/loanflow lint /usr/bin/chromium /usr/bin/promtool
 	$(BIN)/pytest
+
+/usr/bin/chromium:
+	apt-get install -y chromium
+
+/usr/bin/promtool:
+	apt-get install -y prometheus
 
 lint: $(BIN)/loanflow
 	$(BIN)/ruff check src tests

@@ -147,6 +147,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, runtime.stop.set)
+            runtime.start_metrics(live=False)
             runtime.start_processors(max(1, settings.processors))
             log.info("worker running %d processors", max(1, settings.processors))
             await runtime.stop.wait()

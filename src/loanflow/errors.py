@@ -28,6 +28,9 @@ from dataclasses import dataclass
 class LoanflowError(Exception):
     """Base of every error loanflow raises on purpose."""
 
+    #: The HTTP status the API answers it with.
+    status = 500
+
 
 @dataclass(frozen=True)
 class FieldError:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from loanflow.backends import make_broker, make_store
 from loanflow.broker.base import Broker
 from loanflow.errors import Unavailable
+from loanflow.metrics.backends import Metrics, open_metrics
+from loanflow.metrics.series_base import QueueState
 from loanflow.pii import PiiCipher, load_cipher
 from loanflow.pipeline.processor import Processor, warm_up
 from loanflow.pipeline.product import Product, load_product
@@ -37,10 +39,13 @@ class Runtime:
     store: Store
     cipher: PiiCipher
     product: Product
+    metrics: Metrics
     #: Set after an append, so an idle processor in this process starts at once.
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     #: Last sampled broker depth, for backpressure without a query per request.
     queue_depth: int = 0
+    #: Only a process that samples the broker knows the depth to report.
+    depth_sampled: bool = False
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -56,7 +61,17 @@ class Runtime:
             max_attempts=s.max_attempts,
             poll_interval_s=s.poll_interval_s,
             fail_marker=s.fail_marker,
+            recorder=self.metrics.recorder,
+            events=self.metrics.publisher,
         )
+
+    def queue_state(self) -> QueueState | None:
+        return QueueState(depth=self.queue_depth) if self.depth_sampled else None
+
+    def start_metrics(self, *, live: bool) -> None:
+        """Flush this process's numbers every second; `live` also runs the WebSocket hub."""
+        for name, coro in self.metrics.background(self.stop, live=live):
+            self._spawn(coro, name)
 
     def start_processors(self, count: int) -> None:
         if count > 0:
@@ -65,6 +80,7 @@ class Runtime:
             self._spawn(self.processor(index).run(self.stop, self.wake), f"processor-{index}")
 
     def start_depth_sampler(self) -> None:
+        self.depth_sampled = True
         self._spawn(self._sample_depth(), "depth-sampler")
 
     def start_janitor(self) -> None:
@@ -104,15 +120,22 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     try:
         await broker.open()
         try:
-            runtime = Runtime(settings, broker, store, cipher, load_product())
-            try:
-                yield runtime
-            finally:
-                runtime.stop.set()
-                results = await asyncio.gather(*runtime.tasks, return_exceptions=True)
-                for task, result in zip(runtime.tasks, results, strict=True):
-                    if isinstance(result, BaseException):
-                        log.error("task %s ended with %r", task.get_name(), result)
+            runtime: Runtime | None = None
+
+            def probe() -> QueueState | None:
+                return runtime.queue_state() if runtime is not None else None
+
+            async with open_metrics(settings, queue_probe=probe) as metrics:
+                runtime = Runtime(settings, broker, store, cipher, load_product(), metrics)
+                try:
+                    yield runtime
+                finally:
+                    # Inside the metrics block: the flusher's last flush runs before it closes.
+                    runtime.stop.set()
+                    results = await asyncio.gather(*runtime.tasks, return_exceptions=True)
+                    for task, result in zip(runtime.tasks, results, strict=True):
+                        if isinstance(result, BaseException):
+                            log.error("task %s ended with %r", task.get_name(), result)
         finally:
             await broker.close()
     finally:

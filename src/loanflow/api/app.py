@@ -10,10 +10,10 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from loanflow.api import dashboard, dead_letters, openapi
+from loanflow.api import dashboard, dead_letters, metrics, openapi
 from loanflow.api.applications import get_application, submit_application
 from loanflow.api.auth import Authenticator
 from loanflow.api.health import healthz, readyz
@@ -53,6 +53,7 @@ def create_app(settings: Settings, *, processors: int | None = None) -> Starlett
                 burst=max(1, settings.rate_limit_burst // settings.api_workers),
             )
             runtime.start_depth_sampler()
+            runtime.start_metrics(live=True)
             runtime.start_janitor()
             runtime.start_processors(loops)
             yield
@@ -71,6 +72,10 @@ def create_app(settings: Settings, *, processors: int | None = None) -> Starlett
             Route("/v1/dead-letters/{id}/replay", dead_letters.replay, methods=["POST"]),
             Route("/v1/dead-letters/{id}/discard", dead_letters.discard, methods=["POST"]),
             Route("/v1/audit", dead_letters.audit_trail, methods=["GET"]),
+            Route("/v1/metrics/summary", metrics.summary, methods=["GET"]),
+            Route("/v1/metrics/series", metrics.series, methods=["GET"]),
+            Route("/metrics", metrics.prometheus, methods=["GET"]),
+            WebSocketRoute("/v1/live", metrics.live),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/openapi.json", openapi_json, methods=["GET"]),

@@ -15,6 +15,7 @@ from loanflow.apikeys import Scope
 from loanflow.broker.base import AppendOutcome, Submission
 from loanflow.errors import (
     IdempotencyKeyReused,
+    LoanflowError,
     MalformedRequest,
     NotFound,
     PayloadTooLarge,
@@ -22,6 +23,7 @@ from loanflow.errors import (
     RequestTimeout,
     UnsupportedMediaType,
 )
+from loanflow.metrics import names
 from loanflow.models import Envelope, format_ts, new_application_id
 from loanflow.runtime import Runtime
 
@@ -39,6 +41,23 @@ def runtime_of(request: Request) -> Runtime:
 
 
 async def submit_application(request: Request) -> Response:
+    """Counts every submission and its answer, then hands over to `_submit`."""
+    recorder = runtime_of(request).metrics.recorder
+    started = time.perf_counter()
+    recorder.count(names.RECEIVED)
+    try:
+        return await _submit(request)
+    except LoanflowError as exc:
+        recorder.answered(exc.status)
+        raise
+    except Exception:
+        recorder.answered(500)
+        raise
+    finally:
+        recorder.observe(names.API, time.perf_counter() - started)
+
+
+async def _submit(request: Request) -> Response:
     rt = runtime_of(request)
     key = await request.app.state.auth.require(request, Scope.SUBMIT)
     request.app.state.limiter.acquire(key.id)
@@ -69,6 +88,9 @@ async def submit_application(request: Request) -> Response:
     if result.outcome is AppendOutcome.ACCEPTED:
         rt.queue_depth += 1  # until the next sample: backpressure holds between samples
         rt.wake.set()
+        rt.metrics.recorder.accepted(application.channel)
+    else:
+        rt.metrics.recorder.count(names.REPLAYED)
     headers = {"Location": f"/v1/applications/{result.application_id}"}
     if result.outcome is not AppendOutcome.ACCEPTED:
         headers["Idempotent-Replayed"] = "true"

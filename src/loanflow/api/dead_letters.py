@@ -14,6 +14,8 @@ from loanflow.api.schema import decode_application
 from loanflow.apikeys import Scope
 from loanflow.errors import FieldError, MalformedRequest, SchemaInvalid
 from loanflow.manual_review import ManualReview
+from loanflow.metrics import names
+from loanflow.metrics.events import make_event
 from loanflow.models import Application, format_ts
 from loanflow.store.review import DeadLetter, DeadLetterFilter
 
@@ -46,6 +48,14 @@ class BulkBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     filter: FilterBody = msgspec.field(default_factory=FilterBody)
     dry_run: bool = True
     reason: str = ""
+
+
+def _announce(request: Request, letter: DeadLetter, code: str, message: str) -> None:
+    """An operator action, for the live log of every dashboard."""
+    runtime_of(request).metrics.publisher.publish(make_event(
+        names.EVENT_OPERATOR_ACTION, application_id=letter.id, code=code, message=message,
+        channel=letter.channel,
+    ))
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -147,6 +157,8 @@ async def replay(request: Request) -> Response:
     letter = await _review(request).replay(
         request.path_params["id"], actor=key.id, corrected=corrected
     )
+    _announce(request, letter, "replay", f"replayed by {key.id}"
+              + (" with a correction" if corrected else ""))
     return _json({"id": letter.id, "status": "replayed", "corrected": corrected is not None},
                  202)
 
@@ -158,6 +170,7 @@ async def discard(request: Request) -> Response:
     letter = await _review(request).discard(
         request.path_params["id"], actor=key.id, reason=body.reason
     )
+    _announce(request, letter, "discard", f"discarded by {key.id}: {body.reason}")
     return _json({"id": letter.id, "status": "discarded"})
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
+from collections.abc import Callable
 from typing import Literal
 
 import msgspec
@@ -35,14 +37,20 @@ def assess(
     product: Product,
     today: dt.date,
     flags: tuple[str, ...] = (),
+    observe: Callable[[str, float], None] | None = None,
 ) -> Assessment:
     """Check and enrich one application; pure and total (never raises on a decoded one).
 
     `today` is the decision date (use the day the application was received, so a
     replay decides the same way); `flags` are review flags the caller found in the
     store (same SSN in 24 h, velocity), which keep the application off the fast track.
+    `observe(stage, seconds)` receives the time of "validation" and "enrichment".
     """
+    started = time.perf_counter()
     violations = check_application(application, today=today)
+    checked = time.perf_counter()
+    if observe is not None:
+        observe("validation", checked - started)
     if violations:
         return Assessment(
             outcome="rejected",
@@ -51,10 +59,13 @@ def assess(
             rules_version=RULES_VERSION,
             product_version=product.version,
         )
+    enrichment = enrich(application, product=product, today=today, flags=flags)
+    if observe is not None:
+        observe("enrichment", time.perf_counter() - checked)
     return Assessment(
         outcome="stored",
         violations=(),
-        enrichment=enrich(application, product=product, today=today, flags=flags),
+        enrichment=enrichment,
         rules_version=RULES_VERSION,
         product_version=product.version,
     )

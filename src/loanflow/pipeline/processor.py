@@ -20,6 +20,9 @@ import msgspec
 
 from loanflow.broker.base import Broker, Delivery
 from loanflow.errors import Unavailable
+from loanflow.metrics import names
+from loanflow.metrics.events import Event, EventPublisher, make_event
+from loanflow.metrics.recorder import Recorder
 from loanflow.models import Application, AttemptRecord, Envelope, Status
 from loanflow.pii import MASKED_DATE, PiiCipher, mask_ssn
 from loanflow.pipeline import rules
@@ -74,6 +77,8 @@ class Processor:
         poll_interval_s: float = 0.05,
         clock_ns: Callable[[], int] = time.time_ns,
         fail_marker: str = "",
+        recorder: Recorder | None = None,
+        events: EventPublisher | None = None,
     ) -> None:
         if batch_size < 1 or max_attempts < 1:
             raise ValueError(
@@ -86,6 +91,8 @@ class Processor:
         self._poll_interval_s = poll_interval_s
         self._clock_ns = clock_ns
         self._fail_marker = fail_marker
+        self._recorder = recorder if recorder is not None else Recorder()
+        self._events = events
 
     async def run(self, stop: asyncio.Event, wake: asyncio.Event | None = None) -> None:
         """Process until `stop` is set; sleeps when idle, backs off when a backend is down."""
@@ -120,32 +127,45 @@ class Processor:
         dead_letters: list[DeadLetter] = []
         done: list[Delivery] = []
         failures: list[_Failure] = []
+        events: list[Event] = []
+        taken_ns = self._clock_ns()
         for delivery in deliveries:
+            if delivery.deliveries == 1:
+                wait_s = (taken_ns - delivery.envelope.received_at_ns) / 1e9
+                self._recorder.observe(names.QUEUE_WAIT, max(0.0, wait_s))
             if delivery.deliveries > self._max_attempts + CRASH_MARGIN:
                 # Handed out again and again without an answer: it kills its processor.
                 failure = self._record_failure(delivery, ProcessorCrashLoop(
                     f"delivered {delivery.deliveries} times without a result"))
             else:
                 try:
-                    records.append(self._assess(delivery.envelope))
+                    record, rejection = self._assess(delivery.envelope)
+                    records.append(record)
+                    if rejection is not None:
+                        events.append(rejection)
                     done.append(delivery)
                     continue
-                except Exception as exc:
+                except Exception as exc:  # a processing failure, not a rejection: retried
                     failure = self._record_failure(delivery, exc)
+                    events.append(self._event(names.EVENT_FAILURE, failure.envelope))
                 if len(failure.envelope.attempts) < self._max_attempts:
                     failures.append(failure)
                     continue
-            record, letter = self._dead_letter(failure.envelope)
-            records.append(record)
+            dead, letter = self._dead_letter(failure.envelope)
+            records.append(dead)
             dead_letters.append(letter)
+            events.append(self._event(names.EVENT_DEAD_LETTER, failure.envelope))
             done.append(delivery)
         try:
             if records:
+                started = time.perf_counter()
                 await self._store.save_results(records, dead_letters)
+                self._recorder.observe(names.STORE, time.perf_counter() - started)
         except Unavailable:
             # Nothing is dead-lettered for an outage: the batch waits in the broker.
             await self._broker.release(deliveries, OUTAGE_DELAY_S)
             raise
+        self._after_commit(records, events)
         await self._broker.ack(done)
         for failure in failures:
             attempt = len(failure.envelope.attempts)
@@ -153,20 +173,51 @@ class Processor:
             await self._broker.retry_later(failure.delivery, failure.envelope, delay_s)
         return len(deliveries)
 
-    def _assess(self, envelope: Envelope) -> ApplicationRecord:
+    def _after_commit(self, records: list[ApplicationRecord], events: list[Event]) -> None:
+        """Count and announce only what the store has committed."""
+        committed_ns = self._clock_ns()
+        for record in records:
+            self._recorder.completed(
+                record.status, end_to_end_s=(committed_ns - record.received_at_ns) / 1e9
+            )
+        if self._events is not None:
+            for event in events:
+                self._events.publish(event)
+
+    def _event(
+        self, kind: str, envelope: Envelope, *, code: str = "", message: str = "",
+        applicant_name: str | None = None,
+    ) -> Event:
+        if not code and envelope.attempts:
+            code, message = envelope.attempts[-1].error_code, envelope.attempts[-1].message
+        return make_event(kind, application_id=envelope.id, code=code, message=message,
+                          channel=envelope.channel, applicant_name=applicant_name)
+
+    def _assess(self, envelope: Envelope) -> tuple[ApplicationRecord, Event | None]:
+        """The result to store, and the rejection event when it is one."""
         application = _decode_application(self._cipher.open(envelope.sealed_application))
         marker = self._fail_marker
         if marker and (application.external_id or "").startswith(marker):
             raise InjectedFault(f"external_id starts with the fault marker {marker!r}")
         # Decide as of the day it was received, so a retry or replay decides the same way.
         received = dt.datetime.fromtimestamp(envelope.received_at_ns / 1e9, tz=dt.UTC).date()
-        assessment = assess(application, product=self._product, today=received)
+        assessment = assess(application, product=self._product, today=received,
+                            observe=self._recorder.observe)
         ssn_digits = application.applicant.ssn.replace("-", "")
         document = {
             "application": masked(application),
             "assessment": msgspec.to_builtins(assessment),
         }
-        return self._record(
+        rejection = None
+        if assessment.violations:
+            applicant = application.applicant
+            rejection = self._event(
+                names.EVENT_REJECTION, envelope,
+                code=assessment.violations[0].code,
+                message="; ".join(v.message for v in assessment.violations),
+                applicant_name=f"{applicant.first_name} {applicant.last_name}",
+            )
+        record = self._record(
             envelope,
             status=Status(assessment.outcome),
             document=document,
@@ -177,6 +228,7 @@ class Processor:
             rules_version=assessment.rules_version,
             product_version=assessment.product_version,
         )
+        return record, rejection
 
     def _record_failure(self, delivery: Delivery, exc: Exception) -> _Failure:
         envelope = delivery.envelope
@@ -190,6 +242,7 @@ class Processor:
             "processor %s: application %s attempt %d failed: %s",
             self.name, envelope.id, record.attempt, record.error_code,
         )
+        self._recorder.count(names.FAILED)
         attempts = (*envelope.attempts, record)
         return _Failure(delivery, msgspec.structs.replace(envelope, attempts=attempts))
 

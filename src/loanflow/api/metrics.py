@@ -1,0 +1,63 @@
+"""Metrics over HTTP: `/v1/metrics/summary`, `/v1/metrics/series`, `/metrics`, `WS /v1/live`."""
+
+from __future__ import annotations
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+
+from loanflow.api.applications import runtime_of
+from loanflow.apikeys import Scope
+from loanflow.errors import FieldError, RequestError, SchemaInvalid
+from loanflow.metrics.live_ws import live_endpoint
+from loanflow.metrics.prometheus import CONTENT_TYPE, render
+from loanflow.runtime import Runtime
+
+#: Policy violation: the WebSocket closes before accept when auth fails.
+CLOSE_POLICY_VIOLATION = 1008
+MAX_WINDOW_S = 300
+MAX_SERIES_S = 3600
+
+_encode = msgspec.json.Encoder().encode
+
+
+def _int_param(request: Request, name: str, default: int, maximum: int) -> int:
+    text = request.query_params.get(name, str(default))
+    if not text.isdigit() or not 1 <= int(text) <= maximum:
+        raise SchemaInvalid([FieldError(name, f"expected 1-{maximum}")])
+    return int(text)
+
+
+async def summary(request: Request) -> Response:
+    rt = runtime_of(request)
+    await request.app.state.auth.require(request, Scope.READ)
+    window_s = _int_param(request, "window_s", 10, MAX_WINDOW_S)
+    body = await rt.metrics.aggregator.summary(window_s)
+    return Response(_encode(body), media_type="application/json")
+
+
+async def series(request: Request) -> Response:
+    rt = runtime_of(request)
+    await request.app.state.auth.require(request, Scope.READ)
+    seconds = _int_param(request, "seconds", 900, MAX_SERIES_S)
+    body = await rt.metrics.aggregator.series(seconds)
+    return Response(_encode(body), media_type="application/json")
+
+
+async def prometheus(request: Request) -> Response:
+    # Unauthenticated like /healthz: scrapers rarely carry keys, and it holds no PII.
+    rt = runtime_of(request)
+    body = render(await rt.metrics.aggregator.totals(), queue=rt.queue_state())
+    return Response(body, media_type=CONTENT_TYPE)
+
+
+async def live(websocket: WebSocket) -> None:
+    """Snapshots and events; a browser authenticates with its session cookie."""
+    rt: Runtime = websocket.app.state.runtime
+    try:
+        await websocket.app.state.auth.require(websocket, Scope.READ)
+    except RequestError:
+        await websocket.close(code=CLOSE_POLICY_VIOLATION)
+        return
+    await live_endpoint(websocket, rt.metrics.hub)

@@ -1,0 +1,73 @@
+// Same-origin JSON calls with the session cookie; state changes carry the CSRF token
+// (the server checks it against the one signed into the cookie: double submit).
+
+export class ApiError extends Error {
+  /** `status` 0 means the server could not be reached at all. */
+  constructor(status, message) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+  }
+
+  /** Words for an operator: what is wrong, not a stack trace. */
+  get summary() {
+    if (this.status === 0) return "server unreachable";
+    if (this.status === 404) return "not available on this server yet (HTTP 404)";
+    return `${this.message} (HTTP ${this.status})`;
+  }
+}
+
+/**
+ * A small client bound to the page's state: `state.session.csrf` for state changes,
+ * `onSignedOut` when the session has expired or was revoked (HTTP 401).
+ */
+export function createApi(state, { onSignedOut }) {
+  async function call(method, path, body) {
+    const headers = { Accept: "application/json" };
+    if (method !== "GET") headers["X-CSRF-Token"] = state.session?.csrf ?? "";
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    let answer;
+    try {
+      answer = await fetch(path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        credentials: "same-origin",
+        redirect: "manual",
+      });
+    } catch {
+      throw new ApiError(0, "server unreachable");
+    }
+    // `redirect: "manual"`: a 303 (after /logout) is the answer, not a page to fetch.
+    if (answer.type === "opaqueredirect") return null;
+    if (answer.status === 401) onSignedOut();
+    if (!answer.ok) throw new ApiError(answer.status, await problemDetail(answer));
+    const type = answer.headers.get("content-type") || "";
+    return type.includes("json") ? answer.json() : null;
+  }
+
+  return {
+    get: (path) => call("GET", path),
+    post: (path, body) => call("POST", path, body),
+  };
+}
+
+/** The `detail` (or `title`) of an RFC 9457 problem answer, else the status text. */
+async function problemDetail(answer) {
+  try {
+    const problem = await answer.json();
+    return String(problem.detail || problem.title || answer.statusText || "request failed");
+  } catch {
+    return answer.statusText || "request failed";
+  }
+}
+
+/** A query string from the non-empty values of an object. */
+export function query(params) {
+  const q = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) {
+    if (value != null && value !== "") q.set(key, String(value));
+  }
+  const text = q.toString();
+  return text ? `?${text}` : "";
+}

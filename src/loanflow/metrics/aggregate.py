@@ -1,0 +1,146 @@
+"""`Aggregator`: what all processes recorded, read back from the shared series.
+
+Only settled seconds are shown: second s is settled once every Flusher has
+written it (`SETTLE_S` after it ended), so the newest point never dips.
+Settled seconds are cached in this process: a summary reads only the
+newest `RECHECK_S` seconds and is recomputed once per second (the hub asks
+twice a second), and a series point is computed once the second is older
+than that. So a Flusher up to RECHECK_S late (a busy event loop) is still
+counted; one later than that (catching up after an outage) reaches the
+totals but not a window or point already computed.
+A first 15-minute series is read in chunks, yielding to the event loop in
+between, so a dashboard opened late does not stall the requests of its process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable
+
+from loanflow.metrics.series_base import RETENTION_S, QueueState, SeriesReader
+from loanflow.metrics.tally import Tally, merge_into
+from loanflow.metrics.views import (
+    Point,
+    Series,
+    Summary,
+    Window,
+    counts_of,
+    point_of,
+    queue_view,
+    series_of,
+    totals_of,
+    window_of,
+)
+from loanflow.models import format_ts
+
+#: A second is read this long after it ended (flush offset plus the write's own time).
+SETTLE_S = 0.5
+#: Default summary window and series length.
+SUMMARY_WINDOW_S = 10
+SERIES_SECONDS = 900
+#: The newest settled seconds are read again on each recomputation: late flushes count.
+RECHECK_S = 3
+#: Settled seconds kept whole (for summary windows); larger windows are read each time.
+CACHED_SECONDS = 60
+#: Seconds read and computed per step of a series backfill, between yields to the loop.
+BACKFILL_CHUNK_S = 10
+
+
+class Aggregator:
+    def __init__(
+        self,
+        series: SeriesReader,
+        *,
+        queue_probe: Callable[[], QueueState | None] | None = None,
+        clock_s: Callable[[], float] = time.time,
+    ) -> None:
+        self._series, self._queue_probe, self._clock_s = series, queue_probe, clock_s
+        self._tallies: dict[int, Tally] = {}
+        self._points: dict[int, Point] = {}
+        self._window: tuple[int, int, Window] | None = None  # (last second, window_s, parts)
+        self._backfill = asyncio.Lock()
+
+    def last_settled_second(self, now_s: float | None = None) -> int:
+        now_s = self._clock_s() if now_s is None else now_s
+        return math.floor(now_s - SETTLE_S) - 1
+
+    async def summary(
+        self, window_s: int = SUMMARY_WINDOW_S, *, queue: QueueState | None = None,
+        now_s: float | None = None,
+    ) -> Summary:
+        """Rates, error rate and percentiles over the last `window_s` settled seconds."""
+        _check_span("window_s", window_s)
+        now_s = self._clock_s() if now_s is None else now_s
+        last = self.last_settled_second(now_s)
+        if self._window is not None and self._window[:2] == (last, window_s):
+            window = self._window[2]
+        else:
+            window = await self._window_of(last, window_s)
+            self._window = (last, window_s, window)
+        totals = await self._series.read_totals(histograms=False)
+        return Summary(
+            at=format_ts(int(now_s * 1e9)),
+            window_s=window_s,
+            rates=window.rates,
+            error_rate=window.error_rate,
+            latency_ms=window.latency_ms,
+            queue=queue_view(queue or self.queue(), window.latest_gauges),
+            counts=counts_of(totals),
+            totals=totals_of(totals),
+            latest_second=window.latest_second,
+        )
+
+    async def series(self, seconds: int = SERIES_SECONDS, *, now_s: float | None = None) -> Series:
+        """One point per second for the last `seconds` settled seconds (zeros where silent)."""
+        _check_span("seconds", seconds)
+        now_s = self._clock_s() if now_s is None else now_s
+        last = self.last_settled_second(now_s)
+        first = last - seconds + 1
+        async with self._backfill:  # two dashboards opening at once compute it once
+            missing = [s for s in range(first, last + 1)
+                       if s not in self._points or s > last - RECHECK_S]
+            for start in range(0, len(missing), BACKFILL_CHUNK_S):
+                chunk = missing[start:start + BACKFILL_CHUNK_S]
+                read = await self._series.read_seconds(chunk[0], chunk[-1])
+                for s in chunk:
+                    self._points[s] = point_of(s, read.get(s, Tally()))
+                await asyncio.sleep(0)  # let requests in between chunks
+        for s in [s for s in self._points if s <= last - RETENTION_S]:
+            del self._points[s]  # older than any series anyone may ask for
+        return series_of([self._points[s] for s in range(first, last + 1)],
+                         at=format_ts(int(now_s * 1e9)))
+
+    async def totals(self) -> Tally:
+        """Cumulative counters and histograms of all processes (for Prometheus)."""
+        return await self._series.read_totals(histograms=True)
+
+    def queue(self) -> QueueState | None:
+        return self._queue_probe() if self._queue_probe is not None else None
+
+    async def _window_of(self, last: int, window_s: int) -> Window:
+        first = last - window_s + 1
+        if window_s > CACHED_SECONDS:
+            tallies = await self._series.read_seconds(first, last)
+        else:
+            missing = [s for s in range(first, last + 1)
+                       if s not in self._tallies or s > last - RECHECK_S]
+            if missing:
+                read = await self._series.read_seconds(missing[0], missing[-1])
+                for s in missing:
+                    self._tallies[s] = tally = read.get(s, Tally())
+                    self._points[s] = point_of(s, tally)
+            for s in [s for s in self._tallies if s <= last - CACHED_SECONDS]:
+                del self._tallies[s]
+            tallies = {s: self._tallies[s] for s in range(first, last + 1)}
+        merged = Tally()
+        for tally in tallies.values():
+            merge_into(merged, tally)
+        latest = tallies.get(last, Tally())
+        return window_of(merged, window_s, point_of(last, latest), latest.gauges)
+
+
+def _check_span(name: str, value: int) -> None:
+    if not 1 <= value <= RETENTION_S:
+        raise ValueError(f"expected 1 <= {name} <= {RETENTION_S}, got {value}")

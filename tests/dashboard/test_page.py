@@ -1,0 +1,73 @@
+"""The dashboard page as a browser loads it: no script errors, nothing from elsewhere,
+and the screenshot the README shows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from tests.dashboard.browser import WAIT_MS, Recorder, log_in
+from tests.dashboard.load import SteadyLoad
+
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
+
+
+def settle(page) -> None:
+    """Wait until every source had its first answer: session, history, dead letters, feed."""
+    page.wait_for_selector("#conn:not([data-state=connecting])", timeout=WAIT_MS)
+    page.wait_for_selector("#dl-rows tr, #dl-empty:not([hidden]), #dl-status:not([hidden])")
+    page.wait_for_function("() => document.querySelector('[data-chart]').dataset.points")
+
+
+def test_the_dashboard_loads_without_script_errors_or_failed_requests(
+    embedded_server, operator_key, page, recorder: Recorder
+):
+    log_in(page, embedded_server.url, operator_key)
+    settle(page)
+
+    assert recorder.page_errors == []
+    assert recorder.unexpected_failures() == []
+
+
+def test_the_page_loads_nothing_from_another_origin(
+    embedded_server, operator_key, page, recorder: Recorder
+):
+    log_in(page, embedded_server.url, operator_key)
+    settle(page)
+
+    origin = urlsplit(embedded_server.url).netloc
+    assert recorder.requests, "expected the page to make requests"
+    elsewhere = [url for url in recorder.requests
+                 if urlsplit(url).netloc != origin and not url.startswith("data:")]
+    assert elsewhere == []
+
+
+def test_under_load_the_charts_move_and_a_screenshot_is_saved(
+    embedded_server, operator_key, submit_key, page, recorder: Recorder
+):
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    log_in(page, embedded_server.url, operator_key)
+    page.wait_for_selector("#conn[data-state=live]")
+    page.click("[data-window='60']")  # the server just started: its last minute is the load
+
+    with SteadyLoad(embedded_server.url, submit_key, rate_per_s=80, invalid_ratio=0.15) as load:
+        # Settled under this load (the tiles average 10 s): the picture the README shows.
+        page.wait_for_function(
+            """() => {
+                const received = document.querySelector('[data-tile=received] .value');
+                return parseFloat(received.textContent) >= 30
+                    && document.querySelectorAll('#log-rows tr').length >= 10;
+            }""",
+            timeout=WAIT_MS,
+        )
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        page.screenshot(path=str(SCREENSHOT))
+        # The charts move: every second adds a point at the right-hand end.
+        newest = int(page.get_attribute("[data-chart=throughput]", "data-last-t") or 0)
+        page.wait_for_function(
+            "t => document.querySelector('[data-chart=throughput]').dataset.lastT > t",
+            arg=newest, timeout=WAIT_MS)
+
+    assert load.accepted > 100
+    assert recorder.page_errors == []
+    assert SCREENSHOT.stat().st_size > 10_000
