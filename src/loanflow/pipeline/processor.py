@@ -169,7 +169,7 @@ class Processor:
         await self._broker.ack(done)
         for failure in failures:
             attempt = len(failure.envelope.attempts)
-            delay_s = random.uniform(0, min(RETRY_CAP_S, RETRY_BASE_S * 2**attempt))
+            delay_s = retry_delay_s(attempt)
             await self._broker.retry_later(failure.delivery, failure.envelope, delay_s)
         return len(deliveries)
 
@@ -313,6 +313,19 @@ def masked(application: Application) -> dict[str, object]:
     applicant["date_of_birth"] = MASKED_DATE
     data["applicant"] = applicant
     return data
+
+
+def retry_delay_s(attempt: int, rng: random.Random | None = None) -> float:
+    """Full jitter: uniform in [0, min(cap, base * 2**attempt)] after failed attempt n.
+
+    The worst case before the dead letters is the sum of the ceilings for attempts
+    1 .. MAX_ATTEMPTS-1 (with the defaults, 1 + 2 + 4 + 8 = 15 s).
+    """
+    return (rng or random).uniform(0, max_retry_delay_s(attempt))
+
+
+def max_retry_delay_s(attempt: int) -> float:
+    return float(min(RETRY_CAP_S, RETRY_BASE_S * 2**attempt))
 
 
 def warm_up() -> None:
