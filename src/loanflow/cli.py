@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from loanflow import __version__, apikeys, logs
+from loanflow import __version__, apikeys, cli_review, logs
 from loanflow.apikeys import ApiKey, Scope
 from loanflow.backends import make_store
 from loanflow.settings import Settings, setting_fields
@@ -78,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     revoke.add_argument("key_id")
     for sub in (create, listing, revoke):
         _add_setting_flags(sub, only=("data_dir", "store_url", "log_level"))
+    cli_review.add_commands(commands, _add_setting_flags)
     return parser
 
 
