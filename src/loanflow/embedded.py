@@ -92,6 +92,8 @@ class SQLiteDatabase:
             return await loop.run_in_executor(self._readers, self._run_read, fn)
         except sqlite3.OperationalError as exc:
             raise self._unavailable(f"{self.path.name}: {exc}") from exc
+        except RuntimeError as exc:  # the reader pool was shut down: closed
+            raise self._unavailable(f"{self.path.name} is closed") from exc
 
     def _run_read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)

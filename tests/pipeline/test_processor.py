@@ -21,7 +21,7 @@ from loanflow.broker.sqlite import SQLiteBroker
 from loanflow.errors import StoreUnavailable
 from loanflow.models import Envelope, new_application_id
 from loanflow.pii import PiiCipher
-from loanflow.pipeline.processor import Processor
+from loanflow.pipeline.processor import FLAG_DUPLICATE_SSN, Processor
 from loanflow.pipeline.product import load_product
 from loanflow.store.base import ApplicationRecord
 from loanflow.store.sqlite import SQLiteStore
@@ -384,3 +384,54 @@ def test_a_backlog_of_500_drains_in_one_call_each_stored_once(pipeline: Pipeline
     rows = pipeline.store_rows()
     assert sorted(row[0] for row in rows) == sorted(e.id for e in envelopes)
     assert {row[1] for row in rows} == {"stored"}
+
+
+# -- the same SSN within 24 h: flagged for review, never refused -----------------------------
+
+
+def flags_of(pipeline: Pipeline, envelope: Envelope) -> list[str]:
+    enrichment = pipeline.document(envelope.id)["assessment"]["enrichment"]
+    return list(enrichment["flags"])
+
+
+def test_an_ssn_seen_in_an_earlier_batch_is_flagged(pipeline: Pipeline) -> None:
+    first = pipeline.submit()
+    drain(pipeline.processor())
+    second = pipeline.submit()
+
+    drain(pipeline.processor())
+
+    assert FLAG_DUPLICATE_SSN not in flags_of(pipeline, first)
+    assert FLAG_DUPLICATE_SSN in flags_of(pipeline, second)
+    assert pipeline.stored(second.id).status == "stored"
+    route = pipeline.document(second.id)["assessment"]["enrichment"]["route"]
+    assert route != "fast_track"
+
+
+def test_the_second_of_one_ssn_in_one_batch_is_flagged(pipeline: Pipeline) -> None:
+    first, second = pipeline.submit(), pipeline.submit()
+
+    drain(pipeline.processor())
+
+    assert FLAG_DUPLICATE_SSN not in flags_of(pipeline, first)
+    assert FLAG_DUPLICATE_SSN in flags_of(pipeline, second)
+
+
+def test_different_ssns_are_not_flagged(pipeline: Pipeline) -> None:
+    pipeline.submit()
+    other = pipeline.submit(sample_application(applicant__ssn="234-56-7890"))
+
+    drain(pipeline.processor())
+
+    assert FLAG_DUPLICATE_SSN not in flags_of(pipeline, other)
+
+
+def test_an_ssn_seen_more_than_24_h_ago_is_not_flagged(pipeline: Pipeline) -> None:
+    old = pipeline.submit(received_at_ns=time.time_ns() - 25 * 3600 * 1_000_000_000)
+    drain(pipeline.processor())
+    fresh = pipeline.submit()
+
+    drain(pipeline.processor())
+
+    assert pipeline.stored(old.id).status == "stored"
+    assert FLAG_DUPLICATE_SSN not in flags_of(pipeline, fresh)

@@ -545,3 +545,14 @@ def test_the_audit_trail_refuses_edits(store_factory: StoreFactory) -> None:
 
     with pytest.raises(Exception, match="append-only"):
         store_factory.execute("DELETE FROM audit_log")
+
+
+def test_ssn_matches_finds_recent_applications_with_the_same_hash(store: Store) -> None:
+    old = record(ssn_hash="aa" * 32, received_at_ns=1_000)
+    recent = record(ssn_hash="aa" * 32, received_at_ns=5_000)
+    other = record(ssn_hash="bb" * 32, received_at_ns=5_000)
+    save(store, old, recent, other)
+
+    found = run(store.ssn_matches(["aa" * 32, "cc" * 32], 2_000))
+
+    assert found == {("aa" * 32, recent.id)}

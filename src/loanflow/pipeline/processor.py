@@ -40,6 +40,9 @@ _encode_msgpack = msgspec.msgpack.Encoder().encode
 #: Backoff for failed attempts: full jitter over base * 2**attempt, capped.
 RETRY_BASE_S = 0.5
 RETRY_CAP_S = 60.0
+#: The review flag for an SSN seen in another application within DAY_NS.
+FLAG_DUPLICATE_SSN = "applicant.ssn.seen_in_last_24h"
+DAY_NS = 24 * 3600 * 1_000_000_000
 #: How long to leave a batch in the broker when a backend is down.
 OUTAGE_DELAY_S = 1.0
 #: Deliveries beyond max_attempts before an application that never gets an answer
@@ -129,6 +132,12 @@ class Processor:
         failures: list[_Failure] = []
         events: list[Event] = []
         taken_ns = self._clock_ns()
+        try:
+            flags = await self._duplicate_ssn_flags(deliveries, taken_ns)
+        except Unavailable:
+            # The store is down: hand the batch back untouched, as for a failed write.
+            await self._broker.release(deliveries, OUTAGE_DELAY_S)
+            raise
         for delivery in deliveries:
             if delivery.deliveries == 1:
                 wait_s = (taken_ns - delivery.envelope.received_at_ns) / 1e9
@@ -139,7 +148,8 @@ class Processor:
                     f"delivered {delivery.deliveries} times without a result"))
             else:
                 try:
-                    record, rejection = self._assess(delivery.envelope)
+                    record, rejection = self._assess(
+                        delivery.envelope, flags.get(delivery.envelope.id, ()))
                     records.append(record)
                     if rejection is not None:
                         events.append(rejection)
@@ -193,16 +203,48 @@ class Processor:
         return make_event(kind, application_id=envelope.id, code=code, message=message,
                           channel=envelope.channel, applicant_name=applicant_name)
 
-    def _assess(self, envelope: Envelope) -> tuple[ApplicationRecord, Event | None]:
+    async def _duplicate_ssn_flags(
+        self, deliveries: list[Delivery], now_ns: int
+    ) -> dict[str, tuple[str, ...]]:
+        """Application id -> (FLAG_DUPLICATE_SSN,) when another application with its SSN
+        arrived in the last 24 h: in the store, or earlier in this batch. A business
+        duplicate is flagged for review, never refused."""
+        hashes: dict[str, str] = {}
+        for delivery in deliveries:
+            try:
+                application = self._open(delivery.envelope)
+            except Exception:
+                continue
+            hashes[delivery.envelope.id] = self._ssn_hash(application)
+        seen = await self._store.ssn_matches(list(hashes.values()), now_ns - DAY_NS)
+        owners: dict[str, set[str]] = {}
+        for ssn_hash, owner in seen:
+            owners.setdefault(ssn_hash, set()).add(owner)
+        flags: dict[str, tuple[str, ...]] = {}
+        for application_id, ssn_hash in hashes.items():
+            if owners.get(ssn_hash, set()) - {application_id}:
+                flags[application_id] = (FLAG_DUPLICATE_SSN,)
+            owners.setdefault(ssn_hash, set()).add(application_id)
+        return flags
+
+    def _open(self, envelope: Envelope) -> Application:
+        return _decode_application(self._cipher.open(envelope.sealed_application))
+
+    def _ssn_hash(self, application: Application) -> str:
+        return self._cipher.keyed_hash(application.applicant.ssn.replace("-", "").encode())
+
+    def _assess(
+        self, envelope: Envelope, flags: tuple[str, ...] = ()
+    ) -> tuple[ApplicationRecord, Event | None]:
         """The result to store, and the rejection event when it is one."""
-        application = _decode_application(self._cipher.open(envelope.sealed_application))
+        application = self._open(envelope)
         marker = self._fail_marker
         if marker and (application.external_id or "").startswith(marker):
             raise InjectedFault(f"external_id starts with the fault marker {marker!r}")
         # Decide as of the day it was received, so a retry or replay decides the same way.
         received = dt.datetime.fromtimestamp(envelope.received_at_ns / 1e9, tz=dt.UTC).date()
         assessment = assess(application, product=self._product, today=received,
-                            observe=self._recorder.observe)
+                            flags=flags, observe=self._recorder.observe)
         ssn_digits = application.applicant.ssn.replace("-", "")
         document = {
             "application": masked(application),
@@ -221,7 +263,7 @@ class Processor:
             envelope,
             status=Status(assessment.outcome),
             document=document,
-            ssn_hash=self._cipher.keyed_hash(ssn_digits.encode()),
+            ssn_hash=self._ssn_hash(application),
             pii_sealed=self._cipher.seal(
                 _encode_json({"ssn": ssn_digits, "dob": application.applicant.date_of_birth})
             ),

@@ -56,6 +56,13 @@ class Store(ReviewStore, Protocol):
 
     async def get_application(self, application_id: str) -> ApplicationRecord | None: ...
 
+    async def ssn_matches(
+        self, ssn_hashes: Sequence[str], since_ns: int
+    ) -> set[tuple[str, str]]:
+        """(ssn_hash, application id) of applications received since `since_ns` whose SSN
+        hash is among `ssn_hashes`: the "same SSN in 24 h" flag, across every process."""
+        ...
+
     async def create_api_key(self, key: ApiKey, key_hash: str) -> None: ...
 
     async def find_api_key(self, key_hash: str) -> ApiKey | None: ...

@@ -149,6 +149,19 @@ class PostgresStore(PostgresReview):
             )
         return None if row is None else ApplicationRecord(**dict(row.items()))
 
+    async def ssn_matches(
+        self, ssn_hashes: Sequence[str], since_ns: int
+    ) -> set[tuple[str, str]]:
+        if not ssn_hashes:
+            return set()
+        async with self._connection("ssn_matches") as conn:
+            rows = await conn.fetch(
+                "SELECT ssn_hash, id FROM applications WHERE ssn_hash = ANY($1::text[])"
+                " AND received_at_ns >= $2",
+                list(set(ssn_hashes)), since_ns,
+            )
+        return {(row["ssn_hash"], row["id"]) for row in rows}
+
     async def create_api_key(self, key: ApiKey, key_hash: str) -> None:
         async with self._connection("create_api_key") as conn:
             await conn.execute(

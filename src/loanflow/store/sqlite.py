@@ -153,6 +153,22 @@ class SQLiteStore:
         )
         return None if row is None else ApplicationRecord(**dict(zip(_FIELDS, row, strict=True)))
 
+    async def ssn_matches(
+        self, ssn_hashes: Sequence[str], since_ns: int
+    ) -> set[tuple[str, str]]:
+        hashes = list(set(ssn_hashes))
+        if not hashes:
+            return set()
+        marks = ", ".join("?" * len(hashes))
+        rows = await self._db.read(
+            lambda conn: conn.execute(
+                f"SELECT ssn_hash, id FROM applications WHERE ssn_hash IN ({marks})"
+                " AND received_at_ns >= ?",
+                (*hashes, since_ns),
+            ).fetchall()
+        )
+        return {(str(h), str(i)) for h, i in rows}
+
     async def create_api_key(self, key: ApiKey, key_hash: str) -> None:
         row = (key.id, key_hash, key.label, ",".join(sorted(key.scopes)), key.created_at_ns,
                key.expires_at_ns, key.revoked_at_ns)
