@@ -8,8 +8,9 @@ import uuid
 
 import httpx
 import pytest
+from websockets.sync.client import connect
 
-from loanflow.loadgen.synthetic import generate
+from loanflow.loadgen.synthetic import generate, make_invalid
 from tests.conftest import ServerProcess, auth, create_key, wait_for_status
 
 pytestmark = pytest.mark.slow
@@ -18,6 +19,8 @@ pytestmark = pytest.mark.slow
 def test_no_ssn_or_birth_date_in_clear_anywhere_after_a_load_run(tmp_path):
     rng = random.Random(7)
     applications = [generate(rng) for _ in range(200)]
+    # Some break rules, so rejection events (with names and reasons) reach the live log.
+    applications += [make_invalid(generate(rng), rng)[0] for _ in range(40)]
     secrets = set()
     for app in applications:
         ssn, dob = app["applicant"]["ssn"], app["applicant"]["date_of_birth"]
@@ -34,6 +37,13 @@ def test_no_ssn_or_birth_date_in_clear_anywhere_after_a_load_run(tmp_path):
                 answers.append(answer.text)
             for accepted in [json.loads(a) for a in answers]:
                 answers.append(json.dumps(wait_for_status(client, key, accepted["id"])))
+            # What operators and scrapers see: metrics, the dashboard, the live feed.
+            for path in ("/metrics", "/v1/metrics/summary", "/v1/metrics/series?seconds=60",
+                         "/v1/dead-letters?status=any", "/"):
+                answers.append(client.get(path, headers=auth(key)).text)
+            with connect(server.url.replace("http", "ws", 1) + "/v1/live",
+                         additional_headers=auth(key)) as ws:
+                answers.extend(str(ws.recv(timeout=5)) for _ in range(10))
     finally:
         server.stop()
 

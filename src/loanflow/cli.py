@@ -122,7 +122,7 @@ def _run_http(settings: Settings, *, processors: int) -> int:
     import uvicorn
 
     from loanflow.api.app import create_app
-    from loanflow.api.http_protocol import GuardedHttpToolsProtocol
+    from loanflow.api.http_protocol import WS_MAX_FRAME_BYTES, GuardedHttpToolsProtocol
 
     uvicorn.run(
         create_app(settings, processors=processors),
@@ -131,6 +131,7 @@ def _run_http(settings: Settings, *, processors: int) -> int:
         loop="uvloop",
         http=GuardedHttpToolsProtocol,
         limit_concurrency=settings.max_connections,
+        ws_max_size=WS_MAX_FRAME_BYTES,
         lifespan="on",
         access_log=False,
         log_config=None,  # keep our JSON handler for uvicorn's own messages

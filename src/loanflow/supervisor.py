@@ -74,7 +74,7 @@ class WorkerPool:
 def serve_processes(settings: Settings) -> int:
     import uvicorn
 
-    from loanflow.api.http_protocol import GuardedHttpToolsProtocol
+    from loanflow.api.http_protocol import WS_MAX_FRAME_BYTES, GuardedHttpToolsProtocol
 
     env = settings_env(settings)
     os.environ.update(env)  # uvicorn's API children inherit it
@@ -90,6 +90,7 @@ def serve_processes(settings: Settings) -> int:
             loop="uvloop",
             http=GuardedHttpToolsProtocol,
             limit_concurrency=settings.max_connections,
+            ws_max_size=WS_MAX_FRAME_BYTES,
             lifespan="on",
             access_log=False,
             log_config=None,

@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds a client has to send a request's headers.
 HEADER_TIMEOUT_S = 10.0
+#: The live feed only ever receives tiny frames; a bigger one closes the socket (1009).
+WS_MAX_FRAME_BYTES = 64 * 1024
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
