@@ -22,6 +22,7 @@ from loanflow.pipeline.enrich import (
 )
 from loanflow.pipeline.product import Band, Product, ProductConfigError, load_product
 from loanflow.pipeline.scorecard import band_points, tier_for_score
+from tests.conftest import sample_application
 
 TODAY = dt.date(2026, 11, 25)
 PRODUCT = load_product()
@@ -29,24 +30,10 @@ PACKAGED_TOML = (
     Path(__file__).parents[2] / "src" / "loanflow" / "pipeline" / "product.toml"
 ).read_text()
 
-BASE: dict[str, Any] = {
-    "applicant": {
-        "first_name": "Ada",
-        "last_name": "Lovelace",
-        "date_of_birth": "1985-12-10",
-        "ssn": "123-45-6789",
-        "email": "ada@example.com",
-        "phone": "+1 415 555 0100",
-        "address": {"line1": "1 Main St", "city": "San Francisco", "state": "CA", "zip": "94105"},
-        "employment_status": "employed",
-        "annual_income": 96000.00,
-        "monthly_debt_payments": 850.00,
-        "monthly_housing_payment": 2100.00,
-    },
-    "loan": {"amount": 15000.00, "term_months": 36, "purpose": "debt_consolidation"},
-    "channel": "web",
-    "consent": {"credit_check": True, "terms_version": "2026-01"},
-}
+#: The DESIGN example without its optional fields.
+BASE: dict[str, Any] = sample_application(
+    applicant__employer_name=None, submitted_at=None, external_id=None
+)
 
 
 def enriched(product: Product = PRODUCT, flags: tuple[str, ...] = (), **changes: Any) -> Enrichment:

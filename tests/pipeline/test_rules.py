@@ -19,37 +19,12 @@ from loanflow.pipeline.rules import (
     check_application,
     parse_phone,
 )
+from tests.conftest import SAMPLE_APPLICATION
 
 TODAY = dt.date(2026, 11, 25)
 
-BASE: dict[str, Any] = {
-    "applicant": {
-        "first_name": "Ada",
-        "last_name": "Lovelace",
-        "date_of_birth": "1985-12-10",
-        "ssn": "123-45-6789",
-        "email": "ada@example.com",
-        "phone": "+1 415 555 0100",
-        "address": {
-            "line1": "1 Main St",
-            "line2": None,
-            "city": "San Francisco",
-            "state": "CA",
-            "zip": "94105",
-        },
-        "employment_status": "employed",
-        "employer_name": "Acme",
-        "annual_income": 96000.00,
-        "monthly_debt_payments": 850.00,
-        "monthly_housing_payment": 2100.00,
-    },
-    "loan": {"amount": 15000.00, "term_months": 36, "purpose": "debt_consolidation"},
-    "channel": "web",
-    "partner_id": None,
-    "external_id": "crm-000123",
-    "consent": {"credit_check": True, "terms_version": "2026-01"},
-    "submitted_at": "2026-11-25T10:00:00Z",
-}
+#: The DESIGN example application, shared with the API tests.
+BASE: dict[str, Any] = SAMPLE_APPLICATION
 
 
 def application(**changes: Any) -> Application:
