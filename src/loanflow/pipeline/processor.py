@@ -132,8 +132,9 @@ class Processor:
         failures: list[_Failure] = []
         events: list[Event] = []
         taken_ns = self._clock_ns()
+        opened = self._open_all(deliveries)
         try:
-            flags = await self._duplicate_ssn_flags(deliveries, taken_ns)
+            flags = await self._duplicate_ssn_flags(opened, taken_ns)
         except Unavailable:
             # The store is down: hand the batch back untouched, as for a failed write.
             await self._broker.release(deliveries, OUTAGE_DELAY_S)
@@ -149,7 +150,8 @@ class Processor:
             else:
                 try:
                     record, rejection = self._assess(
-                        delivery.envelope, flags.get(delivery.envelope.id, ()))
+                        delivery.envelope, opened.get(delivery.envelope.id),
+                        flags.get(delivery.envelope.id, ()))
                     records.append(record)
                     if rejection is not None:
                         events.append(rejection)
@@ -203,19 +205,23 @@ class Processor:
         return make_event(kind, application_id=envelope.id, code=code, message=message,
                           channel=envelope.channel, applicant_name=applicant_name)
 
+    def _open_all(self, deliveries: list[Delivery]) -> dict[str, Application]:
+        """Each application that opens; one that does not fails again in `_assess`."""
+        opened = {}
+        for delivery in deliveries:
+            try:
+                opened[delivery.envelope.id] = self._open(delivery.envelope)
+            except Exception:  # recorded as a failed attempt in `_assess`
+                continue
+        return opened
+
     async def _duplicate_ssn_flags(
-        self, deliveries: list[Delivery], now_ns: int
+        self, opened: dict[str, Application], now_ns: int
     ) -> dict[str, tuple[str, ...]]:
         """Application id -> (FLAG_DUPLICATE_SSN,) when another application with its SSN
         arrived in the last 24 h: in the store, or earlier in this batch. A business
         duplicate is flagged for review, never refused."""
-        hashes: dict[str, str] = {}
-        for delivery in deliveries:
-            try:
-                application = self._open(delivery.envelope)
-            except Exception:
-                continue
-            hashes[delivery.envelope.id] = self._ssn_hash(application)
+        hashes = {app_id: self._ssn_hash(app) for app_id, app in opened.items()}
         seen = await self._store.ssn_matches(list(hashes.values()), now_ns - DAY_NS)
         owners: dict[str, set[str]] = {}
         for ssn_hash, owner in seen:
@@ -234,10 +240,11 @@ class Processor:
         return self._cipher.keyed_hash(application.applicant.ssn.replace("-", "").encode())
 
     def _assess(
-        self, envelope: Envelope, flags: tuple[str, ...] = ()
+        self, envelope: Envelope, application: Application | None, flags: tuple[str, ...]
     ) -> tuple[ApplicationRecord, Event | None]:
         """The result to store, and the rejection event when it is one."""
-        application = self._open(envelope)
+        if application is None:
+            application = self._open(envelope)  # raises: why it did not open before
         marker = self._fail_marker
         if marker and (application.external_id or "").startswith(marker):
             raise InjectedFault(f"external_id starts with the fault marker {marker!r}")
