@@ -16,6 +16,7 @@ from starlette.staticfiles import StaticFiles
 from loanflow.api import dashboard, dead_letters, metrics, openapi
 from loanflow.api.applications import get_application, submit_application
 from loanflow.api.auth import Authenticator
+from loanflow.api.batch import submit_batch
 from loanflow.api.health import healthz, readyz
 from loanflow.api.problems import on_http_exception, on_loanflow_error, on_unexpected
 from loanflow.api.ratelimit import TokenBucketLimiter
@@ -64,6 +65,7 @@ def create_app(settings: Settings, *, processors: int | None = None) -> Starlett
     return Starlette(
         routes=[
             Route("/v1/applications", submit_application, methods=["POST"]),
+            Route("/v1/applications/batch", submit_batch, methods=["POST"]),
             Route("/v1/applications/{id}", get_application, methods=["GET"]),
             Route("/v1/dead-letters", dead_letters.list_dead_letters, methods=["GET"]),
             Route("/v1/dead-letters/replay", dead_letters.bulk_replay, methods=["POST"]),

@@ -24,7 +24,7 @@ from loanflow.errors import (
     UnsupportedMediaType,
 )
 from loanflow.metrics import names
-from loanflow.models import Envelope, format_ts, new_application_id
+from loanflow.models import Application, Envelope, format_ts, new_application_id
 from loanflow.runtime import Runtime
 
 _encode = msgspec.json.Encoder().encode
@@ -65,32 +65,14 @@ async def _submit(request: Request) -> Response:
     idempotency_key = _idempotency_key(request)
     body = await read_body(request, rt.settings.max_body_bytes)
     application = decode_application(body)
-    if rt.queue_depth >= rt.settings.max_queue_depth:
-        raise QueueFull(f"queue depth {rt.queue_depth} >= {rt.settings.max_queue_depth}")
-    now_ns = time.time_ns()
-    envelope = Envelope(
-        id=new_application_id(now_ns),
-        received_at_ns=now_ns,
-        api_key_id=key.id,
-        idempotency_key=idempotency_key,
-        client_ip=request.client.host if request.client else None,
-        channel=application.channel,
-        partner_id=application.partner_id,
-        external_id=application.external_id,
-        sealed_application=rt.cipher.seal(_encode_msgpack(application)),
-    )
-    fingerprint = rt.cipher.keyed_hash(canonical_bytes(application))
-    [result] = await rt.broker.append([Submission(envelope, fingerprint)])
+    require_queue_room(rt)
+    submission = make_submission(rt, request, key.id, idempotency_key, application)
+    [result] = await rt.broker.append([submission])
     if result.outcome is AppendOutcome.KEY_REUSED:
         raise IdempotencyKeyReused(
             "this Idempotency-Key was used with a different body; use a new key"
         )
-    if result.outcome is AppendOutcome.ACCEPTED:
-        rt.queue_depth += 1  # until the next sample: backpressure holds between samples
-        rt.wake.set()
-        rt.metrics.recorder.accepted(application.channel)
-    else:
-        rt.metrics.recorder.count(names.REPLAYED)
+    note_outcome(rt, result.outcome, application.channel)
     headers = {"Location": f"/v1/applications/{result.application_id}"}
     if result.outcome is not AppendOutcome.ACCEPTED:
         headers["Idempotent-Replayed"] = "true"
@@ -100,6 +82,40 @@ async def _submit(request: Request) -> Response:
         "received_at": format_ts(result.received_at_ns),
     }
     return Response(_encode(body_out), 202, headers, media_type="application/json")
+
+
+def require_queue_room(rt: Runtime) -> None:
+    if rt.queue_depth >= rt.settings.max_queue_depth:
+        raise QueueFull(f"queue depth {rt.queue_depth} >= {rt.settings.max_queue_depth}")
+
+
+def make_submission(
+    rt: Runtime, request: Request, api_key_id: str, idempotency_key: str,
+    application: Application,
+) -> Submission:
+    """The sealed envelope and body fingerprint of one valid application."""
+    now_ns = time.time_ns()
+    envelope = Envelope(
+        id=new_application_id(now_ns),
+        received_at_ns=now_ns,
+        api_key_id=api_key_id,
+        idempotency_key=idempotency_key,
+        client_ip=request.client.host if request.client else None,
+        channel=application.channel,
+        partner_id=application.partner_id,
+        external_id=application.external_id,
+        sealed_application=rt.cipher.seal(_encode_msgpack(application)),
+    )
+    return Submission(envelope, rt.cipher.keyed_hash(canonical_bytes(application)))
+
+
+def note_outcome(rt: Runtime, outcome: AppendOutcome, channel: str) -> None:
+    if outcome is AppendOutcome.ACCEPTED:
+        rt.queue_depth += 1  # until the next sample: backpressure holds between samples
+        rt.wake.set()
+        rt.metrics.recorder.accepted(channel)
+    elif outcome is AppendOutcome.REPLAYED:
+        rt.metrics.recorder.count(names.REPLAYED)
 
 
 async def get_application(request: Request) -> Response:
@@ -145,11 +161,15 @@ def _idempotency_key(request: Request) -> str:
     key = request.headers.get("idempotency-key")
     if key is None:
         raise MalformedRequest("the Idempotency-Key header is required (a UUID is recommended)")
-    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not key.isprintable() or not key.isascii():
+    if not valid_idempotency_key(key):
         raise MalformedRequest(
             f"expected an Idempotency-Key of 1-{MAX_IDEMPOTENCY_KEY} printable ASCII characters"
         )
     return key
+
+
+def valid_idempotency_key(key: str) -> bool:
+    return 1 <= len(key) <= MAX_IDEMPOTENCY_KEY and key.isprintable() and key.isascii()
 
 
 async def read_body(request: Request, limit: int) -> bytes:

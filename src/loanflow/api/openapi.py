@@ -99,6 +99,39 @@ def build() -> dict[str, Any]:
                         "413": _problem_response("Body over 64 KiB"),
                         "415": _problem_response("Not application/json"),
                         "422": _problem_response("Schema errors, or key reused with another body"),
+                        "429": _problem_response("Over the key's rate"),
+                        "503": _problem_response("Cannot accept durably now; retry"),
+                    },
+                }
+            },
+            "/v1/applications/batch": {
+                "post": {
+                    "summary": "Submit up to 1,000 applications (JSON array or NDJSON)",
+                    "requestBody": {"required": True, "content": {"application/json": {
+                        "schema": {"type": "array", "maxItems": 1000, "items": {
+                            "type": "object",
+                            "required": ["idempotency_key", "application"],
+                            "properties": {
+                                "idempotency_key": {"type": "string", "minLength": 1,
+                                                    "maxLength": 255},
+                                "application": app_schema,
+                            },
+                        }}}}},
+                    "responses": {
+                        "200": {"description": "Each item's result, in order",
+                                "content": {"application/json": {"schema": {
+                                    "type": "object",
+                                    "required": ["accepted", "refused", "items"],
+                                    "properties": {
+                                        "accepted": {"type": "integer"},
+                                        "refused": {"type": "integer"},
+                                        "items": {"type": "array"},
+                                    }}}}},
+                        "400": _problem_response("Not an array of items"),
+                        **auth_errors,
+                        "413": _problem_response("Over 16 MiB or 1,000 items"),
+                        "415": _problem_response("Neither JSON nor NDJSON"),
+                        "429": _problem_response("Over the key's rate"),
                         "503": _problem_response("Cannot accept durably now; retry"),
                     },
                 }

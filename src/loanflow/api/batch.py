@@ -1,0 +1,133 @@
+"""`POST /v1/applications/batch`: up to 1,000 applications in one durable append.
+
+The body is a JSON array or NDJSON (`application/x-ndjson`) of
+`{"idempotency_key": "…", "application": {…}}`. Each item is checked on its
+own: the invalid ones are reported by index, the valid ones are appended
+together (one commit, one fsync), each with the idempotency rules of a single
+submission. The answer lists every item's result in order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from loanflow.api.applications import (
+    MAX_IDEMPOTENCY_KEY,
+    make_submission,
+    note_outcome,
+    read_body,
+    require_queue_room,
+    runtime_of,
+    valid_idempotency_key,
+)
+from loanflow.api.schema import decode_application
+from loanflow.apikeys import Scope
+from loanflow.broker.base import AppendOutcome, Submission
+from loanflow.errors import (
+    LoanflowError,
+    MalformedRequest,
+    PayloadTooLarge,
+    RequestError,
+    UnsupportedMediaType,
+)
+from loanflow.metrics import names
+from loanflow.models import format_ts
+
+MAX_ITEMS = 1000
+MAX_BATCH_BYTES = 16 * 1024 * 1024
+JSON, NDJSON = "application/json", "application/x-ndjson"
+
+_encode = msgspec.json.Encoder().encode
+
+
+class Item(msgspec.Struct, forbid_unknown_fields=True):
+    idempotency_key: str
+    #: Kept raw: decoded and checked exactly like a single submission's body.
+    application: msgspec.Raw
+
+
+async def submit_batch(request: Request) -> Response:
+    rt = runtime_of(request)
+    started = time.perf_counter()
+    try:
+        key = await request.app.state.auth.require(request, Scope.SUBMIT)
+        items = _items(request, await read_body(request, MAX_BATCH_BYTES))
+        request.app.state.limiter.acquire(key.id, len(items))
+        require_queue_room(rt)
+    except LoanflowError as exc:
+        rt.metrics.recorder.answered(exc.status)
+        raise
+    results: list[dict[str, Any]] = []
+    valid: list[tuple[int, Submission, str]] = []
+    for index, raw in enumerate(items):
+        rt.metrics.recorder.count(names.RECEIVED)
+        try:
+            item = msgspec.json.decode(raw, type=Item)
+            if not valid_idempotency_key(item.idempotency_key):
+                raise MalformedRequest(
+                    f"expected an idempotency_key of 1-{MAX_IDEMPOTENCY_KEY} printable ASCII "
+                    "characters")
+            application = decode_application(bytes(item.application))
+        except (msgspec.DecodeError, RequestError) as exc:
+            results.append(_refused(index, raw, exc))
+            rt.metrics.recorder.answered(getattr(exc, "status", 422))
+            continue
+        submission = make_submission(rt, request, key.id, item.idempotency_key, application)
+        results.append({})  # filled in once the append answers
+        valid.append((index, submission, application.channel))
+    appended = await rt.broker.append([s for _, s, _ in valid]) if valid else []
+    for (index, submission, channel), result in zip(valid, appended, strict=True):
+        note_outcome(rt, result.outcome, channel)
+        entry: dict[str, Any] = {"index": index,
+                                 "idempotency_key": submission.envelope.idempotency_key}
+        if result.outcome is AppendOutcome.KEY_REUSED:
+            entry.update(status="refused", type="/problems/idempotency-key-reused",
+                         errors=[{"field": "idempotency_key",
+                                  "message": "already used with a different body"}])
+        else:
+            entry.update(id=result.application_id, status="queued",
+                         received_at=format_ts(result.received_at_ns),
+                         replayed=result.outcome is AppendOutcome.REPLAYED)
+        results[index] = entry
+    rt.metrics.recorder.observe(names.API, time.perf_counter() - started)
+    accepted = sum(1 for r in results if r.get("status") == "queued")
+    body = {"accepted": accepted, "refused": len(results) - accepted, "items": results}
+    return Response(_encode(body), 200, media_type="application/json")
+
+
+def _items(request: Request, body: bytes) -> list[bytes]:
+    """The raw JSON of each item: the array's elements, or NDJSON's non-empty lines."""
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type == JSON:
+        try:
+            raws = msgspec.json.decode(body, type=list[msgspec.Raw])
+        except (msgspec.DecodeError, RecursionError) as exc:
+            raise MalformedRequest(f"expected a JSON array of items: {exc}") from None
+        items = [bytes(raw) for raw in raws]
+    elif media_type == NDJSON:
+        items = [line for line in body.split(b"\n") if line.strip()]
+    else:
+        raise UnsupportedMediaType(f"expected {JSON} or {NDJSON}, got {media_type!r}")
+    if not items:
+        raise MalformedRequest("expected at least one item")
+    if len(items) > MAX_ITEMS:
+        raise PayloadTooLarge(f"{len(items)} items is over the limit of {MAX_ITEMS}")
+    return items
+
+
+def _refused(index: int, raw: bytes, exc: Exception) -> dict[str, Any]:
+    key = None  # reported back when the item is at least an object that names one
+    with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        key = msgspec.json.decode(raw, type=dict[str, Any]).get("idempotency_key")
+    errors = getattr(exc, "errors", None)
+    listed = ([{"field": f"application.{e.field}", "message": e.message} for e in errors]
+              if errors else [{"field": "$", "message": str(exc)}])
+    return {"index": index, "idempotency_key": key if isinstance(key, str) else None,
+            "status": "refused", "type": "/problems/" + getattr(exc, "type", "malformed-request"),
+            "errors": listed}
