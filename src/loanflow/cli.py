@@ -1,4 +1,4 @@
-"""The `loanflow` command: serve | api | worker | keys.
+"""The `loanflow` command: serve | api | worker | keys | dead-letters | loadgen.
 
 Every setting is a flag here and a `LOANFLOW_*` variable (see settings.py);
 the flag wins.
@@ -20,6 +20,7 @@ from typing import Any
 from loanflow import __version__, apikeys, cli_review, logs
 from loanflow.apikeys import ApiKey, Scope
 from loanflow.backends import make_store
+from loanflow.loadgen import cli as loadgen_cli
 from loanflow.settings import Settings, setting_fields
 from loanflow.store.base import Store
 
@@ -79,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     for sub in (create, listing, revoke):
         _add_setting_flags(sub, only=("data_dir", "store_url", "log_level"))
     cli_review.add_commands(commands, _add_setting_flags)
+    loadgen_cli.add_command(commands)
     return parser
 
 
