@@ -20,12 +20,26 @@ from loanflow.api.batch import submit_batch
 from loanflow.api.health import healthz, readyz
 from loanflow.api.problems import on_http_exception, on_loanflow_error, on_unexpected
 from loanflow.api.ratelimit import TokenBucketLimiter
+from loanflow.api.ratelimit_redis import RedisTokenBucketLimiter
 from loanflow.api.request_id import RequestIdMiddleware
 from loanflow.api.security_headers import SecurityHeadersMiddleware
 from loanflow.api.session import SessionCodec
 from loanflow.errors import LoanflowError
 from loanflow.runtime import open_runtime
 from loanflow.settings import Settings
+
+
+def make_limiter(settings: Settings) -> TokenBucketLimiter | RedisTokenBucketLimiter:
+    """Shared through Redis in production; per process (a share each) when embedded."""
+    if settings.broker_url.partition("://")[0] in ("redis", "rediss", "unix"):
+        return RedisTokenBucketLimiter(
+            settings.broker_url, rate_per_s=settings.rate_limit_per_s,
+            burst=settings.rate_limit_burst,
+        )
+    return TokenBucketLimiter(
+        rate_per_s=settings.rate_limit_per_s / settings.api_workers,
+        burst=max(1, settings.rate_limit_burst // settings.api_workers),
+    )
 
 
 def app_from_env() -> Starlette:
@@ -49,15 +63,17 @@ def create_app(settings: Settings, *, processors: int | None = None) -> Starlett
             app.state.auth = Authenticator(
                 runtime.store, SessionCodec(runtime.cipher.subkey("session-cookie"))
             )
-            app.state.limiter = TokenBucketLimiter(
-                rate_per_s=settings.rate_limit_per_s / settings.api_workers,
-                burst=max(1, settings.rate_limit_burst // settings.api_workers),
-            )
+            limiter = make_limiter(settings)
+            await limiter.open()
+            app.state.limiter = limiter
             runtime.start_depth_sampler()
             runtime.start_metrics(live=True)
             runtime.start_janitor()
             runtime.start_processors(loops)
-            yield
+            try:
+                yield
+            finally:
+                await limiter.close()
 
     async def openapi_json(request: Request) -> Response:
         return JSONResponse(spec)

@@ -60,7 +60,7 @@ async def submit_application(request: Request) -> Response:
 async def _submit(request: Request) -> Response:
     rt = runtime_of(request)
     key = await request.app.state.auth.require(request, Scope.SUBMIT)
-    request.app.state.limiter.acquire(key.id)
+    await request.app.state.limiter.acquire(key.id)
     _require_json(request)
     idempotency_key = _idempotency_key(request)
     body = await read_body(request, rt.settings.max_body_bytes)

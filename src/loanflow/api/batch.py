@@ -58,7 +58,7 @@ async def submit_batch(request: Request) -> Response:
     try:
         key = await request.app.state.auth.require(request, Scope.SUBMIT)
         items = _items(request, await read_body(request, MAX_BATCH_BYTES))
-        request.app.state.limiter.acquire(key.id, len(items))
+        await request.app.state.limiter.acquire(key.id, len(items))
         require_queue_room(rt)
     except LoanflowError as exc:
         rt.metrics.recorder.answered(exc.status)

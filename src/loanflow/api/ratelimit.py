@@ -1,8 +1,9 @@
 """Per-key token buckets: a steady rate, a burst on top, 429 + Retry-After beyond.
 
-This bucket lives in the API process. With several API processes on one host
-each gets an equal share of the rate (the kernel spreads connections evenly
-over SO_REUSEPORT listeners), so the sum is the configured rate.
+This bucket lives in the API process, for the embedded mode. With several API
+processes on one host each gets an equal share of the rate (the kernel spreads
+connections evenly over the shared listening socket), so the sum is the
+configured rate. Production uses the shared bucket in ratelimit_redis.py.
 """
 
 from __future__ import annotations
@@ -28,7 +29,13 @@ class TokenBucketLimiter:
         #: key id -> (tokens, last refill time)
         self._buckets: dict[str, tuple[float, float]] = {}
 
-    def acquire(self, key_id: str, cost: int = 1) -> None:
+    async def open(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def acquire(self, key_id: str, cost: int = 1) -> None:
         """Take `cost` tokens from the key's bucket, or raise RateLimited."""
         if self._rate == 0:
             return

@@ -48,3 +48,7 @@ def idempotency_key(api_key_id: str, key: str) -> str:
     """`{loanflow}:idem:<api key id>:<key>`; ':' in the api key id is escaped (unambiguous)."""
     scope = api_key_id.replace("%", "%25").replace(":", "%3A")
     return f"{IDEMPOTENCY_PREFIX}{scope}:{key}"
+
+#: Hash per API key: its token bucket (`tokens`, `at` in ms of the Redis clock), shared by
+#: every API process on every host; expires once it would be full again.
+RATE_LIMIT_PREFIX = PREFIX + "ratelimit:"

@@ -1,0 +1,70 @@
+"""Per-key token buckets in Redis, shared by every API process on every host.
+
+One Lua script refills and takes tokens atomically, timed by the Redis server's
+clock (hosts' clocks never disagree about a bucket). When Redis cannot be
+reached the request is refused with 503, as the append would be anyway.
+"""
+
+from __future__ import annotations
+
+import math
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from loanflow.broker import redis_keys as keys
+from loanflow.errors import BrokerUnavailable, RateLimited
+
+BUCKET_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local rate, burst, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local b = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(b[1]) or burst
+local at = tonumber(b[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - at) * rate / 1000)
+local wait_ms = 0
+if tokens >= cost then
+  tokens = tokens - cost
+else
+  wait_ms = math.ceil((cost - tokens) * 1000 / rate)
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', now)
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
+return wait_ms
+"""
+
+
+class RedisTokenBucketLimiter:
+    def __init__(self, url: str, *, rate_per_s: float, burst: int) -> None:
+        if rate_per_s < 0 or burst < 1:
+            raise ValueError(f"expected rate_per_s >= 0 and burst >= 1, got {rate_per_s}, {burst}")
+        self._url, self._rate, self._burst = url, rate_per_s, burst
+        self._redis: Redis | None = None
+        self._script: object = None
+
+    def __repr__(self) -> str:
+        return "RedisTokenBucketLimiter(...)"  # the URL may carry a password
+
+    async def open(self) -> None:
+        self._redis = Redis.from_url(self._url, socket_timeout=5.0, socket_connect_timeout=2.0)
+        self._script = self._redis.register_script(BUCKET_LUA)
+
+    async def close(self) -> None:
+        redis, self._redis = self._redis, None
+        if redis is not None:
+            await redis.aclose()
+
+    async def acquire(self, key_id: str, cost: int = 1) -> None:
+        if self._rate == 0:
+            return
+        try:
+            wait_ms = int(await self._script(  # type: ignore[operator]
+                keys=[keys.RATE_LIMIT_PREFIX + key_id], args=[self._rate, self._burst, cost]))
+        except (RedisError, OSError) as exc:
+            raise BrokerUnavailable(f"rate limit check failed: {type(exc).__name__}") from exc
+        if wait_ms:
+            raise RateLimited(
+                f"over {self._rate:g}/s for this key; retry after {wait_ms / 1000:.3f}s",
+                retry_after_s=max(1, math.ceil(wait_ms / 1000)),
+            )
