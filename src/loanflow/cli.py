@@ -124,22 +124,9 @@ def _run_http(settings: Settings, *, processors: int) -> int:
     import uvicorn
 
     from loanflow.api.app import create_app
-    from loanflow.api.http_protocol import WS_MAX_FRAME_BYTES, GuardedHttpToolsProtocol
+    from loanflow.api.http_protocol import uvicorn_options
 
-    uvicorn.run(
-        create_app(settings, processors=processors),
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http=GuardedHttpToolsProtocol,
-        limit_concurrency=settings.max_connections,
-        ws_max_size=WS_MAX_FRAME_BYTES,
-        lifespan="on",
-        access_log=False,
-        log_config=None,  # keep our JSON handler for uvicorn's own messages
-        log_level=settings.log_level,
-        timeout_graceful_shutdown=10,
-    )
+    uvicorn.run(create_app(settings, processors=processors), **uvicorn_options(settings))
     return 0
 
 

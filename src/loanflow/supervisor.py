@@ -74,7 +74,7 @@ class WorkerPool:
 def serve_processes(settings: Settings) -> int:
     import uvicorn
 
-    from loanflow.api.http_protocol import WS_MAX_FRAME_BYTES, GuardedHttpToolsProtocol
+    from loanflow.api.http_protocol import uvicorn_options
 
     env = settings_env(settings)
     os.environ.update(env)  # uvicorn's API children inherit it
@@ -85,17 +85,7 @@ def serve_processes(settings: Settings) -> int:
             "loanflow.api.app:app_from_env",
             factory=True,
             workers=settings.api_workers,
-            host=settings.host,
-            port=settings.port,
-            loop="uvloop",
-            http=GuardedHttpToolsProtocol,
-            limit_concurrency=settings.max_connections,
-            ws_max_size=WS_MAX_FRAME_BYTES,
-            lifespan="on",
-            access_log=False,
-            log_config=None,
-            log_level=settings.log_level,
-            timeout_graceful_shutdown=10,
+            **uvicorn_options(settings),
         )
     finally:
         workers.stop()

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from loanflow.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -53,3 +56,20 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._header_deadline = None
         log.warning("closed a connection whose headers took over %.0fs", HEADER_TIMEOUT_S)
         self.transport.close()
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How every loanflow HTTP server runs, one process or several."""
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "loop": "uvloop",
+        "http": GuardedHttpToolsProtocol,
+        "limit_concurrency": settings.max_connections,
+        "ws_max_size": WS_MAX_FRAME_BYTES,
+        "lifespan": "on",
+        "access_log": False,
+        "log_config": None,  # keep our JSON handler for uvicorn's own messages
+        "log_level": settings.log_level,
+        "timeout_graceful_shutdown": 10,
+    }
