@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import os
 import signal
@@ -182,6 +183,14 @@ def deployment(
     if request.param == "embedded":
         yield Deployment(data_dir)
         return
+    with production_deployment(data_dir) as deployment:
+        yield deployment
+
+
+@contextlib.contextmanager
+def production_deployment(data_dir: Path) -> Iterator[Deployment]:
+    """A throwaway Redis (AOF on) under `data_dir` and a fresh database on the machine's
+    PostgreSQL, both gone afterwards."""
     redis_dir = data_dir / "redis"
     redis_dir.mkdir()
     redis_server = RedisServer(redis_dir).start()

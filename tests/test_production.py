@@ -18,23 +18,21 @@ import httpx
 import pytest
 
 from tests.api.test_submit import submit
-from tests.conftest import Deployment, ServerProcess, create_key, sample_application
-from tests.throwaway.postgres import SHARED_ADMIN_URL, fresh_database
-from tests.throwaway.redis import RedisServer
+from tests.conftest import (
+    Deployment,
+    ServerProcess,
+    create_key,
+    production_deployment,
+    sample_application,
+)
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def production(tmp_path: Path) -> Iterator[Deployment]:
-    redis_dir = tmp_path / "redis"
-    redis_dir.mkdir()
-    redis_server = RedisServer(redis_dir).start()
-    try:
-        with fresh_database(SHARED_ADMIN_URL) as store_url:
-            yield Deployment(tmp_path, broker_url=redis_server.url, store_url=store_url)
-    finally:
-        redis_server.stop()
+    with production_deployment(tmp_path) as deployment:
+        yield deployment
 
 
 def submit_with_duplicates(url: str, key: str, count: int, duplicate_ratio: float

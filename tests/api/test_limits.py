@@ -15,9 +15,13 @@ import pytest
 from loanflow.api.ratelimit import TokenBucketLimiter
 from loanflow.errors import RateLimited
 from tests.api.test_submit import submit
-from tests.conftest import Deployment, ServerProcess, create_key, sample_application
-from tests.throwaway.postgres import SHARED_ADMIN_URL, fresh_database
-from tests.throwaway.redis import RedisServer
+from tests.conftest import (
+    Deployment,
+    ServerProcess,
+    create_key,
+    production_deployment,
+    sample_application,
+)
 
 
 def take(limiter: TokenBucketLimiter, key_id: str) -> None:
@@ -57,12 +61,7 @@ def test_over_the_rate_is_429_and_accepted_count_matches_the_rate(tmp_path, mode
         extra = {}
         if mode != "embedded":
             # Two API processes share one bucket in Redis: the sum is the configured rate.
-            redis_dir = tmp_path / "redis"
-            redis_dir.mkdir()
-            redis_server = RedisServer(redis_dir).start()
-            stack.callback(redis_server.stop)
-            store_url = stack.enter_context(fresh_database(SHARED_ADMIN_URL))
-            where = Deployment(tmp_path, broker_url=redis_server.url, store_url=store_url)
+            where = stack.enter_context(production_deployment(tmp_path))
             extra = {"api_workers": "2", "processors": "1"}
         statuses = hammer(where, rate, burst, duration_s, extra)
     expected = burst + rate * duration_s
