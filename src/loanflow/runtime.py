@@ -44,6 +44,8 @@ class Runtime:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     #: Last sampled broker depth, for backpressure without a query per request.
     queue_depth: int = 0
+    #: Seconds the oldest due envelope has waited, as last sampled (0: none waits).
+    queue_lag_s: float = 0.0
     #: Only a process that samples the broker knows the depth to report.
     depth_sampled: bool = False
     stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -66,7 +68,9 @@ class Runtime:
         )
 
     def queue_state(self) -> QueueState | None:
-        return QueueState(depth=self.queue_depth) if self.depth_sampled else None
+        if not self.depth_sampled:
+            return None
+        return QueueState(depth=self.queue_depth, lag_s=self.queue_lag_s)
 
     def start_metrics(self, *, live: bool) -> None:
         """Flush this process's numbers every second; `live` also runs the WebSocket hub."""
@@ -104,6 +108,7 @@ class Runtime:
         while not self.stop.is_set():
             try:
                 self.queue_depth = await self.broker.depth()
+                self.queue_lag_s = await self.broker.oldest_wait_s() or 0.0
             except Unavailable as exc:
                 log.warning("queue depth unavailable: %s", exc)
             with contextlib.suppress(TimeoutError):
@@ -125,7 +130,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             def probe() -> QueueState | None:
                 return runtime.queue_state() if runtime is not None else None
 
-            async with open_metrics(settings, queue_probe=probe) as metrics:
+            async with open_metrics(settings, queue_probe=probe, audit=store) as metrics:
                 runtime = Runtime(settings, broker, store, cipher, load_product(), metrics)
                 try:
                     yield runtime

@@ -378,6 +378,35 @@ def test_depth_counts_ready_delayed_and_leased_envelopes(broker: Broker) -> None
     assert depth(broker) == 3
 
 
+def oldest_wait_s(broker: Broker) -> float | None:
+    return asyncio.run(broker.oldest_wait_s())
+
+
+def test_oldest_wait_of_an_empty_queue_is_none(broker: Broker) -> None:
+    assert oldest_wait_s(broker) is None
+
+
+def test_oldest_wait_grows_while_the_oldest_envelope_waits_and_counts_held_ones(
+    broker: Broker,
+) -> None:
+    asyncio.run(broker.append([submission("first")]))
+    time.sleep(0.3)
+    asyncio.run(broker.append([submission("second")]))
+    reserve(broker, max_count=1)  # held, not done: still lag
+
+    waited = oldest_wait_s(broker)
+    assert waited is not None and 0.3 <= waited < WAIT_LIMIT_S
+
+
+def test_oldest_wait_leaves_out_delayed_retries_and_acked_envelopes(broker: Broker) -> None:
+    asyncio.run(broker.append([submission("retry"), submission("done")]))
+    retry, done = reserve(broker, max_count=2)
+    asyncio.run(broker.retry_later(retry, retry.envelope, 60))
+    asyncio.run(broker.ack([done]))
+
+    assert oldest_wait_s(broker) is None
+
+
 # -- durability -----------------------------------------------------------------------
 
 

@@ -25,7 +25,7 @@ from tests.metrics.conftest import opened
 #: The keys of the snapshot message, as the dashboard and GET /v1/metrics/summary use them.
 SNAPSHOT_KEYS = {
     "type", "at", "window_s", "rates", "error_rate", "latency_ms", "queue", "counts", "totals",
-    "latest_second",
+    "latest_second", "engagement",
 }
 
 

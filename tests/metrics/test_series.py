@@ -150,6 +150,7 @@ def test_series_has_a_point_per_second_for_15_minutes_with_zeros_when_silent(
         assert result.received_per_s[1] == 0 and result.e2e_p99_ms[1] is None
         assert result.e2e_p99_ms[-1] == pytest.approx(20.0, rel=0.01)
         assert result.queue_depth[-1] == 40 and result.queue_depth[-2] == 0
+        assert result.queue_lag_s[-1] == 1.5 and result.queue_lag_s[-2] is None
         assert set(result.p99_ms) == set(names.STAGES)
 
     asyncio.run(scenario())

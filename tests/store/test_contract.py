@@ -547,6 +547,21 @@ def test_the_audit_trail_refuses_edits(store_factory: StoreFactory) -> None:
         store_factory.execute("DELETE FROM audit_log")
 
 
+def test_audit_counts_count_each_action_since_a_time_with_resolutions_and_sign_ins(
+    store: Store,
+) -> None:
+    app, letter = dead()
+    save_dead(store, (app, letter))
+    resolve(store, letter, DeadLetterStatus.REPLAYED)
+    for at_ns in (1_000, 2_000, 3_000):
+        run(store.record_audit(at_ns=at_ns, actor="ops-key", action="login", target="dashboard",
+                               detail={}))
+
+    assert run(store.audit_counts(2_000)) == {"login": 2, "replay": 1}
+    newest = run(store.audit_trail(limit=1))[0]
+    assert (newest.at_ns, newest.action, newest.target) == (3_000, "login", "dashboard")
+
+
 def test_ssn_matches_finds_recent_applications_with_the_same_hash(store: Store) -> None:
     old = record(ssn_hash="aa" * 32, received_at_ns=1_000)
     recent = record(ssn_hash="aa" * 32, received_at_ns=5_000)

@@ -6,6 +6,8 @@ forbid it); the browser learns who it is from `/v1/session`.
 
 from __future__ import annotations
 
+import logging
+import time
 import urllib.parse
 from importlib import resources
 
@@ -16,10 +18,13 @@ from loanflow.api.applications import read_body
 from loanflow.api.auth import Authenticator
 from loanflow.api.session import COOKIE, SESSION_TTL_S
 from loanflow.apikeys import Scope, hash_key
-from loanflow.errors import RequestError
+from loanflow.errors import RequestError, Unavailable
+from loanflow.metrics.engagement import SIGN_IN
+from loanflow.runtime import Runtime
 
 STATIC = resources.files("loanflow.dashboard") / "static"
 LOGIN_BODY_LIMIT = 4096
+log = logging.getLogger(__name__)
 
 
 def _page(name: str, status: int = 200) -> HTMLResponse:
@@ -59,12 +64,23 @@ async def _log_in(request: Request, secret: str) -> Response:
     if Scope.READ not in key.scopes:
         return RedirectResponse("/?failed=scope", status_code=303)
     cookie, _ = auth.sessions.issue(key.id, hash_key(secret.strip()))
+    await _record_sign_in(request, key.id)
     answer = RedirectResponse("/", status_code=303)
     answer.set_cookie(
         COOKIE, cookie, max_age=SESSION_TTL_S, httponly=True, samesite="strict",
         secure=request.url.scheme == "https", path="/",
     )
     return answer
+
+
+async def _record_sign_in(request: Request, key_id: str) -> None:
+    # Best effort: during a store outage is when operators most need to get in.
+    rt: Runtime = request.app.state.runtime
+    try:
+        await rt.store.record_audit(at_ns=time.time_ns(), actor=key_id, action=SIGN_IN,
+                                    target="dashboard", detail={})
+    except Unavailable as exc:
+        log.warning("sign-in of %s not recorded in the audit trail: %s", key_id, exc)
 
 
 async def logout(request: Request) -> Response:

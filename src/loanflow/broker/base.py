@@ -88,6 +88,12 @@ class Broker(Protocol):
         """Envelopes held: ready, delayed and in processing."""
         ...
 
+    async def oldest_wait_s(self) -> float | None:
+        """How long the oldest ready or held envelope has waited since it (re)entered
+        the queue; None when none is. Delayed retries don't count until they are due
+        (as in Sidekiq's queue latency: retries show as failures, not as lag)."""
+        ...
+
     async def expire_idempotency_keys(self, now_ns: int | None = None) -> int:
         """Forget keys older than IDEMPOTENCY_TTL_S; returns how many."""
         ...

@@ -218,6 +218,19 @@ class RedisStreamsBroker:
                 ready_or_held, delayed = await pipe.execute()
         return int(ready_or_held) + int(delayed)
 
+    async def oldest_wait_s(self) -> float | None:
+        redis = await self._client()
+        with _unavailable("oldest_wait_s"):
+            async with redis.pipeline(transaction=False) as pipe:
+                pipe.time()
+                pipe.xrange(keys.STREAM, count=1)
+                (now_s, now_us), head = await pipe.execute()
+        if not head:
+            return None
+        # An entry id is the Redis clock in ms when it was added: compare on that clock.
+        added_ms = int(head[0][0].split(b"-")[0])
+        return max(0.0, int(now_s) + int(now_us) / 1e6 - added_ms / 1000)
+
     async def ping(self) -> None:
         redis = await self._client()
         with _unavailable("ping"):

@@ -160,6 +160,18 @@ class SQLiteBroker:
         )
         return int(row[0])
 
+    async def oldest_wait_s(self) -> float | None:
+        now = time.time_ns()
+        # In seq order the first due row is nearly always the first row: no scan.
+        row = await self._db.read(
+            lambda conn: conn.execute(
+                "SELECT available_at_ns FROM messages WHERE available_at_ns <= ?"
+                " ORDER BY seq LIMIT 1",
+                (now,),
+            ).fetchone()
+        )
+        return None if row is None else (now - int(row[0])) / 1e9
+
     async def ping(self) -> None:
         await self._db.read(lambda conn: conn.execute("SELECT 1").fetchone())
 

@@ -19,6 +19,7 @@ import math
 import time
 from collections.abc import Callable
 
+from loanflow.metrics.engagement import EngagementReader
 from loanflow.metrics.series_base import RETENTION_S, QueueState, SeriesReader
 from loanflow.metrics.tally import Tally, merge_into
 from loanflow.metrics.views import (
@@ -54,9 +55,11 @@ class Aggregator:
         series: SeriesReader,
         *,
         queue_probe: Callable[[], QueueState | None] | None = None,
+        engagement: EngagementReader | None = None,
         clock_s: Callable[[], float] = time.time,
     ) -> None:
         self._series, self._queue_probe, self._clock_s = series, queue_probe, clock_s
+        self._engagement = engagement
         self._tallies: dict[int, Tally] = {}
         self._points: dict[int, Point] = {}
         self._window: tuple[int, int, Window] | None = None  # (last second, window_s, parts)
@@ -80,6 +83,8 @@ class Aggregator:
             window = await self._window_of(last, window_s)
             self._window = (last, window_s, window)
         totals = await self._series.read_totals(histograms=False)
+        engagement = (await self._engagement.read(window.latest_gauges)
+                      if self._engagement is not None else None)
         return Summary(
             at=format_ts(int(now_s * 1e9)),
             window_s=window_s,
@@ -90,6 +95,7 @@ class Aggregator:
             counts=counts_of(totals),
             totals=totals_of(totals),
             latest_second=window.latest_second,
+            engagement=engagement,
         )
 
     async def series(self, seconds: int = SERIES_SECONDS, *, now_s: float | None = None) -> Series:

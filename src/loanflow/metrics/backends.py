@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from loanflow.metrics.aggregate import Aggregator
+from loanflow.metrics.engagement import AuditCounts, EngagementReader, viewers_gauge
 from loanflow.metrics.events import EventLog, EventPublisher
 from loanflow.metrics.events_redis import RedisEventLog
 from loanflow.metrics.events_sqlite import SQLiteEventLog
-from loanflow.metrics.flusher import Flusher
+from loanflow.metrics.flusher import Flusher, process_id
 from loanflow.metrics.hub import LiveHub
 from loanflow.metrics.recorder import Recorder
 from loanflow.metrics.series_base import MetricsSeries, QueueState
@@ -81,24 +82,32 @@ class Metrics:
 
 @contextlib.asynccontextmanager
 async def open_metrics(
-    settings: Settings, *, queue_probe: Callable[[], QueueState | None] | None = None
+    settings: Settings,
+    *,
+    queue_probe: Callable[[], QueueState | None] | None = None,
+    audit: AuditCounts | None = None,
 ) -> AsyncIterator[Metrics]:
-    """Open the backends; close them after the caller's tasks have ended."""
+    """Open the backends; close them after the caller's tasks have ended.
+
+    `audit` (the store) gives the summaries their engagement figures."""
     series, events = make_series(settings), make_event_log(settings)
     await series.open()
     try:
         await events.open()
         try:
-            recorder = Recorder()
-            aggregator = Aggregator(series, queue_probe=queue_probe)
+            recorder, process = Recorder(), process_id()
+            engagement = EngagementReader(audit) if audit is not None else None
+            aggregator = Aggregator(series, queue_probe=queue_probe, engagement=engagement)
+            hub = LiveHub(aggregator, events)
             yield Metrics(
                 recorder=recorder,
                 series=series,
                 events=events,
                 publisher=EventPublisher(events),
-                flusher=Flusher(recorder, series, queue_probe=queue_probe),
+                flusher=Flusher(recorder, series, process=process, queue_probe=queue_probe,
+                                gauge_probe=lambda: viewers_gauge(process, hub.viewers)),
                 aggregator=aggregator,
-                hub=LiveHub(aggregator, events),
+                hub=hub,
             )
         finally:
             await events.close()

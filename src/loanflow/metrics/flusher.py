@@ -17,7 +17,7 @@ import math
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from loanflow.metrics import names
 from loanflow.metrics.recorder import Recorder
@@ -32,6 +32,7 @@ FLUSH_OFFSET_S = 0.05
 MAX_UNSENT = 900
 
 QueueProbe = Callable[[], QueueState | None]
+GaugeProbe = Callable[[], Mapping[str, int]]
 
 
 def process_id() -> str:
@@ -47,6 +48,7 @@ class Flusher:
         *,
         process: str | None = None,
         queue_probe: QueueProbe | None = None,
+        gauge_probe: GaugeProbe | None = None,
         clock_s: Callable[[], float] = time.time,
         max_unsent: int = MAX_UNSENT,
     ) -> None:
@@ -55,6 +57,7 @@ class Flusher:
         self.process = process or process_id()
         self._recorder, self._series = recorder, series
         self._queue_probe, self._clock_s = queue_probe, clock_s
+        self._gauge_probe = gauge_probe
         self._max_unsent = max_unsent
         self._seq = 0
         self._last_flush_s: float | None = None
@@ -80,6 +83,8 @@ class Flusher:
             tally.gauges[names.QUEUE_DEPTH] = queue.depth
             if queue.lag_s is not None:
                 tally.gauges[names.QUEUE_LAG_MS] = round(queue.lag_s * 1000)
+        if self._gauge_probe is not None:
+            tally.gauges.update(self._gauge_probe())
         if not tally.is_empty():
             self._seq += 1
             second = math.floor((since_s + now_s) / 2)

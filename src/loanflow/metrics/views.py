@@ -12,6 +12,7 @@ import typing
 import msgspec
 
 from loanflow.metrics import names
+from loanflow.metrics.engagement import Engagement
 from loanflow.metrics.series_base import QueueState
 from loanflow.metrics.tally import HistogramData, Tally, percentile_s
 from loanflow.models import Channel, Status
@@ -64,6 +65,8 @@ class Point(msgspec.Struct, kw_only=True):
     e2e_p99_ms: float | None
     p99_ms: dict[str, float | None]
     queue_depth: int
+    #: Null when no process sampled the queue that second.
+    queue_lag_s: float | None
 
 
 class Window(msgspec.Struct, kw_only=True):
@@ -88,6 +91,8 @@ class Summary(msgspec.Struct, kw_only=True):
     totals: dict[str, int]
     #: The newest settled second, for charts to append without asking for the series.
     latest_second: Point
+    #: Viewers now and sessions/actions today; null until the audit trail was read once.
+    engagement: Engagement | None = None
 
 
 class Series(msgspec.Struct, kw_only=True):
@@ -107,6 +112,7 @@ class Series(msgspec.Struct, kw_only=True):
     e2e_p99_ms: list[float | None]
     p99_ms: dict[str, list[float | None]]
     queue_depth: list[int]
+    queue_lag_s: list[float | None]
 
 
 def window_of(merged: Tally, window_s: int, latest: Point, latest_gauges: dict[str, int]) -> Window:
@@ -142,6 +148,7 @@ def series_of(points: list[Point], *, at: str) -> Series:
         e2e_p99_ms=[p.e2e_p99_ms for p in points],
         p99_ms={stage: [p.p99_ms[stage] for p in points] for stage in names.STAGES},
         queue_depth=[p.queue_depth for p in points],
+        queue_lag_s=[p.queue_lag_s for p in points],
     )
 
 
@@ -160,6 +167,7 @@ def point_of(second: int, tally: Tally) -> Point:
         e2e_p99_ms=_ms(percentile_s(e2e, 0.99)),
         p99_ms={s: _ms(percentile_s(h.get(s, _EMPTY), 0.99)) for s in names.STAGES},
         queue_depth=tally.gauges.get(names.QUEUE_DEPTH, 0),
+        queue_lag_s=_seconds(tally.gauges.get(names.QUEUE_LAG_MS)),
     )
 
 
@@ -184,11 +192,14 @@ def queue_view(queue: QueueState | None, latest_gauges: dict[str, int]) -> Queue
     if queue is not None:
         return QueueView(depth=queue.depth, lag_s=queue.lag_s)
     # No local sample: the newest second's gauges, as the processes sampled them.
-    lag_ms = latest_gauges.get(names.QUEUE_LAG_MS)
     return QueueView(
         depth=latest_gauges.get(names.QUEUE_DEPTH),
-        lag_s=None if lag_ms is None else lag_ms / 1000,
+        lag_s=_seconds(latest_gauges.get(names.QUEUE_LAG_MS)),
     )
+
+
+def _seconds(ms: int | None) -> float | None:
+    return None if ms is None else ms / 1000
 
 
 def error_rate(tally: Tally) -> float:

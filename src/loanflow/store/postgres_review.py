@@ -87,6 +87,24 @@ class PostgresReview:
             )
         return True
 
+    async def record_audit(
+        self, *, at_ns: int, actor: str, action: str, target: str, detail: dict[str, Any]
+    ) -> None:
+        async with self._connection("record_audit") as conn:
+            await conn.execute(
+                "INSERT INTO audit_log (at_ns, actor, action, target, detail)"
+                " VALUES ($1, $2, $3, $4, $5)",
+                at_ns, actor, action, target, _encode(detail),
+            )
+
+    async def audit_counts(self, since_ns: int) -> dict[str, int]:
+        async with self._connection("audit_counts") as conn:
+            rows = await conn.fetch(
+                "SELECT action, count(*) AS n FROM audit_log WHERE at_ns >= $1 GROUP BY action",
+                since_ns,
+            )
+        return {r["action"]: int(r["n"]) for r in rows}
+
     async def audit_trail(self, *, limit: int, before_seq: int | None = None) -> list[AuditEntry]:
         async with self._connection("audit_trail") as conn:
             rows = await conn.fetch(

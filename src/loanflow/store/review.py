@@ -111,6 +111,16 @@ class ReviewStore(Protocol):
         """Newest first."""
         ...
 
+    async def record_audit(
+        self, *, at_ns: int, actor: str, action: str, target: str, detail: dict[str, Any]
+    ) -> None:
+        """Append one entry that goes with no other change (e.g. a dashboard sign-in)."""
+        ...
+
+    async def audit_counts(self, since_ns: int) -> dict[str, int]:
+        """How many entries of each action since `since_ns`."""
+        ...
+
 
 def where_sql(
     where: DeadLetterFilter, cursor: str | None, placeholder: Any

@@ -145,6 +145,27 @@ class SQLiteStore:
             for r in rows
         ]
 
+    async def record_audit(
+        self, *, at_ns: int, actor: str, action: str, target: str, detail: dict[str, Any]
+    ) -> None:
+        row = (at_ns, actor, action, target, _encode_json(detail))
+        await self._db.write(
+            lambda conn: conn.execute(
+                "INSERT INTO audit_log (at_ns, actor, action, target, detail)"
+                " VALUES (?, ?, ?, ?, ?)",
+                row,
+            )
+        )
+
+    async def audit_counts(self, since_ns: int) -> dict[str, int]:
+        rows = await self._db.read(
+            lambda conn: conn.execute(
+                "SELECT action, count(*) FROM audit_log WHERE at_ns >= ? GROUP BY action",
+                (since_ns,),
+            ).fetchall()
+        )
+        return {action: int(n) for action, n in rows}
+
     async def get_application(self, application_id: str) -> ApplicationRecord | None:
         row = await self._db.read(
             lambda conn: conn.execute(

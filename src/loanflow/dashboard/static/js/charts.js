@@ -7,12 +7,15 @@ const AXIS = "#94a3b8";
 const GRID = "rgba(148, 163, 184, 0.12)";
 const COLORS = {
   received: "#38bdf8", stored: "#4ade80", rejected: "#fbbf24", error: "#f87171",
-  p50: "#a78bfa", p95: "#fbbf24", p99: "#f87171", queue: "#38bdf8",
+  p50: "#a78bfa", p95: "#fbbf24", p99: "#f87171", queue: "#38bdf8", lag: "#fbbf24",
   api: "#38bdf8", queue_wait: "#fbbf24", validation: "#a78bfa", enrichment: "#34d399", store: "#f472b6",
 };
 const HEIGHT_PX = 170;
 
-/** What each chart shows: [label, column, colour, dash?] per line, and the y-axis unit. */
+/**
+ * What each chart shows: [label, column, colour, dash?, scale?] per line, the y-axis unit,
+ * and `right`, a second y-axis for the lines on its scale.
+ */
 const CHARTS = {
   throughput: { unit: "/s", lines: [
     ["received", "received", COLORS.received], ["stored", "stored", COLORS.stored, [6, 3]],
@@ -21,7 +24,9 @@ const CHARTS = {
   latency: { unit: "ms", lines: [
     ["p50", "p50", COLORS.p50], ["p95", "p95", COLORS.p95], ["p99", "p99", COLORS.p99]] },
   stages: { unit: "ms", lines: STAGES.map((s) => [s.replace("_", " "), `stage_${s}`, COLORS[s]]) },
-  queue: { unit: "", lines: [["depth", "queue_depth", COLORS.queue]] },
+  // Lag (seconds) on its own right-hand scale: depth and age differ in unit and size.
+  queue: { unit: "", right: { scale: "lag", unit: "s" }, lines: [
+    ["depth", "queue_depth", COLORS.queue], ["lag", "queue_lag_s", COLORS.lag, [6, 3], "lag"]] },
 };
 
 /**
@@ -84,26 +89,28 @@ function countPoints(series, spec) {
 
 function options(spec, width) {
   const axis = { stroke: AXIS, grid: { stroke: GRID, width: 1 }, ticks: { stroke: GRID, width: 1 } };
+  // From zero: a rate or a latency read against its own minimum exaggerates noise.
+  const fromZero = { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] };
+  const right = spec.right;
+  const unitOf = (scale) => (right && scale === right.scale ? right.unit : spec.unit);
   return {
     width,
     height: HEIGHT_PX,
     legend: { live: true },
     cursor: { drag: { x: false, y: false } },
-    scales: {
-      x: { time: true },
-      // From zero: a rate or a latency read against its own minimum exaggerates noise.
-      y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] },
-    },
+    scales: { x: { time: true }, y: fromZero, ...(right && { [right.scale]: fromZero }) },
     axes: [
       { ...axis, values: clockTicks },
       { ...axis, size: 64, values: (u, ticks) => ticks.map((v) => short(v) + spec.unit) },
+      ...(right ? [{ ...axis, scale: right.scale, side: 1, size: 56, grid: { show: false },
+        values: (u, ticks) => ticks.map((v) => short(v) + right.unit) }] : []),
     ],
     series: [
       {},
       // Dashed where lines often overlap (stored under received when nothing is rejected).
-      ...spec.lines.map(([label, , stroke, dash]) => ({
-        label, stroke, dash, width: 2, spanGaps: false, points: { show: false },
-        value: (u, v) => (v == null ? "—" : short(v) + spec.unit),
+      ...spec.lines.map(([label, , stroke, dash, scale = "y"]) => ({
+        label, stroke, dash, scale, width: 2, spanGaps: false, points: { show: false },
+        value: (u, v) => (v == null ? "—" : short(v) + unitOf(scale)),
       })),
     ],
   };

@@ -6,7 +6,7 @@ export const STAGES = ["api", "queue_wait", "validation", "enrichment", "store"]
 export const WINDOW_S = 900;
 const COLUMNS = [
   "t", "received", "stored", "rejected", "error_pct", "p50", "p95", "p99",
-  ...STAGES.map((s) => `stage_${s}`), "queue_depth",
+  ...STAGES.map((s) => `stage_${s}`), "queue_depth", "queue_lag_s",
 ];
 
 const num = (v) => (typeof v === "number" && Number.isFinite(v) ? v : null);
@@ -63,26 +63,22 @@ export class RollingSeries {
   }
 }
 
-/**
- * `GET /v1/metrics/series` as columns. The contract names are `received`, `p99_ms`
- * (end to end) and `stage_p99_ms`; the `*_per_s`, `e2e_*_ms` and `p99_ms` (by stage)
- * spellings of the metrics module's Series are read too, until the two agree.
- */
+/** `GET /v1/metrics/series` (the server's `Series`, metrics/views.py) as chart columns. */
 export function normalizeSeries(body) {
   if (!body || !Array.isArray(body.t)) throw new Error("expected a series with a `t` column");
-  const pick = (...names) => names.map((n) => body[n]).find(Array.isArray) || [];
-  const stages = isObject(body.stage_p99_ms) ? body.stage_p99_ms
-    : isObject(body.p99_ms) ? body.p99_ms : {};
+  const pick = (name) => (Array.isArray(body[name]) ? body[name] : []);
+  const stages = isObject(body.p99_ms) ? body.p99_ms : {};
   const cols = {
     t: body.t.slice(),
-    received: pick("received", "received_per_s"),
-    stored: pick("stored", "stored_per_s"),
-    rejected: pick("rejected", "rejected_per_s"),
+    received: pick("received_per_s"),
+    stored: pick("stored_per_s"),
+    rejected: pick("rejected_per_s"),
     error_pct: pick("error_rate").map(pct),
-    p50: pick("p50_ms", "e2e_p50_ms"),
-    p95: pick("p95_ms", "e2e_p95_ms"),
-    p99: Array.isArray(body.p99_ms) ? body.p99_ms : pick("e2e_p99_ms"),
+    p50: pick("e2e_p50_ms"),
+    p95: pick("e2e_p95_ms"),
+    p99: pick("e2e_p99_ms"),
     queue_depth: pick("queue_depth"),
+    queue_lag_s: pick("queue_lag_s"),
   };
   for (const s of STAGES) cols[`stage_${s}`] = Array.isArray(stages[s]) ? stages[s] : [];
   // Every column as long as `t`: a missing one draws as a gap, never shifts in time.
@@ -108,6 +104,7 @@ export function pointFromSnapshot(snap) {
       p95: second.e2e_p95_ms,
       p99: second.e2e_p99_ms,
       queue_depth: second.queue_depth,
+      queue_lag_s: second.queue_lag_s,
       ...Object.fromEntries(STAGES.map((s) => [`stage_${s}`, stages[s]])),
     };
   }
@@ -126,6 +123,7 @@ export function pointFromSnapshot(snap) {
     p95: e2e.p95,
     p99: e2e.p99,
     queue_depth: snap.queue?.depth,
+    queue_lag_s: snap.queue?.lag_s,
     ...Object.fromEntries(STAGES.map((s) => [`stage_${s}`, latency[s]?.p99])),
   };
 }
