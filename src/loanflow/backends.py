@@ -1,9 +1,10 @@
-"""Choose the broker and the store from the settings' URLs."""
+"""Choose the broker, the store and the velocity counter from the settings' URLs."""
 
 from __future__ import annotations
 
 from loanflow.broker.base import Broker
 from loanflow.broker.sqlite import SQLiteBroker
+from loanflow.pipeline.velocity import VelocityCounter
 from loanflow.settings import Settings
 from loanflow.store.base import Store
 from loanflow.store.sqlite import SQLiteStore
@@ -37,6 +38,22 @@ def make_store(settings: Settings) -> Store:
         return PostgresStore(url)
     raise ValueError(
         f"expected an empty LOANFLOW_STORE_URL (embedded) or postgresql://…, got {_scheme(url)}://…"
+    )
+
+
+def make_velocity_counter(settings: Settings) -> VelocityCounter:
+    """The broker's Redis, so every host counts together; else the embedded store's file."""
+    if settings.broker_url:
+        from loanflow.pipeline.velocity_redis import RedisVelocityCounter
+
+        return RedisVelocityCounter(settings.broker_url)
+    if not settings.store_url:
+        from loanflow.pipeline.velocity_sqlite import SQLiteVelocityCounter
+
+        return SQLiteVelocityCounter(settings.data_dir / STORE_FILE)
+    raise ValueError(
+        "expected a redis:// broker URL or the embedded store for the velocity counts,"
+        f" got the embedded broker with a {_scheme(settings.store_url)}:// store"
     )
 
 

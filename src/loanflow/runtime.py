@@ -1,4 +1,5 @@
-"""The resources one process holds: broker, store, PII cipher, product, processors.
+"""The resources one process holds: broker, store, velocity counter, PII cipher, product,
+processors.
 
 Both roles build on it: the API's lifespan and `loanflow worker`. Everything
 opened here is closed here, and every task started is awaited on the way out.
@@ -12,15 +13,17 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from loanflow.backends import make_broker, make_store
+from loanflow.backends import make_broker, make_store, make_velocity_counter
 from loanflow.broker.base import Broker
 from loanflow.errors import Unavailable
 from loanflow.metrics.backends import Metrics, open_metrics
 from loanflow.metrics.series_base import QueueState
 from loanflow.pii import PiiCipher, load_cipher
 from loanflow.pipeline.processor import Processor, warm_up
-from loanflow.pipeline.product import Product, load_product
+from loanflow.pipeline.product import ProductSource
+from loanflow.pipeline.velocity import VelocityCheck, VelocityCounter
 from loanflow.settings import Settings
 from loanflow.store.base import Store
 
@@ -38,7 +41,9 @@ class Runtime:
     broker: Broker
     store: Store
     cipher: PiiCipher
-    product: Product
+    #: The product configuration, re-read when its file is edited; shared by processors.
+    product: ProductSource
+    velocity: VelocityCounter
     metrics: Metrics
     #: Set after an append, so an idle processor in this process starts at once.
     wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -58,6 +63,13 @@ class Runtime:
             self.store,
             cipher=self.cipher,
             product=self.product,
+            velocity=VelocityCheck(
+                self.velocity,
+                hash_key=self.cipher.subkey("velocity"),
+                limit=s.velocity_limit,
+                ip_limit=s.velocity_ip_limit,
+                window_s=s.velocity_window_s,
+            ),
             name=f"{os.uname().nodename}-{os.getpid()}-{index}",
             batch_size=s.batch_size,
             max_attempts=s.max_attempts,
@@ -120,7 +132,11 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     cipher = load_cipher(
         configured=settings.pii_key, data_dir=settings.data_dir, embedded=settings.embedded
     )
+    product = ProductSource.from_file(
+        Path(settings.product_file) if settings.product_file else None
+    )
     broker, store = make_broker(settings), make_store(settings)
+    velocity = make_velocity_counter(settings)
     await store.open()
     try:
         await broker.open()
@@ -130,8 +146,11 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             def probe() -> QueueState | None:
                 return runtime.queue_state() if runtime is not None else None
 
-            async with open_metrics(settings, queue_probe=probe, audit=store) as metrics:
-                runtime = Runtime(settings, broker, store, cipher, load_product(), metrics)
+            async with (
+                open_metrics(settings, queue_probe=probe, audit=store) as metrics,
+                _opened(velocity),  # after the store: it uses the store's migrated file
+            ):
+                runtime = Runtime(settings, broker, store, cipher, product, velocity, metrics)
                 try:
                     yield runtime
                 finally:
@@ -145,3 +164,12 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             await broker.close()
     finally:
         await store.close()
+
+
+@contextlib.asynccontextmanager
+async def _opened(velocity: VelocityCounter) -> AsyncIterator[None]:
+    await velocity.open()
+    try:
+        yield
+    finally:
+        await velocity.close()

@@ -53,6 +53,18 @@ class Settings:
     fail_marker: str = _setting(
         "", "TEST ONLY: applications whose external_id starts with this fail every attempt"
     )
+    velocity_limit: int = _setting(
+        3, "applications one email or phone may make per velocity window; more are flagged"
+        " for review (0 = no check)"
+    )
+    velocity_ip_limit: int = _setting(
+        10, "applications one client IP may make per velocity window (web and mobile only;"
+        " 0 = no check)"
+    )
+    velocity_window_s: float = _setting(3600.0, "the velocity window, seconds")
+    product_file: str = _setting(
+        "", "product configuration TOML, re-read when it changes; empty = the packaged one"
+    )
     log_level: str = _setting("info", "log level: debug, info, warning, error")
     log_format: str = _setting("json", "json (one object per line) or text")
 

@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import numpy as np
 import numpy_financial as npf
 import pytest
 
+from loanflow.loadgen.synthetic import generate
 from loanflow.models import Application
 from loanflow.pipeline.enrich import (
     FLAG_CITY_NOT_IN_ZIP,
@@ -20,7 +22,7 @@ from loanflow.pipeline.enrich import (
     monthly_payment_cents,
     ratio_bps,
 )
-from loanflow.pipeline.product import Band, Product, ProductConfigError, load_product
+from loanflow.pipeline.product import TIERS, Band, Product, ProductConfigError, load_product
 from loanflow.pipeline.scorecard import band_points, tier_for_score
 from tests.conftest import sample_application
 
@@ -82,6 +84,31 @@ def test_monthly_payment_matches_numpy_financial_across_random_loans() -> None:
         amount, apr = rng.randrange(100_000, 10_000_001), rng.randrange(1, 4000)
         term = rng.choice((12, 24, 36, 48, 60, 72, 84))
         assert monthly_payment_cents(amount, apr, term) == npf_payment_cents(amount, apr, term)
+
+
+def test_monthly_payment_matches_numpy_financial_on_10_000_generated_loans() -> None:
+    # Given 10,000 realistic applications, priced by the whole enrichment (both the
+    # scoring payment at the stress APR and the payment at the tier's APR)
+    rng = random.Random(10_000)
+    now = dt.datetime(2026, 11, 25, 12, tzinfo=dt.UTC)
+    loans: list[tuple[int, int, int, int]] = []
+    for _ in range(10_000):
+        app = msgspec.convert(generate(rng, now=now), Application)
+        result = enrich(app, product=PRODUCT, today=TODAY)
+        figures = {entry.name: entry for entry in result.trace}
+        scoring = figures["scoring_monthly_payment_cents"]
+        loans.append((result.loan_amount_cents, result.apr_bps, app.loan.term_months,
+                      result.monthly_payment_cents))
+        loans.append((result.loan_amount_cents, PRODUCT.scorecard.scoring_apr_bps,
+                      app.loan.term_months, int(scoring.value or 0)))
+
+    # Then every payment equals numpy-financial's pmt, rounded to the cent
+    amount, apr, term, _ = (np.array(column) for column in zip(*loans, strict=True))
+    expected = np.rint(-npf.pmt(apr / 10_000 / 12, term, amount / 100) * 100).astype(np.int64)
+    mismatches = [loan for loan, want in zip(loans, expected, strict=True) if loan[3] != want]
+    assert mismatches == []
+    tier_aprs = {PRODUCT.apr_bps.for_tier(tier) for tier in TIERS}
+    assert {row[1] for row in loans} == tier_aprs | {PRODUCT.scorecard.scoring_apr_bps}
 
 
 def test_interest_free_payment_is_the_principal_spread_evenly() -> None:

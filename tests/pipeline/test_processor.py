@@ -21,8 +21,11 @@ from loanflow.broker.sqlite import SQLiteBroker
 from loanflow.errors import StoreUnavailable
 from loanflow.models import Envelope, new_application_id
 from loanflow.pii import PiiCipher
+from loanflow.pipeline.flags import FLAG_EMAIL_VELOCITY
 from loanflow.pipeline.processor import FLAG_DUPLICATE_SSN, Processor
-from loanflow.pipeline.product import load_product
+from loanflow.pipeline.product import Product, ProductSource, load_product
+from loanflow.pipeline.velocity import VelocityCheck, VelocityUnavailable
+from loanflow.pipeline.velocity_sqlite import SQLiteVelocityCounter
 from loanflow.store.base import ApplicationRecord
 from loanflow.store.sqlite import SQLiteStore
 from tests.conftest import sample_application
@@ -44,25 +47,45 @@ class Pipeline:
         self.cipher = PiiCipher([os.urandom(32)])
         self.broker = SQLiteBroker(data_dir / "broker.db", visibility_timeout_s=30.0)
         self.store = SQLiteStore(data_dir / "store.db")
+        self.counters: list[SQLiteVelocityCounter] = []
 
     def open(self) -> None:
         asyncio.run(self.broker.open())
         asyncio.run(self.store.open())
 
     def close(self) -> None:
+        for counter in self.counters:
+            asyncio.run(counter.close())
         asyncio.run(self.broker.close())
         asyncio.run(self.store.close())
 
-    def processor(self, *, max_attempts: int = 3, batch_size: int = 200) -> Processor:
+    def processor(
+        self,
+        *,
+        max_attempts: int = 3,
+        batch_size: int = 200,
+        velocity: VelocityCheck | None = None,
+        product: Product | ProductSource = PRODUCT,
+    ) -> Processor:
         return Processor(
             self.broker,
             self.store,
             cipher=self.cipher,
-            product=PRODUCT,
+            product=product,
+            velocity=velocity,
             name="test-processor",
             batch_size=batch_size,
             max_attempts=max_attempts,
         )
+
+    def velocity(self, *, limit: int = 3) -> tuple[VelocityCheck, SQLiteVelocityCounter]:
+        """A velocity check counting in the store's file, as in embedded mode."""
+        counter = SQLiteVelocityCounter(self.data_dir / "store.db")
+        asyncio.run(counter.open())
+        self.counters.append(counter)
+        check = VelocityCheck(counter, hash_key=self.cipher.subkey("velocity"), limit=limit,
+                              ip_limit=10, window_s=3600)
+        return check, counter
 
     def envelope(self, data: dict[str, Any], *, received_at_ns: int | None = None) -> Envelope:
         """Sealed the way `POST /v1/applications` seals it."""
@@ -435,3 +458,125 @@ def test_an_ssn_seen_more_than_24_h_ago_is_not_flagged(pipeline: Pipeline) -> No
 
     assert pipeline.stored(old.id).status == "stored"
     assert FLAG_DUPLICATE_SSN not in flags_of(pipeline, fresh)
+
+
+# -- velocity: one email in more applications than the limit within the window ----------------
+
+
+def enrichment_of(pipeline: Pipeline, envelope: Envelope) -> dict[str, Any]:
+    enrichment: dict[str, Any] = pipeline.document(envelope.id)["assessment"]["enrichment"]
+    return enrichment
+
+
+def one_email_apps(count: int) -> list[dict[str, Any]]:
+    """Applications sharing an email, each with its own SSN and phone (only velocity flags)."""
+    return [
+        sample_application(applicant__ssn=f"123-45-{6780 + i}",
+                           applicant__phone=f"+1 415 555 01{10 + i}")
+        for i in range(count)
+    ]
+
+
+def test_one_email_over_the_velocity_limit_goes_to_manual_review_with_the_reason(
+    pipeline: Pipeline,
+) -> None:
+    # Given four applications with one email within the hour, the limit being three
+    velocity, _ = pipeline.velocity(limit=3)
+    start_ns = time.time_ns() - 60 * 1_000_000_000
+    envelopes = [
+        pipeline.submit(data, received_at_ns=start_ns + i * 1_000_000_000)
+        for i, data in enumerate(one_email_apps(4))
+    ]
+
+    # When they are processed (two batches: the counts span processor batches)
+    drain(pipeline.processor(velocity=velocity, batch_size=2))
+
+    # Then the fourth is flagged and sent to review with the reason; the third is not
+    third, fourth = enrichment_of(pipeline, envelopes[2]), enrichment_of(pipeline, envelopes[3])
+    assert FLAG_EMAIL_VELOCITY not in third["flags"]
+    assert FLAG_EMAIL_VELOCITY in fourth["flags"]
+    assert fourth["route"] == "manual_review"
+    reasons = {r["code"]: r["message"] for r in fourth["route_reasons"]}
+    assert "velocity limit" in reasons[f"route.flag.{FLAG_EMAIL_VELOCITY}"]
+    counts = {t["name"]: t for t in fourth["trace"] if t["name"].startswith("velocity_")}
+    assert counts["velocity_email_count"] == {
+        "name": "velocity_email_count", "value": 4, "inputs": {"limit": 3, "window_s": 3600},
+    }
+    assert counts["velocity_phone_count"]["value"] == 1
+    assert pipeline.stored(envelopes[3].id).status == "stored"
+
+
+def test_a_redelivered_application_is_not_counted_twice(pipeline: Pipeline) -> None:
+    # Given three applications with one email, processed, the limit being three
+    velocity, _ = pipeline.velocity(limit=3)
+    envelopes = [pipeline.submit(data) for data in one_email_apps(3)]
+    processor = pipeline.processor(velocity=velocity)
+    drain(processor)
+
+    # When the broker hands the third out again (a crash before the ack)
+    third = envelopes[2]
+    pipeline.enqueue(msgspec.structs.replace(third, idempotency_key=str(uuid.uuid4())))
+    drain(processor)
+
+    # Then it is still the third, not a fourth
+    assert FLAG_EMAIL_VELOCITY not in enrichment_of(pipeline, third)["flags"]
+
+
+def test_velocity_outage_leaves_the_batch_in_the_broker(pipeline: Pipeline) -> None:
+    velocity, counter = pipeline.velocity()
+    envelope = pipeline.submit()
+    asyncio.run(counter.close())
+
+    with pytest.raises(VelocityUnavailable):
+        asyncio.run(pipeline.processor(velocity=velocity).process_batch())
+
+    assert pipeline.record(envelope.id) is None
+    assert asyncio.run(pipeline.broker.pending_state(envelope.id)) == (
+        "queued", envelope.received_at_ns
+    )
+
+
+# -- the product configuration in force --------------------------------------------------------
+
+
+def test_an_edited_product_file_prices_the_next_batch(pipeline: Pipeline) -> None:
+    # Given a processor following a product file, and an application priced by it
+    path = pipeline.data_dir / "product.toml"
+    path.write_text(PACKAGED_TOML)
+    clock = FakeClock()
+    source = ProductSource.from_file(path, clock=clock)
+    processor = pipeline.processor(product=source)
+    before = pipeline.submit()
+    drain(processor)
+
+    # When the file gets a new version with every APR 1 % higher, and a second passes
+    path.write_text(
+        PACKAGED_TOML.replace('version = "personal-loan-2026.1"', 'version = "bumped"')
+        .replace("A = 799", "A = 899").replace("B = 1199", "B = 1299")
+        .replace("C = 1599", "C = 1699").replace("D = 2199", "D = 2299")
+        .replace("E = 2999", "E = 3099")
+    )
+    clock.now += 1.0
+    after = pipeline.submit()
+    drain(processor)
+
+    # Then the next application is priced by the new file and names its version
+    apr_before = enrichment_of(pipeline, before)["apr_bps"]
+    assert enrichment_of(pipeline, after)["apr_bps"] == apr_before + 100
+    assert pipeline.stored(after.id).product_version == "bumped"
+    assert pipeline.stored(before.id).product_version == PRODUCT.version
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+PACKAGED_TOML = (
+    Path(__file__).parents[2] / "src" / "loanflow" / "pipeline" / "product.toml"
+).read_text()

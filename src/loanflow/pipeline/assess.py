@@ -13,6 +13,7 @@ from loanflow.models import Application
 from loanflow.pipeline.enrich import Enrichment, enrich
 from loanflow.pipeline.product import Product
 from loanflow.pipeline.rules import RULES_VERSION, Violation, check_application
+from loanflow.pipeline.trace import TraceEntry
 
 Outcome = Literal["stored", "rejected"]
 
@@ -37,13 +38,15 @@ def assess(
     product: Product,
     today: dt.date,
     flags: tuple[str, ...] = (),
+    evidence: tuple[TraceEntry, ...] = (),
     observe: Callable[[str, float], None] | None = None,
 ) -> Assessment:
     """Check and enrich one application; pure and total (never raises on a decoded one).
 
     `today` is the decision date (use the day the application was received, so a
     replay decides the same way); `flags` are review flags the caller found in the
-    store (same SSN in 24 h, velocity), which keep the application off the fast track.
+    store (same SSN in 24 h, velocity), which keep the application off the fast track;
+    `evidence` are the trace entries behind them (the velocity counts).
     `observe(stage, seconds)` receives the time of "validation" and "enrichment".
     """
     started = time.perf_counter()
@@ -59,7 +62,7 @@ def assess(
             rules_version=RULES_VERSION,
             product_version=product.version,
         )
-    enrichment = enrich(application, product=product, today=today, flags=flags)
+    enrichment = enrich(application, product=product, today=today, flags=flags, evidence=evidence)
     if observe is not None:
         observe("enrichment", time.perf_counter() - checked)
     return Assessment(

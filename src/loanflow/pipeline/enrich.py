@@ -14,38 +14,19 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Literal
 
 import msgspec
 
 from loanflow.models import Application
-from loanflow.pipeline.product import Product, RouteConfig, Tier
+from loanflow.pipeline.flags import FLAG_CITY_NOT_IN_ZIP as FLAG_CITY_NOT_IN_ZIP
+from loanflow.pipeline.product import Product, Tier
+from loanflow.pipeline.route import Reason, Route, recommend_route
 from loanflow.pipeline.rules import ZipInfo, age_in_years, cents_or_none, lookup_zip
 from loanflow.pipeline.scorecard import ScoreFactor, ScoreInputs, score_application
-
-Route = Literal["fast_track", "manual_review", "decline_recommended"]
-TraceValue = int | str | None
-
-#: Flag raised when the address's city is not one USPS accepts for its ZIP.
-FLAG_CITY_NOT_IN_ZIP = "address.city_not_in_zip"
+from loanflow.pipeline.trace import Trace, TraceEntry
 
 _BPS = 10_000
 _NOT_ALNUM = re.compile(r"[^0-9a-z]+")
-
-
-class TraceEntry(msgspec.Struct, frozen=True, kw_only=True):
-    """One computed figure and the inputs it came from."""
-
-    name: str
-    value: TraceValue
-    inputs: dict[str, TraceValue]
-
-
-class Reason(msgspec.Struct, frozen=True, kw_only=True):
-    """Why a route was recommended: a stable code and a human message."""
-
-    code: str
-    message: str
 
 
 class Enrichment(msgspec.Struct, frozen=True, kw_only=True):
@@ -113,84 +94,11 @@ def address_flags(application: Application, info: ZipInfo) -> tuple[str, ...]:
     return () if city in known else (FLAG_CITY_NOT_IN_ZIP,)
 
 
-def recommend_route(
-    *,
-    tier: Tier,
-    dti_bps: int | None,
-    loan_amount_cents: int,
-    flags: tuple[str, ...],
-    config: RouteConfig,
-) -> tuple[Route, tuple[Reason, ...]]:
-    """Decline when a decline rule holds; fast track when every fast-track test passes."""
-    declines: list[Reason] = []
-    if tier in config.decline_tiers:
-        declines.append(
-            Reason(code="route.tier.declined", message=f"risk tier {tier} is a decline tier")
-        )
-    if dti_bps is not None and dti_bps > config.decline_above_dti_bps:
-        declines.append(
-            Reason(
-                code="route.dti.above_decline",
-                message=f"DTI {dti_bps / 100:.2f} % is above "
-                f"{config.decline_above_dti_bps / 100:.2f} %",
-            )
-        )
-    if declines:
-        return "decline_recommended", tuple(declines)
-
-    blockers: list[Reason] = []
-    if tier not in config.fast_track_tiers:
-        blockers.append(
-            Reason(code="route.tier.not_fast_track", message=f"risk tier {tier} needs review")
-        )
-    if dti_bps is None:
-        blockers.append(
-            Reason(
-                code="route.income.none",
-                message="no income: the co-signer must be assessed by an underwriter",
-            )
-        )
-    elif dti_bps > config.fast_track_max_dti_bps:
-        blockers.append(
-            Reason(
-                code="route.dti.above_fast_track",
-                message=f"DTI {dti_bps / 100:.2f} % is above the fast-track limit "
-                f"{config.fast_track_max_dti_bps / 100:.2f} %",
-            )
-        )
-    if loan_amount_cents > config.fast_track_max_amount_dollars * 100:
-        blockers.append(
-            Reason(
-                code="route.amount.above_fast_track",
-                message=f"amount is above the fast-track limit "
-                f"{config.fast_track_max_amount_dollars:,}",
-            )
-        )
-    blockers.extend(
-        Reason(code=f"route.flag.{flag}", message=f"flagged for review: {flag}") for flag in flags
-    )
-    if blockers:
-        return "manual_review", tuple(blockers)
-    return "fast_track", (
-        Reason(code="route.fast_track.eligible", message="every fast-track criterion is met"),
-    )
-
-
 def _require_cents(dollars: float, field: str) -> int:
     cents = cents_or_none(dollars)
     if cents is None:
         raise ValueError(f"expected whole cents in {field}; run the rules before enrich()")
     return cents
-
-
-class _Trace:
-    """The decision trace being built for one application."""
-
-    def __init__(self) -> None:
-        self.entries: list[TraceEntry] = []
-
-    def add(self, name: str, value: TraceValue, **inputs: TraceValue) -> None:
-        self.entries.append(TraceEntry(name=name, value=value, inputs=inputs))
 
 
 class _Obligations(msgspec.Struct, frozen=True):
@@ -202,7 +110,7 @@ class _Obligations(msgspec.Struct, frozen=True):
 
 
 def _affordability(
-    trace: _Trace,
+    trace: Trace,
     *,
     prefix: str,
     amount: int,
@@ -243,18 +151,20 @@ def enrich(
     product: Product,
     today: dt.date,
     flags: tuple[str, ...] = (),
+    evidence: tuple[TraceEntry, ...] = (),
 ) -> Enrichment:
     """Every enrichment figure with its decision trace.
 
     `flags` are review flags found elsewhere (e.g. the same SSN seen in the last
     24 h, from the store); any flag keeps the application off the fast track.
+    `evidence` are the trace entries of the figures behind them (velocity counts).
     Raises ValueError for an application that has not passed the rules.
     """
     applicant, loan, term = application.applicant, application.loan, application.loan.term_months
     info = lookup_zip(applicant.address.zip)
     if info is None:
         raise ValueError("expected a known ZIP; run the rules before enrich()")
-    trace = _Trace()
+    trace = Trace()
     age = age_in_years(applicant.date_of_birth, today)
     # The date of birth is PII: the trace names it but never shows it.
     trace.add("age_years", age, date_of_birth="withheld", as_of=today.isoformat())
@@ -321,6 +231,7 @@ def enrich(
         loan_amount_cents=amount,
     )
 
+    trace.entries.extend(evidence)
     all_flags = address_flags(application, info) + flags
     route, reasons = recommend_route(
         tier=result.tier,

@@ -27,7 +27,11 @@ from loanflow.models import Application, AttemptRecord, Envelope, Status
 from loanflow.pii import MASKED_DATE, PiiCipher, mask_ssn
 from loanflow.pipeline import rules
 from loanflow.pipeline.assess import assess
-from loanflow.pipeline.product import Product
+from loanflow.pipeline.flags import FLAG_DUPLICATE_SSN as FLAG_DUPLICATE_SSN
+from loanflow.pipeline.flags import NO_FINDINGS, Findings
+from loanflow.pipeline.product import Product, ProductSource
+from loanflow.pipeline.review_flags import ReviewFlags
+from loanflow.pipeline.velocity import VelocityCheck
 from loanflow.store.base import ApplicationRecord, Store
 from loanflow.store.review import DeadLetter, DeadLetterStatus
 
@@ -40,9 +44,6 @@ _encode_msgpack = msgspec.msgpack.Encoder().encode
 #: Backoff for failed attempts: full jitter over base * 2**attempt, capped.
 RETRY_BASE_S = 0.5
 RETRY_CAP_S = 60.0
-#: The review flag for an SSN seen in another application within DAY_NS.
-FLAG_DUPLICATE_SSN = "applicant.ssn.seen_in_last_24h"
-DAY_NS = 24 * 3600 * 1_000_000_000
 #: How long to leave a batch in the broker when a backend is down.
 OUTAGE_DELAY_S = 1.0
 #: Deliveries beyond max_attempts before an application that never gets an answer
@@ -73,8 +74,9 @@ class Processor:
         store: Store,
         *,
         cipher: PiiCipher,
-        product: Product,
+        product: Product | ProductSource,
         name: str,
+        velocity: VelocityCheck | None = None,
         batch_size: int = 200,
         max_attempts: int = 5,
         poll_interval_s: float = 0.05,
@@ -88,7 +90,10 @@ class Processor:
                 f"expected batch_size and max_attempts >= 1, got {batch_size}, {max_attempts}"
             )
         self._broker, self._store = broker, store
-        self._cipher, self._product = cipher, product
+        self._cipher = cipher
+        # A bare Product never changes; a ProductSource follows its file.
+        self._product = product if isinstance(product, ProductSource) else ProductSource(product)
+        self._flags = ReviewFlags(store, cipher, velocity)
         self.name = name
         self._batch_size, self._max_attempts = batch_size, max_attempts
         self._poll_interval_s = poll_interval_s
@@ -133,10 +138,16 @@ class Processor:
         events: list[Event] = []
         taken_ns = self._clock_ns()
         opened = self._open_all(deliveries)
+        product = self._product.current()  # one configuration for the whole batch
         try:
-            flags = await self._duplicate_ssn_flags(opened, taken_ns)
+            findings = await self._flags.find(
+                [(d.envelope, opened[d.envelope.id]) for d in deliveries
+                 if d.envelope.id in opened],
+                now_ns=taken_ns,
+            )
         except Unavailable:
-            # The store is down: hand the batch back untouched, as for a failed write.
+            # The store or the velocity counter is down: hand the batch back untouched,
+            # as for a failed write.
             await self._broker.release(deliveries, OUTAGE_DELAY_S)
             raise
         for delivery in deliveries:
@@ -151,7 +162,7 @@ class Processor:
                 try:
                     record, rejection = self._assess(
                         delivery.envelope, opened.get(delivery.envelope.id),
-                        flags.get(delivery.envelope.id, ()))
+                        findings.get(delivery.envelope.id, NO_FINDINGS), product)
                     records.append(record)
                     if rejection is not None:
                         events.append(rejection)
@@ -215,32 +226,12 @@ class Processor:
                 continue
         return opened
 
-    async def _duplicate_ssn_flags(
-        self, opened: dict[str, Application], now_ns: int
-    ) -> dict[str, tuple[str, ...]]:
-        """Application id -> (FLAG_DUPLICATE_SSN,) when another application with its SSN
-        arrived in the last 24 h: in the store, or earlier in this batch. A business
-        duplicate is flagged for review, never refused."""
-        hashes = {app_id: self._ssn_hash(app) for app_id, app in opened.items()}
-        seen = await self._store.ssn_matches(list(hashes.values()), now_ns - DAY_NS)
-        owners: dict[str, set[str]] = {}
-        for ssn_hash, owner in seen:
-            owners.setdefault(ssn_hash, set()).add(owner)
-        flags: dict[str, tuple[str, ...]] = {}
-        for application_id, ssn_hash in hashes.items():
-            if owners.get(ssn_hash, set()) - {application_id}:
-                flags[application_id] = (FLAG_DUPLICATE_SSN,)
-            owners.setdefault(ssn_hash, set()).add(application_id)
-        return flags
-
     def _open(self, envelope: Envelope) -> Application:
         return _decode_application(self._cipher.open(envelope.sealed_application))
 
-    def _ssn_hash(self, application: Application) -> str:
-        return self._cipher.keyed_hash(application.applicant.ssn.replace("-", "").encode())
-
     def _assess(
-        self, envelope: Envelope, application: Application | None, flags: tuple[str, ...]
+        self, envelope: Envelope, application: Application | None, findings: Findings,
+        product: Product,
     ) -> tuple[ApplicationRecord, Event | None]:
         """The result to store, and the rejection event when it is one."""
         if application is None:
@@ -250,8 +241,9 @@ class Processor:
             raise InjectedFault(f"external_id starts with the fault marker {marker!r}")
         # Decide as of the day it was received, so a retry or replay decides the same way.
         received = dt.datetime.fromtimestamp(envelope.received_at_ns / 1e9, tz=dt.UTC).date()
-        assessment = assess(application, product=self._product, today=received,
-                            flags=flags, observe=self._recorder.observe)
+        assessment = assess(application, product=product, today=received,
+                            flags=findings.flags, evidence=findings.evidence,
+                            observe=self._recorder.observe)
         ssn_digits = application.applicant.ssn.replace("-", "")
         document = {
             "application": masked(application),
@@ -270,7 +262,7 @@ class Processor:
             envelope,
             status=Status(assessment.outcome),
             document=document,
-            ssn_hash=self._ssn_hash(application),
+            ssn_hash=self._flags.ssn_hash(application),
             pii_sealed=self._cipher.seal(
                 _encode_json({"ssn": ssn_digits, "dob": application.applicant.date_of_birth})
             ),

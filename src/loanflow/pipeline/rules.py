@@ -30,7 +30,7 @@ from stdnum.us import ssn as stdnum_ssn
 from loanflow.models import MONEY_FIELDS, Application, to_cents
 
 #: Stored with every result; bump whenever a rule, a code or a threshold changes.
-RULES_VERSION: Final = "2026.1"
+RULES_VERSION: Final = "2026.2"
 
 MIN_AGE_YEARS: Final = 18
 MAX_AGE_YEARS: Final = 100

@@ -1,0 +1,1 @@
+"""The benchmark suite (`loanflow bench`): scenarios, throwaway backends, report, charts."""

@@ -1,0 +1,107 @@
+"""Velocity counts in Redis: a sorted set per hashed value, shared by every host.
+
+Member = application id, score = received_at in µs. One script call per batch adds
+every observation (ZADD NX: a redelivered application keeps its one member), counts
+each one's window with ZCOUNT, drops members older than KEEP_WINDOWS windows and
+renews each set's TTL. A sorted set is exact for "more than N in the last M minutes";
+fixed-window INCR counters are not (a burst straddling a window edge is split in two).
+Derived data (see velocity.py): the sets expire on their own, and losing them costs
+at most a missed flag. Every Redis error becomes VelocityUnavailable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any, Final
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from loanflow.pipeline.velocity import KEEP_WINDOWS, Observation, VelocityUnavailable
+
+#: Sorted set per hashed value, `{loanflow}:velocity:<dimension>:<keyed hash>`: members
+#: application ids, scores received_at in µs; TTL KEEP_WINDOWS windows, renewed on each
+#: add. `{loanflow}` is the Cluster hash tag the broker's keys share (one slot).
+VELOCITY_PREFIX: Final = "{loanflow}:velocity:"
+
+# KEYS: one sorted set per observation (a key may repeat).
+# ARGV: keep_after_us, ttl_ms, then per observation: member, at_us, "(" .. window start.
+# Returns the count of each observation's window. Lua does no arithmetic on the
+# scores: Lua 5.1 numbers print in %.14g, so the window bounds come ready-made.
+OBSERVE_LUA: Final = """
+local keep_after, ttl = ARGV[1], ARGV[2]
+for i = 1, #KEYS do
+  redis.call('ZADD', KEYS[i], 'NX', ARGV[3 * i + 1], ARGV[3 * i])
+end
+local counts = {}
+for i = 1, #KEYS do
+  counts[i] = redis.call('ZCOUNT', KEYS[i], ARGV[3 * i + 2], ARGV[3 * i + 1])
+end
+local pruned = {}
+for i = 1, #KEYS do
+  local key = KEYS[i]
+  if not pruned[key] then
+    pruned[key] = true
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. keep_after)
+    redis.call('PEXPIRE', key, ttl)
+  end
+end
+return counts
+"""
+
+
+class RedisVelocityCounter:
+    def __init__(
+        self, url: str, *, socket_timeout_s: float = 5.0, connect_timeout_s: float = 2.0
+    ) -> None:
+        self._url = url
+        self._socket_timeout_s, self._connect_timeout_s = socket_timeout_s, connect_timeout_s
+        self._redis: Redis | None = None
+        self._observe: Any = None  # an AsyncScript: EVALSHA, reloaded on NOSCRIPT
+
+    def __repr__(self) -> str:
+        return "RedisVelocityCounter(...)"  # the URL may carry a password
+
+    async def open(self) -> None:
+        self._redis = Redis.from_url(
+            self._url,
+            socket_timeout=self._socket_timeout_s,
+            socket_connect_timeout=self._connect_timeout_s,
+            client_name="loanflow-velocity",
+        )
+        self._observe = self._redis.register_script(OBSERVE_LUA)
+        with _unavailable("open"):
+            await self._redis.ping()
+
+    async def close(self) -> None:
+        redis, self._redis = self._redis, None
+        if redis is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await redis.aclose()
+
+    async def observe(
+        self, observations: Sequence[Observation], *, window_us: int, now_us: int
+    ) -> list[int]:
+        if not observations:
+            return []
+        if self._redis is None:
+            raise RuntimeError("expected an open RedisVelocityCounter, got a closed one")
+        keep_us = KEEP_WINDOWS * window_us
+        # PEXPIRE wants ms: round up, so a set never expires before its last member is due.
+        args: list[str | int] = [now_us - keep_us, -(-keep_us // 1000)]
+        for o in observations:
+            args += [o.application_id, o.at_us, f"({o.at_us - window_us}"]
+        with _unavailable("observe"):
+            counts = await self._observe(
+                keys=[VELOCITY_PREFIX + o.key for o in observations], args=args
+            )
+        return [int(count) for count in counts]
+
+
+@contextlib.contextmanager
+def _unavailable(action: str) -> Iterator[None]:
+    try:
+        yield
+    except (RedisError, OSError) as exc:
+        raise VelocityUnavailable(f"redis velocity {action} failed: {type(exc).__name__}") from exc

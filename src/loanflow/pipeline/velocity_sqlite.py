@@ -1,0 +1,57 @@
+"""Velocity counts in the embedded store's SQLite file: table `velocity` (migration 0003).
+
+One write per batch records the observations (INSERT OR IGNORE: a redelivered
+application counts once), counts each one's window on the primary key, and forgets
+rows older than KEEP_WINDOWS windows. It goes through its own writer connection with
+`synchronous=NORMAL`: the counts are derived data, and a commit an OS crash undoes
+costs at most a missed flag, never an application.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+from loanflow.embedded import SQLiteDatabase
+from loanflow.pipeline.velocity import KEEP_WINDOWS, Observation, VelocityUnavailable
+
+_INSERT = "INSERT OR IGNORE INTO velocity (key, at_us, application_id) VALUES (?, ?, ?)"
+_COUNT = "SELECT count(*) FROM velocity WHERE key = ? AND at_us > ? AND at_us <= ?"
+_PRUNE = "DELETE FROM velocity WHERE at_us < ?"
+
+
+class SQLiteVelocityCounter:
+    def __init__(self, path: Path) -> None:
+        self._db = SQLiteDatabase(path, unavailable=VelocityUnavailable)
+
+    def __repr__(self) -> str:
+        return f"SQLiteVelocityCounter({str(self._db.path)!r})"
+
+    async def open(self) -> None:
+        """Open the store's file; its migrations (run by the store's open) made the table."""
+        self._db.open("PRAGMA synchronous=NORMAL;")
+        # Fail at start, not on the first batch, when the store has not been migrated.
+        await self._db.read(lambda conn: conn.execute("SELECT 1 FROM velocity LIMIT 0").fetchall())
+
+    async def close(self) -> None:
+        self._db.close()
+
+    async def observe(
+        self, observations: Sequence[Observation], *, window_us: int, now_us: int
+    ) -> list[int]:
+        if not observations:
+            return []
+        rows = [(o.key, o.at_us, o.application_id) for o in observations]
+        keep_after_us = now_us - KEEP_WINDOWS * window_us
+
+        def observe(conn: sqlite3.Connection) -> list[int]:
+            conn.executemany(_INSERT, rows)
+            counts = [
+                int(conn.execute(_COUNT, (o.key, o.at_us - window_us, o.at_us)).fetchone()[0])
+                for o in observations
+            ]
+            conn.execute(_PRUNE, (keep_after_us,))
+            return counts
+
+        return await self._db.write(observe)
