@@ -20,6 +20,7 @@ from typing import Any
 from loanflow import __version__, apikeys, cli_review, logs
 from loanflow.apikeys import ApiKey, Scope
 from loanflow.backends import make_store
+from loanflow.importer import cli as import_cli
 from loanflow.loadgen import cli as loadgen_cli
 from loanflow.settings import Settings, setting_fields
 from loanflow.store.base import Store
@@ -81,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
         _add_setting_flags(sub, only=("data_dir", "store_url", "log_level"))
     cli_review.add_commands(commands, _add_setting_flags)
     loadgen_cli.add_command(commands)
+    import_cli.add_command(commands)
     return parser
 
 
