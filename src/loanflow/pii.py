@@ -73,7 +73,8 @@ class PiiCipher:
 
     def keyed_hash(self, data: bytes) -> str:
         """HMAC-SHA256 as hex: equal inputs compare equal, the input cannot be read back."""
-        return hmac.new(self._hash_key, data, hashlib.sha256).hexdigest()
+        # hmac.digest is the one-shot C path: several times faster than hmac.new per call.
+        return hmac.digest(self._hash_key, data, "sha256").hex()
 
 
 def _key_id(key: bytes) -> bytes:

@@ -7,6 +7,7 @@ the processor hands the batch back to the broker: nothing is decided without the
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 from loanflow.models import Application, Envelope
@@ -32,11 +33,14 @@ class ReviewFlags:
         self, batch: Sequence[tuple[Envelope, Application]], *, now_ns: int
     ) -> dict[str, Findings]:
         """Application id -> what was found for it (absent: nothing)."""
-        found = await self._duplicate_ssns(batch, now_ns)
-        if self._velocity is not None:
-            velocity = await self._velocity.check(batch, now_ns=now_ns)
-            for application_id, findings in velocity.items():
-                found[application_id] = found.get(application_id, NO_FINDINGS) + findings
+        if self._velocity is None:
+            return await self._duplicate_ssns(batch, now_ns)
+        # Two backends, two round trips at once.
+        found, velocity = await asyncio.gather(
+            self._duplicate_ssns(batch, now_ns), self._velocity.check(batch, now_ns=now_ns)
+        )
+        for application_id, findings in velocity.items():
+            found[application_id] = found.get(application_id, NO_FINDINGS) + findings
         return found
 
     async def _duplicate_ssns(

@@ -15,7 +15,6 @@ the counters only means the next window's flags see fewer applications.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import ipaddress
 import math
@@ -201,5 +200,5 @@ class VelocityCheck:
         return [(dimension, value) for dimension, value in found if value]
 
     def _hash(self, value: str) -> str:
-        digest = hmac.new(self._hash_key, value.encode(), hashlib.sha256).hexdigest()
+        digest = hmac.digest(self._hash_key, value.encode(), "sha256").hex()
         return digest[:HASH_HEX_DIGITS]
