@@ -17,6 +17,7 @@ from pathlib import Path
 
 from loanflow.backends import make_broker, make_store, make_velocity_counter
 from loanflow.broker.base import Broker
+from loanflow.broker.coalesce import Coalescer
 from loanflow.errors import Unavailable
 from loanflow.metrics.backends import Metrics, open_metrics
 from loanflow.metrics.series_base import QueueState
@@ -55,6 +56,11 @@ class Runtime:
     depth_sampled: bool = False
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    #: Single submissions of concurrent requests, appended together.
+    appender: Coalescer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.appender = Coalescer(self.broker.append)
 
     def processor(self, index: int) -> Processor:
         s = self.settings

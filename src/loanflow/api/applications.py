@@ -67,7 +67,7 @@ async def _submit(request: Request) -> Response:
     application = decode_application(body)
     require_queue_room(rt)
     submission = make_submission(rt, request, key.id, idempotency_key, application)
-    [result] = await rt.broker.append([submission])
+    result = await rt.appender.append(submission)
     if result.outcome is AppendOutcome.KEY_REUSED:
         raise IdempotencyKeyReused(
             "this Idempotency-Key was used with a different body; use a new key"

@@ -1,0 +1,95 @@
+"""`Coalescer`: single submissions from concurrent requests, sent to the broker together.
+
+A broker call has a fixed cost per call (a Redis round trip and its client-side
+work, a hand-off to the SQLite writer thread) that dwarfs the cost per
+envelope: on the development machine one Redis append per call took about
+100 µs of client CPU, one of 64 in a pipeline about 30 µs. So requests that
+arrive while earlier appends are in flight wait together and go in the next
+call, as a database's group commit does; under light load a call holds one
+submission and costs no added wait.
+
+Each request's 202 still waits for its own append's durable reply. When a call
+fails, every request in it gets the error (a 503: the client retries with the
+same key, and an append that had landed answers as a replay). A request whose
+client went away does not withdraw its submission: it is sent all the same,
+and a retry finds it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+
+from loanflow.broker.base import AppendResult, Submission
+
+#: Calls in flight at once; arrivals beyond wait and join the next call.
+MAX_IN_FLIGHT = 4
+#: Submissions per call at most (a Redis pipeline, one SQLite transaction).
+MAX_BATCH = 256
+
+Append = Callable[[Sequence[Submission]], Awaitable[list[AppendResult]]]
+_Waiting = tuple[Submission, asyncio.Future[AppendResult]]
+
+
+class Coalescer:
+    def __init__(
+        self, append: Append, *, max_in_flight: int = MAX_IN_FLIGHT, max_batch: int = MAX_BATCH
+    ) -> None:
+        if max_in_flight < 1 or max_batch < 1:
+            raise ValueError(
+                f"expected max_in_flight and max_batch >= 1, got {max_in_flight}, {max_batch}"
+            )
+        self._append = append
+        self._max_in_flight, self._max_batch = max_in_flight, max_batch
+        self._waiting: list[_Waiting] = []
+        self._in_flight = 0
+        self._scheduled = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def append(self, submission: Submission) -> AppendResult:
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[AppendResult] = loop.create_future()
+        # Read by whoever still waits; marked retrieved for one that was cancelled.
+        answer.add_done_callback(_retrieve)
+        self._waiting.append((submission, answer))
+        if not self._scheduled:
+            # After the current loop turn: requests parsed in the same turn join this call.
+            self._scheduled = True
+            loop.call_soon(self._send_what_waits)
+        # Shielded: a cancelled request must not cancel the call its neighbours share.
+        return await asyncio.shield(answer)
+
+    def _send_what_waits(self) -> None:
+        self._scheduled = False
+        while self._waiting and self._in_flight < self._max_in_flight:
+            batch = self._waiting[: self._max_batch]
+            del self._waiting[: self._max_batch]
+            self._in_flight += 1
+            task = asyncio.get_running_loop().create_task(self._send(batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, batch: list[_Waiting]) -> None:
+        try:
+            results = await self._append([submission for submission, _ in batch])
+        except asyncio.CancelledError:  # shutting down
+            for _, answer in batch:
+                answer.cancel()
+            raise
+        except Exception as exc:  # every request of the call gets the error
+            for _, answer in batch:
+                if not answer.done():
+                    answer.set_exception(exc)
+        else:
+            for (_, answer), result in zip(batch, results, strict=True):
+                if not answer.done():
+                    answer.set_result(result)
+        finally:
+            self._in_flight -= 1
+            if self._waiting and not self._scheduled:
+                self._send_what_waits()
+
+
+def _retrieve(answer: asyncio.Future[AppendResult]) -> None:
+    if not answer.cancelled():
+        answer.exception()
