@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from loanflow.backends import make_broker, make_store, make_velocity_counter
-from loanflow.broker.base import Broker
-from loanflow.broker.coalesce import Coalescer
+from loanflow.broker.base import AppendResult, Broker, Submission
+from loanflow.coalesce import Coalescer
 from loanflow.errors import Unavailable
 from loanflow.metrics.backends import Metrics, open_metrics
 from loanflow.metrics.series_base import QueueState
@@ -57,7 +57,7 @@ class Runtime:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     #: Single submissions of concurrent requests, appended together.
-    appender: Coalescer = field(init=False)
+    appender: Coalescer[Submission, AppendResult] = field(init=False)
 
     def __post_init__(self) -> None:
         self.appender = Coalescer(self.broker.append)

@@ -11,7 +11,7 @@ from typing import TypeVar
 import pytest
 
 from loanflow.broker.base import AppendOutcome, AppendResult, Broker, Submission
-from loanflow.broker.coalesce import Coalescer
+from loanflow.coalesce import Coalescer
 from loanflow.broker.redis_streams import RedisStreamsBroker
 from loanflow.broker.sqlite import SQLiteBroker
 from loanflow.errors import BrokerUnavailable

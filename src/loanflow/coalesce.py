@@ -1,4 +1,4 @@
-"""`Coalescer`: single submissions from concurrent requests, sent to the broker together.
+"""`Coalescer`: single calls from concurrent requests, sent to a backend together.
 
 A broker call has a fixed cost per call (a Redis round trip and its client-side
 work, a hand-off to the SQLite writer thread) that dwarfs the cost per
@@ -19,39 +19,44 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-
-from loanflow.broker.base import AppendResult, Submission
+from typing import Generic, TypeVar
 
 #: Calls in flight at once; arrivals beyond wait and join the next call.
 MAX_IN_FLIGHT = 4
 #: Submissions per call at most (a Redis pipeline, one SQLite transaction).
 MAX_BATCH = 256
 
-Append = Callable[[Sequence[Submission]], Awaitable[list[AppendResult]]]
-_Waiting = tuple[Submission, asyncio.Future[AppendResult]]
+ItemT = TypeVar("ItemT")
+ResultT = TypeVar("ResultT")
 
 
-class Coalescer:
+class Coalescer(Generic[ItemT, ResultT]):
+    """`append(item)` answers `call(items)[i]` for its item, the call shared with others."""
+
     def __init__(
-        self, append: Append, *, max_in_flight: int = MAX_IN_FLIGHT, max_batch: int = MAX_BATCH
+        self,
+        call: Callable[[Sequence[ItemT]], Awaitable[list[ResultT]]],
+        *,
+        max_in_flight: int = MAX_IN_FLIGHT,
+        max_batch: int = MAX_BATCH,
     ) -> None:
         if max_in_flight < 1 or max_batch < 1:
             raise ValueError(
                 f"expected max_in_flight and max_batch >= 1, got {max_in_flight}, {max_batch}"
             )
-        self._append = append
+        self._call = call
         self._max_in_flight, self._max_batch = max_in_flight, max_batch
-        self._waiting: list[_Waiting] = []
+        self._waiting: list[tuple[ItemT, asyncio.Future[ResultT]]] = []
         self._in_flight = 0
         self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def append(self, submission: Submission) -> AppendResult:
+    async def append(self, item: ItemT) -> ResultT:
         loop = asyncio.get_running_loop()
-        answer: asyncio.Future[AppendResult] = loop.create_future()
+        answer: asyncio.Future[ResultT] = loop.create_future()
         # Read by whoever still waits; marked retrieved for one that was cancelled.
         answer.add_done_callback(_retrieve)
-        self._waiting.append((submission, answer))
+        self._waiting.append((item, answer))
         if not self._scheduled:
             # After the current loop turn: requests parsed in the same turn join this call.
             self._scheduled = True
@@ -69,9 +74,9 @@ class Coalescer:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _send(self, batch: list[_Waiting]) -> None:
+    async def _send(self, batch: list[tuple[ItemT, asyncio.Future[ResultT]]]) -> None:
         try:
-            results = await self._append([submission for submission, _ in batch])
+            results = await self._call([item for item, _ in batch])
         except asyncio.CancelledError:  # shutting down
             for _, answer in batch:
                 answer.cancel()
@@ -90,6 +95,6 @@ class Coalescer:
                 self._send_what_waits()
 
 
-def _retrieve(answer: asyncio.Future[AppendResult]) -> None:
+def _retrieve(answer: asyncio.Future[ResultT]) -> None:
     if not answer.cancelled():
         answer.exception()
