@@ -11,9 +11,9 @@ from typing import TypeVar
 import pytest
 
 from loanflow.broker.base import AppendOutcome, AppendResult, Broker, Submission
-from loanflow.coalesce import Coalescer
 from loanflow.broker.redis_streams import RedisStreamsBroker
 from loanflow.broker.sqlite import SQLiteBroker
+from loanflow.coalesce import Coalescer
 from loanflow.errors import BrokerUnavailable
 from loanflow.models import Envelope, new_application_id
 from tests.throwaway.redis import RedisServer
