@@ -35,7 +35,7 @@ def make_store(settings: Settings) -> Store:
     if _scheme(url) in ("postgresql", "postgres"):
         from loanflow.store.postgres import PostgresStore
 
-        return PostgresStore(url)
+        return PostgresStore(url, statement_timeout_s=settings.store_timeout_s)
     raise ValueError(
         f"expected an empty LOANFLOW_STORE_URL (embedded) or postgresql://…, got {_scheme(url)}://…"
     )

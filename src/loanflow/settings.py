@@ -38,6 +38,9 @@ class Settings:
     visibility_timeout_s: float = _setting(
         30.0, "seconds before a batch taken by a processor that died is delivered again"
     )
+    store_timeout_s: float = _setting(
+        5.0, "seconds a PostgreSQL statement may run (the client gives up 1 s later)"
+    )
     poll_interval_s: float = _setting(0.01, "seconds a processor waits when the queue is empty")
     pii_key: str = _setting(
         "", "PII keys (base64 of 32 bytes, NEW,OLD); empty = key file", secret=True

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import math
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from loanflow.broker import redis_keys as keys
+from loanflow.broker.redis_streams import closed_connection
 from loanflow.errors import BrokerUnavailable, RateLimited
+
+#: Connections to Redis per API process; more concurrent checks wait for one.
+MAX_CONNECTIONS = 64
+SOCKET_TIMEOUT_S = 5.0
 
 BUCKET_LUA = """
 local t = redis.call('TIME')
@@ -47,7 +52,14 @@ class RedisTokenBucketLimiter:
         return "RedisTokenBucketLimiter(...)"  # the URL may carry a password
 
     async def open(self) -> None:
-        self._redis = Redis.from_url(self._url, socket_timeout=5.0, socket_connect_timeout=2.0)
+        # Blocking, as the broker's: past MAX_CONNECTIONS concurrent checks a request
+        # waits for a connection (bounded) instead of a 503 (MaxConnectionsError) while
+        # Redis is fine; shedding load is limit_concurrency's job.
+        pool = BlockingConnectionPool.from_url(
+            self._url, max_connections=MAX_CONNECTIONS, timeout=SOCKET_TIMEOUT_S,
+            socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=2.0,
+        )
+        self._redis = Redis.from_pool(pool)
         self._script = self._redis.register_script(BUCKET_LUA)
 
     async def close(self) -> None:
@@ -63,6 +75,10 @@ class RedisTokenBucketLimiter:
                 keys=[keys.RATE_LIMIT_PREFIX + key_id], args=[self._rate, self._burst, cost]))
         except (RedisError, OSError) as exc:
             raise BrokerUnavailable(f"rate limit check failed: {type(exc).__name__}") from exc
+        except RuntimeError as exc:
+            if not closed_connection(exc):
+                raise
+            raise BrokerUnavailable("rate limit check failed: connection closed") from exc
         if wait_ms:
             raise RateLimited(
                 f"over {self._rate:g}/s for this key; retry after {wait_ms / 1000:.3f}s",

@@ -23,7 +23,8 @@ warns when Redis is configured otherwise. Key layout: `redis_keys.py`.
   `<entry id>/<deliveries>` names one delivery, so a holder whose lease ran
   out cannot hand back what another consumer now holds.
 - Every Redis error (connection, timeout, OOM, LOADING, ...) becomes
-  BrokerUnavailable. Socket timeouts bound the wait on a frozen Redis; only a
+  BrokerUnavailable, and so does uvloop's RuntimeError for a closed
+  connection. Socket timeouts bound the wait on a frozen Redis; only a
   dropped connection is retried, once. An append whose reply was lost is
   settled by the caller's retry with the same key.
 - redis.asyncio connections belong to the loop that made them: the broker
@@ -357,6 +358,17 @@ def _unavailable(action: str) -> Iterator[None]:
         yield
     except (RedisError, OSError) as exc:
         raise BrokerUnavailable(f"redis {action} failed: {type(exc).__name__}: {exc}") from exc
+    except RuntimeError as exc:
+        if not closed_connection(exc):
+            raise
+        raise BrokerUnavailable(f"redis {action} failed: connection closed by Redis") from exc
+
+
+def closed_connection(exc: RuntimeError) -> bool:
+    """uvloop's error for a write on a connection Redis has already closed (asyncio raises
+    an OSError there). redis-py lets it through, so a Redis dying or restarting would
+    surface as a bug (a 500) instead of an outage (a 503)."""
+    return "the handler is closed" in str(exc)
 
 
 def _append_result(sub: Submission, reply: list[bytes]) -> AppendResult:
