@@ -90,8 +90,15 @@ def _normal_city(name: str) -> str:
 def address_flags(application: Application, info: ZipInfo) -> tuple[str, ...]:
     """Review flags from the address: a city USPS does not use for the ZIP."""
     city = _normal_city(application.applicant.address.city)
-    known = {_normal_city(info.city), *(_normal_city(c) for c in info.acceptable_cities)}
+    known = _KNOWN_CITIES.get(info.zip5)
+    if known is None:  # once per ZIP: about 42,000 of them at most
+        known = _KNOWN_CITIES[info.zip5] = frozenset(
+            {_normal_city(info.city), *(_normal_city(c) for c in info.acceptable_cities)})
     return () if city in known else (FLAG_CITY_NOT_IN_ZIP,)
+
+
+#: ZIP -> the normalised city names USPS accepts for it.
+_KNOWN_CITIES: dict[str, frozenset[str]] = {}
 
 
 def _require_cents(dollars: float, field: str) -> int:
