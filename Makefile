@@ -27,5 +27,14 @@ lint: $(BIN)/loanflow
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
 
+# The benchmark suite (~14 min on 2 cores): every scenario against fresh services,
+# report in docs/benchmarks.md, charts and raw figures in docs/bench/.
+bench: $(VENV)/.bench-deps
+	$(BIN)/loanflow bench
+
+$(VENV)/.bench-deps: $(BIN)/loanflow
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[bench]'
+	touch $@
+
 clean:
 	rm -rf $(VENV) .loanflow

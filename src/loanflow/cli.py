@@ -22,6 +22,7 @@ import uvloop
 from loanflow import __version__, apikeys, cli_review, logs
 from loanflow.apikeys import ApiKey, Scope
 from loanflow.backends import make_store
+from loanflow.bench import cli as bench_cli
 from loanflow.importer import cli as import_cli
 from loanflow.loadgen import cli as loadgen_cli
 from loanflow.settings import Settings, setting_fields
@@ -84,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
         _add_setting_flags(sub, only=("data_dir", "store_url", "log_level"))
     cli_review.add_commands(commands, _add_setting_flags)
     loadgen_cli.add_command(commands)
+    bench_cli.add_command(commands)
     import_cli.add_command(commands)
     return parser
 

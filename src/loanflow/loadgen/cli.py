@@ -39,6 +39,8 @@ def add_command(commands: Any) -> None:
                         " endpoint")
     parser.add_argument("--connections", type=int, default=64,
                         help="keep-alive connections, also the most requests in flight")
+    parser.add_argument("--processes", type=int, default=1, metavar="K",
+                        help="spread the schedule over K generator processes (one core each)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the applications")
     parser.add_argument("--get", default=None, metavar="PATH",
                         help="GET PATH instead of submitting (e.g. /healthz: the driver's"
@@ -57,16 +59,20 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
             url=args.url, key=args.key, rate_per_s=args.rate, duration_s=args.duration,
             invalid_ratio=args.invalid_ratio, duplicate_ratio=args.duplicate_ratio,
             batch_size=args.batch, connections=args.connections, seed=args.seed,
-            get_path=args.get,
+            get_path=args.get, processes=args.processes,
         )
     except ValueError as exc:
         print(f"loanflow loadgen: {exc}", file=sys.stderr)
         return 2
-    # httpx logs every request at INFO: at thousands per second that is the bottleneck.
+    # The end-to-end read-back uses httpx, which logs every request at INFO.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     progress = None if args.json else _progress_printer()
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        summary = runner.run(run(spec, on_progress=progress))
+    try:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            summary = runner.run(run(spec, on_progress=progress))
+    except OSError as exc:
+        print(f"loanflow loadgen: cannot connect to {args.url}: {exc}", file=sys.stderr)
+        return 1
     if progress is not None and sys.stderr.isatty():
         print(file=sys.stderr)  # end the \r-rewritten progress line
     print(json.dumps(summary) if args.json else format_text(summary), flush=True)

@@ -1,0 +1,62 @@
+"""`loanflow bench --quick` end to end, so the benchmark tooling cannot rot unnoticed."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from loanflow.bench.profile import summarize
+from loanflow.bench.report import NOTES_BEGIN, NOTES_END, kept_notes
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.timeout(180)
+def test_quick_bench_runs_its_scenarios_and_writes_the_report(tmp_path: Path) -> None:
+    # A search in embedded mode and the soak in production mode (throwaway Redis and
+    # PostgreSQL): every moving part but the naive baseline, in about a minute.
+    notes = f"{NOTES_BEGIN}\nthe analysis written by hand\n{NOTES_END}"
+    (tmp_path / "benchmarks.md").write_text(f"old figures\n{notes}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "loanflow", "bench", "--quick", "--only",
+         "embedded-max,soak", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=150,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    raw = json.loads((tmp_path / "bench" / "results.json").read_text())
+    results = {r["scenario"]: r for r in raw["results"]}
+    assert set(results) == {"embedded-max", "soak"}
+    assert not any(n.startswith("FAILED") for r in results.values() for n in r["notes"])
+    assert results["embedded-max"]["figures"][1]["value"] > 0  # the probe was answered
+    soak = results["soak"]
+    assert soak["runs"][0]["summary"]["by_status"].get("202", 0) > 0
+    assert any(name.startswith("loanflow worker") for name in soak["extra"]["rss"]["processes"])
+    assert soak["runs"][0]["cpu_s"]["loanflow worker"] > 0  # CPU charged per process kind
+    report = (tmp_path / "benchmarks.md").read_text()
+    assert "| embedded-max | highest sustained rate |" in report
+    assert "## Machine" in report and "old figures" not in report
+    assert notes in report  # the hand-written analysis survives a rerun
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert (tmp_path / "bench" / "soak.png").stat().st_size > 10_000
+
+
+def test_py_spy_stacks_are_summarised_by_own_and_total_time() -> None:
+    main, handle = "main (/src/loanflow/cli.py:1)", "handle (/src/loanflow/api/app.py:5)"
+    collapsed = (f"{main};{handle};encode (/lib/python3.11/json/encoder.py:9) 30\n"
+                 f"{main};{handle} 10\n"
+                 f"{main};wait (/lib/python3.11/selectors.py:2) 60\n")
+    profile = summarize(collapsed, seconds=1.0)
+    assert profile["samples"] == 100 and profile["busy_share"] == 1.0
+    assert profile["self"][:2] == [["wait (selectors.py:2)", 60.0],
+                                   ["encode (json/encoder.py:9)", 30.0]]
+    # Totals: our own functions only, entry points left out.
+    assert profile["total"] == [["handle (loanflow/api/app.py:5)", 40.0]]
+
+
+def test_a_report_without_notes_gets_an_empty_notes_block(tmp_path: Path) -> None:
+    assert kept_notes(tmp_path / "missing.md").startswith(NOTES_BEGIN)
