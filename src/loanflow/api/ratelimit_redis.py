@@ -14,12 +14,11 @@ import math
 from collections.abc import Sequence
 
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.exceptions import RedisError
 
 from loanflow.broker import redis_keys as keys
-from loanflow.broker.redis_streams import closed_connection
 from loanflow.coalesce import Coalescer
 from loanflow.errors import BrokerUnavailable, RateLimited
+from loanflow.redis_errors import unavailable_as
 
 #: Connections to Redis per API process; more concurrent checks wait for one.
 MAX_CONNECTIONS = 64
@@ -85,7 +84,7 @@ class RedisTokenBucketLimiter:
         """Each check's wait in ms (0: allowed), in order; one round trip for all."""
         if self._redis is None:
             raise RuntimeError("expected an open RedisTokenBucketLimiter, got a closed one")
-        try:
+        with unavailable_as(BrokerUnavailable, "rate limit check"):
             async with self._redis.pipeline(transaction=False) as pipe:
                 for key_id, cost in checks:
                     # EVAL, not EVALSHA: Redis caches it by hash, and a restarted Redis
@@ -93,9 +92,3 @@ class RedisTokenBucketLimiter:
                     pipe.eval(BUCKET_LUA, 1, keys.RATE_LIMIT_PREFIX + key_id,
                               self._rate, self._burst, cost)
                 return [int(wait_ms) for wait_ms in await pipe.execute()]
-        except (RedisError, OSError) as exc:
-            raise BrokerUnavailable(f"rate limit check failed: {type(exc).__name__}") from exc
-        except RuntimeError as exc:
-            if not closed_connection(exc):
-                raise
-            raise BrokerUnavailable("rate limit check failed: connection closed") from exc

@@ -41,7 +41,7 @@ import contextlib
 import functools
 import hashlib
 import logging
-from collections.abc import AsyncGenerator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -64,6 +64,7 @@ from loanflow.broker.base import (
 )
 from loanflow.errors import BrokerUnavailable
 from loanflow.models import Envelope
+from loanflow.redis_errors import unavailable_as
 
 log = logging.getLogger(__name__)
 
@@ -352,23 +353,8 @@ async def _warn_unless_durable(redis: Redis) -> None:
                     config.get("maxmemory-policy"))
 
 
-@contextlib.contextmanager
-def _unavailable(action: str) -> Iterator[None]:
-    try:
-        yield
-    except (RedisError, OSError) as exc:
-        raise BrokerUnavailable(f"redis {action} failed: {type(exc).__name__}: {exc}") from exc
-    except RuntimeError as exc:
-        if not closed_connection(exc):
-            raise
-        raise BrokerUnavailable(f"redis {action} failed: connection closed by Redis") from exc
-
-
-def closed_connection(exc: RuntimeError) -> bool:
-    """uvloop's error for a write on a connection Redis has already closed (asyncio raises
-    an OSError there). redis-py lets it through, so a Redis dying or restarting would
-    surface as a bug (a 500) instead of an outage (a 503)."""
-    return "the handler is closed" in str(exc)
+def _unavailable(action: str) -> contextlib.AbstractContextManager[None]:
+    return unavailable_as(BrokerUnavailable, f"redis {action}")
 
 
 def _append_result(sub: Submission, reply: list[bytes]) -> AppendResult:

@@ -4,7 +4,7 @@ for a display log; the record of truth is the store)."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -14,6 +14,7 @@ from loanflow.metrics import names
 from loanflow.metrics import redis_keys as keys
 from loanflow.metrics.events import Event, decode_events, encode_event
 from loanflow.metrics.series_base import MetricsUnavailable
+from loanflow.redis_errors import unavailable_as
 
 _FIELD = b"e"
 
@@ -88,12 +89,8 @@ class RedisEventLog:
         return self._redis
 
 
-@contextlib.contextmanager
-def _unavailable(action: str) -> Iterator[None]:
-    try:
-        yield
-    except (RedisError, OSError) as exc:
-        raise MetricsUnavailable(f"redis events {action} failed: {type(exc).__name__}") from exc
+def _unavailable(action: str) -> contextlib.AbstractContextManager[None]:
+    return unavailable_as(MetricsUnavailable, f"redis events {action}")
 
 
 def _entries(reply: Any) -> list[tuple[bytes, dict[bytes, bytes]]]:

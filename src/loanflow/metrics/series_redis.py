@@ -11,7 +11,7 @@ the series (the lifespan's); every Redis error becomes MetricsUnavailable.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -21,6 +21,7 @@ from loanflow.metrics import names
 from loanflow.metrics import redis_keys as keys
 from loanflow.metrics.series_base import RETENTION_S, MetricsUnavailable, TaggedDelta
 from loanflow.metrics.tally import Tally, flatten, unflatten
+from loanflow.redis_errors import unavailable_as
 
 # KEYS: totals-counters, totals-histograms, then (second key, flush key) per delta.
 # ARGV: ttl_s, then per delta: n_added, n_added x (field, amount),
@@ -139,9 +140,5 @@ class RedisSeries:
         return self._redis
 
 
-@contextlib.contextmanager
-def _unavailable(action: str) -> Iterator[None]:
-    try:
-        yield
-    except (RedisError, OSError) as exc:
-        raise MetricsUnavailable(f"redis metrics {action} failed: {type(exc).__name__}") from exc
+def _unavailable(action: str) -> contextlib.AbstractContextManager[None]:
+    return unavailable_as(MetricsUnavailable, f"redis metrics {action}")

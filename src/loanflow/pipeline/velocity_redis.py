@@ -12,13 +12,14 @@ at most a missed flag. Every Redis error becomes VelocityUnavailable.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, Final
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from loanflow.pipeline.velocity import KEEP_WINDOWS, Observation, VelocityUnavailable
+from loanflow.redis_errors import unavailable_as
 
 #: Sorted set per hashed value, `{loanflow}:velocity:<dimension>:<keyed hash>`: members
 #: application ids, scores received_at in µs; TTL KEEP_WINDOWS windows, renewed on each
@@ -99,9 +100,5 @@ class RedisVelocityCounter:
         return [int(count) for count in counts]
 
 
-@contextlib.contextmanager
-def _unavailable(action: str) -> Iterator[None]:
-    try:
-        yield
-    except (RedisError, OSError) as exc:
-        raise VelocityUnavailable(f"redis velocity {action} failed: {type(exc).__name__}") from exc
+def _unavailable(action: str) -> contextlib.AbstractContextManager[None]:
+    return unavailable_as(VelocityUnavailable, f"redis velocity {action}")
