@@ -55,7 +55,9 @@ def test_buckets_are_per_key():
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["embedded", "production with 2 API processes"])
 def test_over_the_rate_is_429_and_accepted_count_matches_the_rate(tmp_path, mode):
-    rate, burst, duration_s = 100, 20, 2.0
+    # A rate a sequential client beats many times over even on a busy machine: the
+    # test is about the count the bucket lets through, not about the client's speed.
+    rate, burst, duration_s = 30, 10, 2.0
     with contextlib.ExitStack() as stack:
         where: Path | Deployment = tmp_path
         extra = {}
