@@ -12,6 +12,7 @@ import dataclasses
 import json
 import logging
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -72,6 +73,9 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
         print(f"[bench {time.monotonic() - began:6.0f}s] {message}", file=sys.stderr,
               flush=True)
 
+    # SIGTERM unwinds like Ctrl-C, so the finally blocks stop every service and remove the
+    # throwaway Redis and PostgreSQL instead of leaving them running.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     log(f"scenarios {','.join(selected)}; estimated {plan.estimate_s(selected) / 60:.1f} min")
     facts = machine.describe()
     work_dir = Path(tempfile.mkdtemp(prefix="loanflow-bench-"))
@@ -89,6 +93,10 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
     _write(results, args.out, facts, header, log)
     log(f"done in {header['seconds'] / 60:.1f} min; report {args.out / 'benchmarks.md'}")
     return 0
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _scenario(bench: Bench, name: str, function: Callable[[Bench], Result]) -> Result:
