@@ -169,3 +169,22 @@ def test_health_readiness_and_openapi_answer(client):
     spec = client.get("/openapi.json").json()
     assert spec["openapi"].startswith("3.1")
     assert "/v1/applications" in spec["paths"]
+
+
+def test_submissions_carry_the_request_id_and_security_headers_of_every_answer(client, keys):
+    # POST /v1/applications skips the middleware stack (fast_submit): same headers.
+    reference = client.get("/healthz")
+    accepted = client.post(
+        "/v1/applications", json=sample_application(),
+        headers={"Authorization": f"Bearer {keys['submit']}", "Idempotency-Key": "hdr-1",
+                 "X-Request-Id": "trace-42"},
+    )
+    refused = client.post("/v1/applications", json={}, headers={"X-Request-Id": "x\" forged"})
+
+    assert (accepted.status_code, refused.status_code) == (202, 401)
+    assert accepted.headers["x-request-id"] == "trace-42"
+    assert len(refused.headers["x-request-id"]) == 16
+    assert refused.headers["content-type"] == "application/problem+json"
+    for name in ("content-security-policy", "x-content-type-options", "x-frame-options",
+                 "referrer-policy", "cache-control"):
+        assert accepted.headers[name] == refused.headers[name] == reference.headers[name]

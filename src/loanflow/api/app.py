@@ -12,11 +12,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 
 from loanflow.api import dashboard, dead_letters, metrics, openapi
 from loanflow.api.applications import get_application, submit_application
 from loanflow.api.auth import Authenticator
 from loanflow.api.batch import submit_batch
+from loanflow.api.fast_submit import is_submission, serve_submission
 from loanflow.api.health import healthz, readyz
 from loanflow.api.problems import on_http_exception, on_loanflow_error, on_unexpected
 from loanflow.api.ratelimit import TokenBucketLimiter
@@ -27,6 +29,16 @@ from loanflow.api.session import SessionCodec
 from loanflow.errors import LoanflowError
 from loanflow.runtime import open_runtime
 from loanflow.settings import Settings
+
+
+class LoanflowApp(Starlette):
+    """Starlette, with submissions served past the router and middleware (`fast_submit`)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if is_submission(scope):
+            await serve_submission(self, scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
 
 
 def make_limiter(settings: Settings) -> TokenBucketLimiter | RedisTokenBucketLimiter:
@@ -78,7 +90,7 @@ def create_app(settings: Settings, *, processors: int | None = None) -> Starlett
     async def openapi_json(request: Request) -> Response:
         return JSONResponse(spec)
 
-    return Starlette(
+    return LoanflowApp(
         routes=[
             Route("/v1/applications", submit_application, methods=["POST"]),
             Route("/v1/applications/batch", submit_batch, methods=["POST"]),

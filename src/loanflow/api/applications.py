@@ -123,6 +123,11 @@ async def get_application(request: Request) -> Response:
     await request.app.state.auth.require(request, Scope.READ)
     application_id = request.path_params["id"]
     record = await rt.store.get_application(application_id)
+    pending = None if record is not None else await rt.broker.pending_state(application_id)
+    if record is None and pending is None:
+        # Stored and acked between the two reads: the ack follows the store's commit,
+        # so an application the broker no longer holds is in the store, if anywhere.
+        record = await rt.store.get_application(application_id)
     if record is not None:
         document: dict[str, Any] = _decode_json(record.document)
         assessment = document.get("assessment") or {}
@@ -143,7 +148,6 @@ async def get_application(request: Request) -> Response:
             "product_version": record.product_version,
         }
         return Response(_encode(view), media_type="application/json")
-    pending = await rt.broker.pending_state(application_id)
     if pending is None:
         raise NotFound(f"no application with id {application_id!r}")
     state, received_at_ns = pending

@@ -19,6 +19,7 @@ from loanflow.broker import redis_keys as keys
 from loanflow.coalesce import Coalescer
 from loanflow.errors import BrokerUnavailable, RateLimited
 from loanflow.redis_errors import unavailable_as
+from loanflow.redis_packing import pack_with_hiredis
 
 #: Connections to Redis per API process; more concurrent checks wait for one.
 MAX_CONNECTIONS = 64
@@ -63,7 +64,7 @@ class RedisTokenBucketLimiter:
             self._url, max_connections=MAX_CONNECTIONS, timeout=SOCKET_TIMEOUT_S,
             socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=2.0,
         )
-        self._redis = Redis.from_pool(pool)
+        self._redis = Redis.from_pool(pack_with_hiredis(pool))
 
     async def close(self) -> None:
         redis, self._redis = self._redis, None

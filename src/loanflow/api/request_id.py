@@ -22,8 +22,7 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        sent = dict(scope["headers"]).get(HEADER, b"")
-        rid = sent if _SANE.fullmatch(sent) else secrets.token_hex(8).encode()
+        rid = request_id_of(scope)
         token = request_id.set(rid.decode())
 
         async def send_with_id(message: Message) -> None:
@@ -35,3 +34,9 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             request_id.reset(token)
+
+
+def request_id_of(scope: Scope) -> bytes:
+    """The client's `X-Request-Id` if sane, else a new random one."""
+    sent = dict(scope["headers"]).get(HEADER, b"")
+    return sent if _SANE.fullmatch(sent) else secrets.token_hex(8).encode()

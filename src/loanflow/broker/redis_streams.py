@@ -65,6 +65,7 @@ from loanflow.broker.base import (
 from loanflow.errors import BrokerUnavailable
 from loanflow.models import Envelope
 from loanflow.redis_errors import unavailable_as
+from loanflow.redis_packing import pack_with_hiredis
 
 log = logging.getLogger(__name__)
 
@@ -306,7 +307,7 @@ class RedisStreamsBroker:
                 client_name="loanflow-broker",
                 driver_info=None,  # no CLIENT SETINFO: one round trip less per connect
             )
-            self._redis, self._loop = Redis.from_pool(pool), loop
+            self._redis, self._loop = Redis.from_pool(pack_with_hiredis(pool)), loop
             self._closer = _close_with_loop(self._redis)
             await anext(self._closer)
         return self._redis

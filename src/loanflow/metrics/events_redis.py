@@ -15,6 +15,7 @@ from loanflow.metrics import redis_keys as keys
 from loanflow.metrics.events import Event, decode_events, encode_event
 from loanflow.metrics.series_base import MetricsUnavailable
 from loanflow.redis_errors import unavailable_as
+from loanflow.redis_packing import pack_with_hiredis
 
 _FIELD = b"e"
 
@@ -38,6 +39,7 @@ class RedisEventLog:
             socket_connect_timeout=self._connect_timeout_s,
             client_name="loanflow-events",
         )
+        pack_with_hiredis(self._redis.connection_pool)
         with _unavailable("open"):
             await self._redis.ping()
 

@@ -22,6 +22,7 @@ from loanflow.metrics import redis_keys as keys
 from loanflow.metrics.series_base import RETENTION_S, MetricsUnavailable, TaggedDelta
 from loanflow.metrics.tally import Tally, flatten, unflatten
 from loanflow.redis_errors import unavailable_as
+from loanflow.redis_packing import pack_with_hiredis
 
 # KEYS: totals-counters, totals-histograms, then (second key, flush key) per delta.
 # ARGV: ttl_s, then per delta: n_added, n_added x (field, amount),
@@ -83,6 +84,7 @@ class RedisSeries:
             socket_connect_timeout=self._connect_timeout_s,
             client_name="loanflow-metrics",
         )
+        pack_with_hiredis(self._redis.connection_pool)
         self._flush = self._redis.register_script(FLUSH_LUA)
         with _unavailable("open"):
             await self._redis.ping()

@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 
 from loanflow.pipeline.velocity import KEEP_WINDOWS, Observation, VelocityUnavailable
 from loanflow.redis_errors import unavailable_as
+from loanflow.redis_packing import pack_with_hiredis
 
 #: Sorted set per hashed value, `{loanflow}:velocity:<dimension>:<keyed hash>`: members
 #: application ids, scores received_at in µs; TTL KEEP_WINDOWS windows, renewed on each
@@ -71,6 +72,7 @@ class RedisVelocityCounter:
             socket_connect_timeout=self._connect_timeout_s,
             client_name="loanflow-velocity",
         )
+        pack_with_hiredis(self._redis.connection_pool)
         self._observe = self._redis.register_script(OBSERVE_LUA)
         with _unavailable("open"):
             await self._redis.ping()
