@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from loanflow.api.email_syntax import MAX_LENGTH, email_error
 
-FAST = settings(max_examples=1500, deadline=None, database=None,
+FAST = settings(max_examples=500, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow])
 
 #: Characters near the shortcut's edges: its own, atext it leaves out, and what is invalid.

@@ -12,7 +12,7 @@ from loanflow.api.schema import format_errors
 from loanflow.models import Application
 from tests.conftest import sample_application
 
-FAST = settings(max_examples=600, deadline=None, database=None,
+FAST = settings(max_examples=300, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow])
 
 #: Forbidden characters, their neighbours in Unicode, and plain text.

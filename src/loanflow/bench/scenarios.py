@@ -96,8 +96,10 @@ def embedded_max(bench: Bench) -> Result:
 
 
 def production_max(bench: Bench) -> Result:
-    title = (f"Production mode ({bench.plan.api_workers} API processes, "
-             f"{bench.plan.processors} workers): highest sustained rate")
+    count = bench.plan.processors
+    workers = f"{count} worker process" + ("es" if count > 1 else "")
+    title = (f"Production mode ({bench.plan.api_workers} API processes, {workers}):"
+             " highest sustained rate")
     return _search(bench, "production-max", title, bench.production_service, end_to_end=True)
 
 
