@@ -137,6 +137,7 @@ def _run_http(settings: Settings, *, processors: int) -> int:
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from loanflow.gc_freeze import freeze_startup_objects
     from loanflow.runtime import open_runtime
 
     async def work() -> None:
@@ -146,6 +147,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
                 loop.add_signal_handler(sig, runtime.stop.set)
             runtime.start_metrics(live=False)
             runtime.start_processors(max(1, settings.processors))
+            freeze_startup_objects()
             log.info("worker running %d processors", max(1, settings.processors))
             await runtime.stop.wait()
 

@@ -27,6 +27,7 @@ from loanflow.api.request_id import RequestIdMiddleware
 from loanflow.api.security_headers import SecurityHeadersMiddleware
 from loanflow.api.session import SessionCodec
 from loanflow.errors import LoanflowError
+from loanflow.gc_freeze import freeze_startup_objects
 from loanflow.runtime import open_runtime
 from loanflow.settings import Settings
 
@@ -82,6 +83,7 @@ def create_app(settings: Settings, *, processors: int | None = None) -> Starlett
             runtime.start_metrics(live=True)
             runtime.start_janitor()
             runtime.start_processors(loops)
+            freeze_startup_objects()
             try:
                 yield
             finally:
