@@ -94,6 +94,7 @@ def create_app(settings: Settings, *, processors: int | None = None) -> Starlett
 
     return LoanflowApp(
         routes=[
+            # POST is served by fast_submit; the route stays for 405s and the route table.
             Route("/v1/applications", submit_application, methods=["POST"]),
             Route("/v1/applications/batch", submit_batch, methods=["POST"]),
             Route("/v1/applications/{id}", get_application, methods=["GET"]),

@@ -1,8 +1,8 @@
 """`POST /v1/applications` past Starlette's router and middleware stack.
 
 The busiest route by far. Through the stack a submission crosses seven ASGI
-layers, four of which wrap `send` (py-spy: about a quarter of an API process's
-busy time was in them, more than in the handler's own work). Here the same
+layers, four of which wrap `send`: about 15% of an API process's busy time in
+py-spy, 35 µs per request in an in-process A/B on this 2-core VM. Here the same
 handler runs with the same answers: the request id, the security headers,
 problem+json errors from the same handlers. Every other route takes the stack.
 """
