@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -27,6 +28,9 @@ class Response:
 
 
 _Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+#: A connection idle this long is not reused: uvicorn closes idle ones after 5 s, and one
+#: reused as its close is on the wire is reset with the request unread (a false "no answer").
+REUSE_IDLE_S = 4.0
 
 
 class HostPool:
@@ -39,7 +43,7 @@ class HostPool:
         self.url = url
         self._host, self._port = parts.hostname, parts.port
         self._timeout_s = timeout_s
-        self._idle: list[_Conn] = []
+        self._idle: list[tuple[_Conn, float]] = []  # with when it went idle (monotonic)
 
     async def post(self, path: str, body: bytes, headers: dict[str, str]) -> Response:
         head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
@@ -69,14 +73,15 @@ class HostPool:
         if answer_headers.get("connection", "").lower() == "close":
             _close(writer)
         else:
-            self._idle.append(conn)
+            self._idle.append((conn, time.monotonic()))
         return Response(int(status_line.split(" ", 2)[1]), answer_headers, answer_body)
 
     async def _connection(self) -> _Conn:
         while self._idle:
-            reader, writer = self._idle.pop()
+            (reader, writer), idle_since = self._idle.pop()
             # The server may have closed it while idle (keep-alive timeout, restart).
-            if not reader.at_eof() and not writer.is_closing():
+            fresh = time.monotonic() - idle_since < REUSE_IDLE_S
+            if fresh and not reader.at_eof() and not writer.is_closing():
                 return reader, writer
             _close(writer)
         try:
@@ -86,7 +91,7 @@ class HostPool:
             raise TransportError(f"connect: {type(exc).__name__}: {exc}") from exc
 
     def close(self) -> None:
-        for _, writer in self._idle:
+        for (_, writer), _ in self._idle:
             _close(writer)
         self._idle.clear()
 
