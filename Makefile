@@ -3,7 +3,7 @@ VENV   := .venv
 PYTHON ?= python3
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench screenshot clean
 
 $(BIN)/loanflow: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ bench: $(VENV)/.bench-deps
 $(VENV)/.bench-deps: $(BIN)/loanflow
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[bench]'
 	touch $@
+
+# The README's picture of the dashboard under load (the browser test, saving where the README looks).
+screenshot: $(BIN)/loanflow /usr/bin/chromium
+	LOANFLOW_SCREENSHOT=$(CURDIR)/docs/dashboard.png $(BIN)/pytest -n 0 -q \
+		tests/dashboard/test_page.py::test_under_load_the_charts_move_and_a_screenshot_is_saved
 
 clean:
 	rm -rf $(VENV) .loanflow
