@@ -156,6 +156,60 @@ def test_a_batch_is_one_transaction(url: str) -> None:
     run(url, scenario)
 
 
+def test_a_connection_goes_back_to_the_pool_clean_without_a_reset_round_trip(url: str) -> None:
+    good, bad = record(), record(document=b"not json")
+
+    async def last_statement() -> str:
+        [row] = await fetch(url, "SELECT query FROM pg_stat_activity WHERE datname ="
+                                 " current_database() AND application_name = 'loanflow'")
+        return str(row["query"])
+
+    async def scenario(store: PostgresStore) -> None:  # one pooled connection throughout
+        with pytest.raises(StoreUnavailable):
+            await store.save_results([good, bad])
+        await store.save_results([good])  # the failed transaction was rolled back
+        assert await last_statement() == "COMMIT;"  # not asyncpg's RESET ALL after it
+        assert_stored(await store.get_application(good.id), good)
+
+    run(url, scenario, min_pool=1, max_pool=1)
+
+
+def test_the_ssn_lookup_still_uses_its_index_after_the_table_grew(database_url: str) -> None:
+    """A plan made while the table was a few rows long must not outlive its growth: as a
+    cached generic plan it was a sequential scan, every row read for every batch."""
+    lookups_while_small = 8  # past PostgreSQL's five custom plans before a generic one
+
+    async def scans(store: PostgresStore, url: str) -> tuple[int, int]:
+        """(sequential scans of applications, scans of its SSN index) so far."""
+        # A backend reports its counts at the end of a transaction at most once a second.
+        await asyncio.sleep(1.1)
+        await store.ping()
+        [row] = await fetch(url, "SELECT t.seq_scan, i.idx_scan FROM pg_stat_user_tables t"
+                                 " JOIN pg_stat_user_indexes i USING (relid)"
+                                 " WHERE t.relname = 'applications'"
+                                 " AND i.indexrelname = 'applications_ssn'")
+        return row["seq_scan"], row["idx_scan"]
+
+    async def scenario(url: str) -> None:
+        async with opened(url, min_pool=1, max_pool=1) as store:  # one connection throughout
+            # No ANALYZE while the test runs: it would invalidate a stale plan at random.
+            await fetch(url, "ALTER TABLE applications SET (autovacuum_enabled = false)")
+            await store.save_results([record(ssn_hash=f"{n:064x}") for n in range(3)])
+            for n in range(lookups_while_small):  # as the processor asks: a batch at a time
+                await store.ssn_matches([f"{n * 10 + k:064x}" for k in range(8)], since_ns=0)
+            await fetch(url, "INSERT INTO applications SELECT 'grown-' || n, 'stored', 'k1',"
+                             " 'key-' || n, 'web', NULL, NULL, n, n, md5(n::text), NULL, '{}',"
+                             " 'r', 'p' FROM generate_series(1, 20000) AS n")
+            seq_before, index_before = await scans(store, url)
+            found = await store.ssn_matches([f"{1:064x}"], since_ns=0)
+            seq_after, index_after = await scans(store, url)
+        assert [ssn_hash for ssn_hash, _ in found] == [f"{1:064x}"]
+        assert (seq_after - seq_before, index_after - index_before) == (0, 1)
+
+    with fresh_database(admin_url(database_url)) as fresh_url:
+        asyncio.run(scenario(fresh_url))
+
+
 def test_an_empty_batch_writes_nothing(url: str) -> None:
     async def scenario(store: PostgresStore) -> None:
         await store.save_results([])
