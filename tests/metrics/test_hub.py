@@ -113,6 +113,48 @@ def test_a_reader_gets_at_least_two_snapshots_a_second_while_a_stuck_client_is_d
     assert snapshots >= required, f"{snapshots} snapshots in {time.monotonic() - started:.1f}s"
 
 
+class _CountingAggregator(Aggregator):
+    """The real aggregator, counting the snapshots asked of it."""
+
+    summaries = 0
+
+    async def summary(self, *args: Any, **kwargs: Any) -> Any:
+        self.summaries += 1
+        return await super().summary(*args, **kwargs)
+
+
+def test_with_nobody_watching_the_hub_reads_nothing_and_the_first_viewer_wakes_it(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        async with opened(SQLiteSeries(tmp_path / "m.db")) as series, \
+                opened(SQLiteEventLog(tmp_path / "e.db")) as log:
+            await log.append([_event(n) for n in range(3)])
+            aggregator = _CountingAggregator(series)
+            # Ticks 20 times a second while watched: idling is what keeps the count at 0.
+            hub = LiveHub(aggregator, log, interval_s=0.05)
+            stop = asyncio.Event()
+            task = asyncio.create_task(hub.run(stop))
+            await asyncio.sleep(0.5)
+            assert aggregator.summaries == 0
+
+            viewer = hub.subscribe()
+            async with asyncio.timeout(2):
+                first = [msgspec.json.decode(await anext(viewer)) for _ in range(4)]
+            assert [m["type"] for m in first] == ["snapshot", "event", "event", "event"]
+            assert [m["event"]["id"] for m in first[1:]] == ["app-0", "app-1", "app-2"]
+
+            viewer.close()
+            await asyncio.sleep(0.2)  # at most one tick was under way when it left
+            idle_from = aggregator.summaries
+            await asyncio.sleep(0.5)
+            assert aggregator.summaries == idle_from
+            stop.set()
+            await task
+
+    asyncio.run(scenario())
+
+
 class _AsgiClient:
     """The far side of an ASGI WebSocket: what a browser would send and see."""
 

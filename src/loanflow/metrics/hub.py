@@ -6,6 +6,11 @@ bounded queue without waiting. A subscriber whose queue is full (its client
 reads too slowly or not at all) is dropped: its stream ends at once and the
 others never wait for it. A new subscriber gets the last snapshot and the
 recent events first, so a dashboard opened late has something to show.
+
+With nobody subscribed the hub reads nothing: every API process runs one, and two
+snapshots a second (series, totals and engagement reads) for no viewer cost each
+process CPU and backend round trips at every load. The first subscriber wakes it
+at once; that first tick reloads the recent events and sends them along.
 """
 
 from __future__ import annotations
@@ -104,6 +109,8 @@ class LiveHub:
         self._cursor: str | None = None
         self._snapshot: str | None = None
         self._recent: collections.deque[str] = collections.deque(maxlen=RECENT_EVENTS)
+        #: Set by `subscribe`: an idle hub ticks at once.
+        self._wanted = asyncio.Event()
         #: Subscribers dropped for not keeping up, since start.
         self.dropped = 0
 
@@ -118,6 +125,7 @@ class LiveHub:
         for message in backlog:
             sub._offer(message)
         self._subscribers.add(sub)
+        self._wanted.set()
         return sub
 
     async def tick(self) -> None:
@@ -130,7 +138,11 @@ class LiveHub:
         except Unavailable as exc:
             log.warning("live snapshot skipped: %s", exc)
         try:
-            for event in await self._new_events():
+            cold = self._cursor is None
+            events = await self._new_events()
+            if cold:  # whoever subscribed before this tick got no recent events yet
+                messages += list(self._recent)[-(self._client_queue // 2):]
+            for event in events:
                 text = _encode(_EventMessage(event=event)).decode()
                 self._recent.append(text)
                 messages.append(text)
@@ -149,6 +161,12 @@ class LiveHub:
         try:
             next_s = time.monotonic()
             while not stop.is_set():
+                if not self._subscribers:
+                    self._idle()
+                    await _first_of(stop, self._wanted)
+                    next_s = time.monotonic()
+                    continue
+                self._wanted.clear()
                 try:
                     await self.tick()
                 except Exception:
@@ -163,6 +181,11 @@ class LiveHub:
             for sub in list(self._subscribers):
                 sub.close()
 
+    def _idle(self) -> None:
+        """Forget what a tick keeps: the next subscriber gets it afresh, not stale."""
+        self._cursor = self._snapshot = None
+        self._recent.clear()
+
     async def _new_events(self) -> list[Event]:
         if self._cursor is None:
             # Start after the recent ones (one read: none is shown twice or missed).
@@ -173,3 +196,12 @@ class LiveHub:
         if len(events) == READ_LIMIT:
             self._cursor = await self._events.latest_cursor()
         return events[-MAX_EVENTS_PER_TICK:]
+
+
+async def _first_of(*events: asyncio.Event) -> None:
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
