@@ -17,7 +17,8 @@ def make_broker(settings: Settings) -> Broker:
     url = settings.broker_url
     if not url:
         return SQLiteBroker(
-            settings.data_dir / BROKER_FILE, visibility_timeout_s=settings.visibility_timeout_s
+            settings.data_dir / BROKER_FILE, visibility_timeout_s=settings.visibility_timeout_s,
+            poll_interval_s=settings.poll_interval_s,
         )
     if _scheme(url) in ("redis", "rediss", "unix"):
         from loanflow.broker.redis_streams import RedisStreamsBroker

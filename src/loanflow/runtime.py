@@ -79,7 +79,6 @@ class Runtime:
             name=f"{os.uname().nodename}-{os.getpid()}-{index}",
             batch_size=s.batch_size,
             max_attempts=s.max_attempts,
-            poll_interval_s=s.poll_interval_s,
             fail_marker=s.fail_marker,
             recorder=self.metrics.recorder,
             events=self.metrics.publisher,

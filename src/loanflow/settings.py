@@ -41,7 +41,9 @@ class Settings:
     store_timeout_s: float = _setting(
         5.0, "seconds a PostgreSQL statement may run (the client gives up 1 s later)"
     )
-    poll_interval_s: float = _setting(0.01, "seconds a processor waits when the queue is empty")
+    poll_interval_s: float = _setting(
+        0.01, "seconds an idle processor waits before looking at the embedded queue again"
+        " (the Redis broker wakes it on each append and looks every 0.1 s)")
     pii_key: str = _setting(
         "", "PII keys (base64 of 32 bytes, NEW,OLD); empty = key file", secret=True
     )

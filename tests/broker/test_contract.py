@@ -499,3 +499,30 @@ def test_requeue_claims_no_idempotency_key(broker: Broker) -> None:
     [result] = asyncio.run(broker.append([submission("idem-requeue")]))
 
     assert result.outcome is AppendOutcome.ACCEPTED
+
+
+# -- an idle consumer ---------------------------------------------------------------
+
+
+def test_an_idle_consumer_wakes_on_an_append_and_otherwise_looks_again_soon(
+    broker: Broker,
+) -> None:
+    async def scenario() -> tuple[float, float]:
+        assert await broker.reserve(10, consumer="c1") == []
+        wake = asyncio.Event()
+        started = time.monotonic()
+        await broker.wait_for_work("c1", wake=wake)  # nothing comes: a poll's bound
+        idle_s = time.monotonic() - started
+
+        waiting = asyncio.create_task(broker.wait_for_work("c1", wake=wake))
+        await asyncio.sleep(0.005)
+        appended = time.monotonic()
+        await broker.append([submission()])
+        wake.set()  # as the runtime does after an append in this process
+        await waiting
+        return idle_s, time.monotonic() - appended
+
+    idle_s, woke_after_s = asyncio.run(scenario())
+    assert idle_s < 1.0
+    assert woke_after_s < 0.5
+    assert len(reserve(broker)) == 1

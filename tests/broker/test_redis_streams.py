@@ -509,3 +509,69 @@ def test_polling_an_empty_queue_writes_nothing_to_the_aof(url: str, raw: redis.R
         assert raw.info("persistence")["aof_current_size"] == before
 
     scenario(url, body)
+
+
+# -- an idle consumer ---------------------------------------------------------------
+
+
+def test_an_idle_consumer_wakes_as_soon_as_work_is_appended(url: str) -> None:
+    async def body(broker: RedisStreamsBroker) -> tuple[float, str]:
+        assert await broker.reserve(10, consumer="c1") == []
+        waiting = asyncio.create_task(broker.wait_for_work("c1"))
+        await asyncio.sleep(0.2)
+        assert not waiting.done()
+        appended = time.monotonic()
+        sub = submission()
+        await broker.append([sub])
+        await waiting
+        woke_after_s = time.monotonic() - appended
+        [delivery] = await broker.reserve(10, consumer="c1")
+        return woke_after_s, delivery.envelope.id
+
+    woke_after_s, taken = scenario(url, body, idle_block_s=3.0)
+    assert woke_after_s < 1.0  # not the 3 s bound
+    assert taken
+
+
+def test_work_appended_between_an_empty_reserve_and_the_wait_is_not_missed(url: str) -> None:
+    async def body(broker: RedisStreamsBroker) -> float:
+        assert await broker.reserve(10, consumer="c1") == []
+        await broker.append([submission()])
+        started = time.monotonic()
+        await broker.wait_for_work("c1")
+        return time.monotonic() - started
+
+    assert scenario(url, body, idle_block_s=3.0) < 1.0
+
+
+def test_with_nothing_appended_an_idle_consumer_looks_again_after_its_bound(
+    url: str,
+) -> None:
+    """Due retries and expired leases are only found by looking."""
+    async def body(broker: RedisStreamsBroker) -> tuple[float, int]:
+        await broker.append([submission()])
+        [held] = await broker.reserve(10, consumer="c1")
+        await broker.retry_later(held, held.envelope, delay_s=0.2)
+        assert await broker.reserve(10, consumer="c1") == []
+        started = time.monotonic()
+        await broker.wait_for_work("c1")
+        waited_s = time.monotonic() - started
+        await asyncio.sleep(0.2)  # the retry is due by now
+        return waited_s, len(await broker.reserve(10, consumer="c1"))
+
+    waited_s, retried = scenario(url, body, idle_block_s=0.5, idle_after_s=0)
+    assert 0.4 <= waited_s < 2.0
+    assert retried == 1
+
+
+def test_a_consumer_that_just_took_work_looks_again_after_a_short_pause(url: str) -> None:
+    """While work flows it polls, so the next batch gathers instead of one per append."""
+    async def body(broker: RedisStreamsBroker) -> float:
+        await broker.append([submission()])
+        await reserve_within(broker, "c1")
+        assert await broker.reserve(10, consumer="c1") == []
+        started = time.monotonic()
+        await broker.wait_for_work("c1")
+        return time.monotonic() - started
+
+    assert scenario(url, body, idle_block_s=3.0) < 0.5

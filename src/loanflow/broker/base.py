@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -66,6 +67,12 @@ class Broker(Protocol):
 
     async def reserve(self, max_count: int, *, consumer: str) -> list[Delivery]:
         """Take up to `max_count` ready envelopes (oldest first); may return none."""
+        ...
+
+    async def wait_for_work(self, consumer: str, *, wake: asyncio.Event | None = None) -> None:
+        """After a `reserve` by `consumer` found nothing: return once more may be ready
+        (`wake` is set by this process's appends), at the latest after a short poll
+        interval, since due retries and expired leases are only found by looking."""
         ...
 
     async def ack(self, deliveries: Sequence[Delivery]) -> None:

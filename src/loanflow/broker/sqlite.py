@@ -7,6 +7,8 @@ trace.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -52,9 +54,12 @@ _decode = msgspec.msgpack.Decoder(Envelope).decode
 
 
 class SQLiteBroker:
-    def __init__(self, path: Path, *, visibility_timeout_s: float) -> None:
+    def __init__(
+        self, path: Path, *, visibility_timeout_s: float, poll_interval_s: float = 0.01
+    ) -> None:
         self._db = SQLiteDatabase(path, unavailable=BrokerUnavailable)
         self._visibility_ns = int(visibility_timeout_s * 1e9)
+        self._poll_interval_s = poll_interval_s
 
     def __repr__(self) -> str:
         return f"SQLiteBroker({str(self._db.path)!r})"
@@ -111,6 +116,16 @@ class SQLiteBroker:
         rows = await self._db.write(take)
         rows.sort()
         return [Delivery(_token(seq, lease), _decode(blob), n) for seq, blob, n, lease in rows]
+
+    async def wait_for_work(self, consumer: str, *, wake: asyncio.Event | None = None) -> None:
+        # SQLite cannot notify: this process's appends set `wake`; anything else (another
+        # process's replay, a due retry, an expired lease) is found by the next poll.
+        if wake is None:
+            await asyncio.sleep(self._poll_interval_s)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), self._poll_interval_s)
+        wake.clear()
 
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
         # Not fenced: the result is stored, so the envelope is done whoever holds it now.

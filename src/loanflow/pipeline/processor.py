@@ -9,12 +9,14 @@ last attempt the application is stored as `dead_lettered` with every error.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 
@@ -79,7 +81,6 @@ class Processor:
         velocity: VelocityCheck | None = None,
         batch_size: int = 200,
         max_attempts: int = 5,
-        poll_interval_s: float = 0.05,
         clock_ns: Callable[[], int] = time.time_ns,
         fail_marker: str = "",
         recorder: Recorder | None = None,
@@ -96,29 +97,27 @@ class Processor:
         self._flags = ReviewFlags(store, cipher, velocity)
         self.name = name
         self._batch_size, self._max_attempts = batch_size, max_attempts
-        self._poll_interval_s = poll_interval_s
         self._clock_ns = clock_ns
         self._fail_marker = fail_marker
         self._recorder = recorder if recorder is not None else Recorder()
         self._events = events
 
     async def run(self, stop: asyncio.Event, wake: asyncio.Event | None = None) -> None:
-        """Process until `stop` is set; sleeps when idle, backs off when a backend is down."""
+        """Process until `stop` is set; waits for work when idle (`wake`: set by appends
+        in this process), backs off when a backend is down."""
         while not stop.is_set():
             try:
-                taken = await self.process_batch()
+                if await self.process_batch() == 0:
+                    await _unless_stopped(stop, self._broker.wait_for_work(self.name, wake=wake))
             except Unavailable as exc:
                 log.warning("processor %s: backend unavailable, waiting: %s", self.name, exc)
-                await _wait_any(stop, None, OUTAGE_DELAY_S)
+                await _pause(stop, OUTAGE_DELAY_S)
                 continue
             except Exception:
                 # A bug or an unexpected backend error: the batch stays in the broker
                 # (redelivered after the visibility timeout); the loop must live on.
                 log.exception("processor %s: batch failed unexpectedly", self.name)
-                await _wait_any(stop, None, OUTAGE_DELAY_S)
-                continue
-            if taken == 0:
-                await _wait_any(stop, wake, self._poll_interval_s)
+                await _pause(stop, OUTAGE_DELAY_S)
 
     async def drain(self) -> int:
         """Process what is ready now and return how many were taken (burst mode)."""
@@ -374,14 +373,20 @@ def warm_up() -> None:
     rules.load_tables()
 
 
-async def _wait_any(stop: asyncio.Event, wake: asyncio.Event | None, timeout_s: float) -> None:
-    """Sleep up to `timeout_s`, waking early on `stop` or `wake`."""
-    events: Sequence[asyncio.Event] = [e for e in (stop, wake) if e is not None]
-    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+async def _unless_stopped(stop: asyncio.Event, wait: Coroutine[Any, Any, None]) -> None:
+    """Await `wait`, or cancel it as soon as `stop` is set."""
+    waiting = asyncio.ensure_future(wait)
+    stopping = asyncio.ensure_future(stop.wait())
     try:
-        await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait([waiting, stopping], return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for w in waiters:
-            w.cancel()
-    if wake is not None:
-        wake.clear()
+        stopping.cancel()
+        waiting.cancel()
+    if waiting.done() and not waiting.cancelled():
+        waiting.result()  # a broker error goes to the caller
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep up to `seconds`, waking early on `stop`."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)

@@ -4,7 +4,9 @@
 -- 3. read new entries (XREADGROUP '>'; a script never blocks).
 -- KEYS: STREAM, DELAYED, CLAIM_CURSOR
 -- ARGV: group, consumer, count, lease in ms, APPLICATION_PREFIX
--- Returns {{entry id, envelope, deliveries}, ...}.
+-- Returns {{{entry id, envelope, deliveries}, ...}, last}: with nothing to hand out,
+-- `last` is the newest id the stream ever gave (an idle consumer's XREAD BLOCK waits
+-- for anything after it: an append between this script and that read still wakes it).
 local stream, delayed, cursor_key = KEYS[1], KEYS[2], KEYS[3]
 local group, consumer, count = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local lease_ms, prefix = tonumber(ARGV[4]), ARGV[5]
@@ -50,4 +52,11 @@ for i, e in ipairs(taken) do
   redis.call('HSET', app, 'lease', now_ms + lease_ms)
   out[i] = {e[1], e[2][4], n}
 end
-return out
+local last = ''
+if #out == 0 then
+  local info = redis.call('XINFO', 'STREAM', stream)
+  for i = 1, #info, 2 do
+    if info[i] == 'last-generated-id' then last = info[i + 1] end
+  end
+end
+return {out, last}
