@@ -42,8 +42,8 @@ class Settings:
         5.0, "seconds a PostgreSQL statement may run (the client gives up 1 s later)"
     )
     poll_interval_s: float = _setting(
-        0.01, "seconds an idle processor waits before looking at the embedded queue again"
-        " (the Redis broker wakes it on each append and looks every 0.1 s)")
+        0.01, "seconds between a processor's looks at the embedded queue while work flows"
+        " (0.1 once idle; an append in the same process wakes it at once)")
     pii_key: str = _setting(
         "", "PII keys (base64 of 32 bytes, NEW,OLD); empty = key file", secret=True
     )

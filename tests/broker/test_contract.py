@@ -526,3 +526,24 @@ def test_an_idle_consumer_wakes_on_an_append_and_otherwise_looks_again_soon(
     assert idle_s < 1.0
     assert woke_after_s < 0.5
     assert len(reserve(broker)) == 1
+
+
+def test_a_consumer_that_just_took_work_looks_again_sooner_than_an_idle_one(
+    broker: Broker,
+) -> None:
+    """An idle consumer waits longer between looks (0.1 s): an idle service costs ~no CPU."""
+    async def waited_s(consumer: str) -> float:
+        assert await broker.reserve(10, consumer=consumer) == []
+        started = time.monotonic()
+        await broker.wait_for_work(consumer)
+        return time.monotonic() - started
+
+    async def scenario() -> tuple[float, float]:
+        await broker.append([submission()])
+        [delivery] = await broker.reserve(10, consumer="busy")
+        await broker.ack([delivery])
+        return await waited_s("busy"), await waited_s("idle")
+
+    busy_s, idle_s = asyncio.run(scenario())
+    assert busy_s < idle_s
+    assert idle_s >= 0.09

@@ -47,8 +47,6 @@ import contextlib
 import functools
 import hashlib
 import logging
-import math
-import time
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -63,6 +61,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from loanflow.broker import redis_keys as keys
+from loanflow.broker.activity import IDLE_AFTER_S, Activity
 from loanflow.broker.base import (
     IDEMPOTENCY_TTL_S,
     AppendOutcome,
@@ -85,8 +84,6 @@ SCRIPT_NAMES = (
 )
 #: A consumer's pause between reserves while work flows.
 BUSY_POLL_S = 0.01
-#: Without work this long, a consumer blocks until an append instead of polling.
-IDLE_AFTER_S = 1.0
 #: Longest wait of an idle consumer: how late it may see a due retry or an expired lease.
 IDLE_BLOCK_S = 0.1
 #: Idempotency keys a sweep (`expire_idempotency_keys(now_ns=...)`) checks per script call.
@@ -129,11 +126,9 @@ class RedisStreamsBroker:
         self._socket_timeout_s, self._connect_timeout_s = socket_timeout_s, connect_timeout_s
         self._max_connections = max_connections
         self._idle_block_ms = max(1, round(idle_block_s * 1000))
-        self._idle_after_s = idle_after_s
+        self._activity = Activity(idle_after_s)
         #: consumer -> the stream's newest id when its last `reserve` found nothing.
         self._seen_last: dict[str, bytes] = {}
-        #: consumer -> when (monotonic s) its `reserve` last handed out work.
-        self._last_busy: dict[str, float] = {}
         self._opened = False
         self._redis: Redis | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -206,7 +201,7 @@ class RedisStreamsBroker:
                 await _ensure_group(await self._client())
                 [(rows, last)] = await self._run([call])
         if rows:
-            self._last_busy[consumer] = time.monotonic()
+            self._activity.worked(consumer)
         else:
             self._seen_last[consumer] = last
         deliveries = [
@@ -217,7 +212,7 @@ class RedisStreamsBroker:
 
     async def wait_for_work(self, consumer: str, *, wake: asyncio.Event | None = None) -> None:
         # `wake` is not needed: every append, from any process, reaches the stream.
-        if time.monotonic() - self._last_busy.get(consumer, -math.inf) < self._idle_after_s:
+        if not self._activity.idle(consumer):
             await asyncio.sleep(BUSY_POLL_S)
             return
         after = self._seen_last.get(consumer, b"$")
