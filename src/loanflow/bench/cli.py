@@ -78,6 +78,7 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     log(f"scenarios {','.join(selected)}; estimated {plan.estimate_s(selected) / 60:.1f} min")
     facts = machine.describe()
+    ticks_at_start = machine.cpu_ticks()
     work_dir = Path(tempfile.mkdtemp(prefix="loanflow-bench-"))
     bench = Bench(plan=plan, work_dir=work_dir, naive_dir=args.naive_dir.resolve(), log=log,
                   profile_in_soak="profile" in selected)
@@ -89,7 +90,8 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
     flags = " --quick" * args.quick + ("" if set(selected) == set(SCENARIOS)
                                         else f" --only {','.join(selected)}")
     header = {"args": flags, "seconds": time.monotonic() - began,
-              "load_average_end": machine.load_average()}
+              "load_average_end": machine.load_average(),
+              "steal": machine.steal_share(ticks_at_start, machine.cpu_ticks())}
     _write(results, args.out, facts, header, log)
     log(f"done in {header['seconds'] / 60:.1f} min; report {args.out / 'benchmarks.md'}")
     return 0

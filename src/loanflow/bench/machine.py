@@ -33,6 +33,27 @@ def describe() -> dict[str, Any]:
     }
 
 
+def cpu_ticks() -> tuple[int, int]:
+    """(stolen, all) CPU ticks of the whole machine since boot, from /proc/stat's `cpu` line.
+
+    Steal is time this VM was ready to run but the hypervisor ran another guest: on a
+    shared host it slows every process here without any load of ours showing it.
+    """
+    try:
+        first = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    except OSError:
+        return 0, 0
+    # user nice system idle iowait irq softirq steal (guest time is inside user already)
+    ticks = [int(value) for value in first[1:9]]
+    return ticks[7], sum(ticks)
+
+
+def steal_share(before: tuple[int, int], after: tuple[int, int]) -> float | None:
+    """The share of the machine's CPU time stolen between two `cpu_ticks()` readings."""
+    stolen, total = after[0] - before[0], after[1] - before[1]
+    return round(stolen / total, 3) if total > 0 else None
+
+
 def load_average() -> list[float]:
     """1, 5 and 15 minute load averages: above nproc, something else was running."""
     return [round(x, 2) for x in os.getloadavg()]

@@ -12,6 +12,7 @@ import httpx
 import uvloop
 
 from loanflow.bench.live import with_dashboards
+from loanflow.bench.machine import cpu_ticks, steal_share
 from loanflow.bench.procs import cpu_by_label, cpu_seconds
 from loanflow.bench.service import Service
 from loanflow.loadgen.driver import LoadSpec, run
@@ -38,6 +39,8 @@ class Run:
     dashboards: list[int] | None = None
     #: CPU seconds the service and its backends spent during the run, by process kind.
     cpu_s: dict[str, float] = dataclasses.field(default_factory=dict)
+    #: Share of the machine's CPU time the hypervisor gave other guests during the run.
+    steal: float | None = None
 
     def cpu_us_per_ok(self) -> float | None:
         """Service CPU (all its processes and backends) per 2xx answer, in µs."""
@@ -56,6 +59,7 @@ def offer(
                     **options)
     started_s = time.time()
     cpu_before = cpu_seconds(service.watched_pids())
+    ticks_before = cpu_ticks()
     received: list[int] | None = None
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         if dashboards:
@@ -64,9 +68,10 @@ def offer(
         else:
             summary = runner.run(run(spec))
     ended_s = time.time()
+    steal = steal_share(ticks_before, cpu_ticks())
     cpu = cpu_by_label(cpu_before, cpu_seconds(service.watched_pids()))
     series = read_series(service, summary["t0_unix_s"], ended_s) if end_to_end else None
-    return Run(label, started_s, ended_s, summary, series, received, cpu)
+    return Run(label, started_s, ended_s, summary, series, received, cpu, steal)
 
 
 def ok_rate(summary: dict[str, Any]) -> float:

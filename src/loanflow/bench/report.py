@@ -14,6 +14,8 @@ from loanflow.bench.context import Figure, Result
 
 NOTES_BEGIN = "<!-- notes:begin (kept when loanflow bench rewrites this file) -->"
 NOTES_END = "<!-- notes:end -->"
+#: Steal share of the whole bench from which the report warns that figures are understated.
+NOISY_STEAL = 0.05
 _EMPTY_NOTES = f"{NOTES_BEGIN}\n\n(No analysis written yet.)\n\n{NOTES_END}"
 
 
@@ -43,15 +45,24 @@ def render(results: list[Result], *, machine: dict[str, Any], header: dict[str, 
     ]
     loads = (machine["load_average"][0], header["load_average_end"][0])
     if max(loads) > (machine["nproc"] or 1):
-        out += [f"> **Noisy machine:** the 1-minute load average was {loads[0]} at the start"
-                f" and {loads[1]} at the end on {machine['nproc']} cores: other work was"
-                " running, so these figures understate what the code does on a quiet"
-                " machine.", ""]
+        out += [f"> **Busy machine:** the 1-minute load average was {loads[0]} at the start"
+                f" and {loads[1]} at the end on {machine['nproc']} cores (the bench's own"
+                " load counts too: an overloaded soak raises it).", ""]
+    steal = header.get("steal")
+    if steal is not None and steal >= NOISY_STEAL:
+        out += [f"> **Noisy machine:** the hypervisor gave {100 * steal:.0f}% of this VM's"
+                " CPU time to other guests during the bench (steal, from /proc/stat; the"
+                " `steal` column below has it run by run): figures understate what the code"
+                " does on a quiet machine.", ""]
     out += _machine(machine) + _summary(results)
     for result in results:
         out += _scenario(result, chart=result.scenario in charts)
     out += [*_profiles(results), notes, ""]
     return "\n".join(out)
+
+
+def _percent(share: float | None) -> str:
+    return "—" if share is None else f"{100 * share:.0f}%"
 
 
 def _machine(m: dict[str, Any]) -> list[str]:
@@ -98,7 +109,7 @@ def _scenario(result: Result, *, chart: bool) -> list[str]:
     out += [f"- {note}" for note in result.notes]
     if result.runs:
         out += ["", "| run | offered/s | sent | 2xx/s | errors | HTTP p50 | p90 | p99 | p99.9 |"
-                " max | e2e p99 | lag p99 | CPU µs/2xx |", "| --- |" + " --- |" * 12]
+                " max | e2e p99 | lag p99 | CPU µs/2xx | steal |", "| --- |" + " --- |" * 13]
         for run in result.runs:
             s, http = run.summary, run.summary["latency_ms"]
             e2e = (s["end_to_end"].get("latency_ms") or {}).get("p99")
@@ -108,12 +119,14 @@ def _scenario(result: Result, *, chart: bool) -> list[str]:
                 f" {ok / max(s['wall_s'], 1e-9):,.0f} | {s['errors']} | {http['p50']} |"
                 f" {http['p90']} | {http['p99']} | {http['p99.9']} | {http['max']} |"
                 f" {'—' if e2e is None else e2e} | {s['send_lag_ms']['p99']} |"
-                f" {run.cpu_us_per_ok() or '—'} |")
+                f" {run.cpu_us_per_ok() or '—'} | {_percent(run.steal)} |")
         out.append("")
         out.append("Latencies in ms. 2xx/s over the run's wall time (the tail included)."
                    " CPU µs/2xx: CPU time of the service's processes and its backends"
                    " (Redis, PostgreSQL) during the run, per accepted request (per accepted"
-                   " application for batches); the load generator is not in it.")
+                   " application for batches); the load generator is not in it. Steal:"
+                   " the share of the machine's CPU time the hypervisor gave other guests"
+                   " during the run.")
     return [*out, ""]
 
 
