@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import asyncpg
 import pytest
+import redis
 
 from loanflow.bench.machine import cpu_ticks, steal_share
 from loanflow.bench.profile import summarize
 from loanflow.bench.report import NOTES_BEGIN, NOTES_END, kept_notes
+from loanflow.bench.service import Production
+from loanflow.bench.throwaway import PostgresServer, RedisServer
 
 pytestmark = pytest.mark.slow
 
@@ -71,3 +76,37 @@ def test_steal_is_the_share_of_cpu_ticks_stolen_between_two_readings() -> None:
     assert steal_share((10, 1_000), (10, 1_000)) is None  # no time passed: no share
     stolen, total = cpu_ticks()  # this machine's /proc/stat
     assert 0 <= stolen <= total and total > 0
+
+
+@pytest.mark.timeout(120)
+def test_emptied_backends_keep_nothing_of_an_earlier_run() -> None:
+    """Each service must start as on new servers: an earlier run's databases (autovacuum)
+    or its AOF (a rewrite of it) would do background work inside the next run."""
+    production = Production(RedisServer().start(), PostgresServer().start())
+    try:
+        database_url = production.postgres.create_database()
+        with redis.Redis.from_url(production.redis.url) as client:
+            with client.pipeline(transaction=False) as pipe:
+                for n in range(20_000):
+                    pipe.set(f"key-{n}", "x" * 100)
+                pipe.execute()
+            grown = client.info("persistence")["aof_current_size"]
+
+            production.empty()
+
+            assert client.dbsize() == 0
+            assert client.info("persistence")["aof_current_size"] < grown / 20
+
+        async def databases() -> list[str]:
+            conn = await asyncpg.connect(production.postgres.admin_url, timeout=10)
+            try:
+                return [r["datname"] for r in await conn.fetch("SELECT datname FROM pg_database")]
+            finally:
+                await conn.close()
+
+        names = asyncio.run(databases())
+        assert database_url.rsplit("/", 1)[1] not in names
+        assert not [name for name in names if name.startswith("bench_")]
+    finally:
+        production.redis.remove()
+        production.postgres.remove()

@@ -73,6 +73,13 @@ class Production:
         roots = [p.proc.pid for p in (self.redis, self.postgres) if p.proc is not None]
         return [pid for root in roots for pid in tree(root)]
 
+    def empty(self) -> None:
+        """As fresh as new servers for the next service: no earlier run's data, and none
+        of the background work it would cause (AOF rewrite, autovacuum, checkpoint)."""
+        self.redis.flushall()
+        self.redis.compact_aof()
+        self.postgres.drop_databases()
+
 
 def _spawn(name: str, argv: list[str], env: dict[str, str], log_path: Path
            ) -> subprocess.Popen[bytes]:
@@ -109,7 +116,7 @@ def loanflow_service(
     mode = "embedded"
     if production is not None:
         mode = "production"
-        production.redis.flushall()
+        production.empty()
         env.update(LOANFLOW_BROKER_URL=production.redis.url,
                    LOANFLOW_STORE_URL=production.postgres.create_database(),
                    LOANFLOW_PII_KEY=new_key_text())
@@ -130,7 +137,7 @@ def naive_service(
 ) -> Service:
     """The naive baseline (benchmarks/naive/app.py) under uvicorn with `workers` processes."""
     port, token = free_port(), "lf_naive_" + new_key_text()[:16]
-    production.redis.flushall()
+    production.empty()
     env = {**os.environ, "NAIVE_DATABASE_URL": production.postgres.create_database(),
            "NAIVE_REDIS_URL": production.redis.url, "NAIVE_TOKEN": token}
     log_path = Path(tempfile.mkdtemp(prefix="naive-", dir=work_dir)) / "naive.log"

@@ -101,6 +101,22 @@ class RedisServer:
             if not s.recv(16).startswith(b"+OK"):
                 raise RuntimeError("FLUSHALL refused")
 
+    def compact_aof(self) -> None:
+        """Rewrite the append-only file now and wait for it: after FLUSHALL the old AOF
+        still holds every earlier run's writes, and the rewrite Redis would otherwise
+        start on its own (at twice the last size) would land inside a later run."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as s:
+            s.sendall(b"BGREWRITEAOF\r\n")
+            s.recv(256)  # "+Background append only file rewriting started" or already on
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while time.monotonic() < deadline:
+                s.sendall(b"INFO persistence\r\n")
+                info = s.recv(65536)
+                if b"aof_rewrite_in_progress:0" in info and b"aof_rewrite_scheduled:0" in info:
+                    return
+                time.sleep(0.05)
+        raise RuntimeError("redis AOF rewrite did not finish")
+
     def remove(self) -> None:
         if self.proc is not None:
             _stop(self.proc, signal.SIGTERM)
@@ -147,6 +163,23 @@ class PostgresServer:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"postgres did not start: see {self.directory}/postgres.log")
             time.sleep(0.05)
+
+    def drop_databases(self) -> None:
+        """Drop every database an earlier service used (`create_database`'s), then
+        checkpoint: autovacuum working through an earlier run's tables, or a checkpoint
+        writing them out, would land inside a later run."""
+        async def drop() -> None:
+            conn = await asyncpg.connect(self.admin_url, timeout=10)
+            try:
+                names = await conn.fetch(
+                    "SELECT datname FROM pg_database WHERE datname LIKE 'bench\\_%'")
+                for row in names:
+                    await conn.execute(f'DROP DATABASE "{row["datname"]}" WITH (FORCE)')
+                await conn.execute("CHECKPOINT")
+            finally:
+                await conn.close()
+
+        asyncio.run(drop())
 
     def create_database(self) -> str:
         """A new empty database; its URL."""
