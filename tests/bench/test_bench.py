@@ -24,19 +24,24 @@ pytestmark = pytest.mark.slow
 
 @pytest.mark.timeout(180)
 def test_quick_bench_runs_its_scenarios_and_writes_the_report(tmp_path: Path) -> None:
-    # A search in embedded mode and the soak in production mode (throwaway Redis and
-    # PostgreSQL): every moving part but the naive baseline, in about a minute.
+    # A search in embedded mode, the steady scenario in both modes and the soak in
+    # production mode (throwaway Redis and PostgreSQL): every moving part but the naive
+    # baseline, in about a minute.
     notes = f"{NOTES_BEGIN}\nthe analysis written by hand\n{NOTES_END}"
     (tmp_path / "benchmarks.md").write_text(f"old figures\n{notes}\n")
     done = subprocess.run(
         [sys.executable, "-m", "loanflow", "bench", "--quick", "--only",
-         "embedded-max,soak", "--out", str(tmp_path)],
+         "embedded-max,steady,soak", "--out", str(tmp_path)],
         capture_output=True, text=True, timeout=150,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     raw = json.loads((tmp_path / "bench" / "results.json").read_text())
     results = {r["scenario"]: r for r in raw["results"]}
-    assert set(results) == {"embedded-max", "soak"}
+    assert set(results) == {"embedded-max", "steady", "soak"}
+    # Steady 500/s is judged against the targets, not the seed's 200 ms.
+    targets = {f["name"]: f["target"] for f in results["steady"]["figures"]}
+    assert targets["production: p99 HTTP"] == "<= 5 ms"
+    assert targets["embedded: p99 end-to-end"] == "<= 20 ms"
     assert not any(n.startswith("FAILED") for r in results.values() for n in r["notes"])
     assert results["embedded-max"]["figures"][1]["value"] > 0  # the probe was answered
     soak = results["soak"]

@@ -85,6 +85,10 @@ def under(value: float | None, limit: float) -> bool:
     return value is not None and value < limit
 
 
+def at_most(value: float | None, limit: float) -> bool:
+    return value is not None and value <= limit
+
+
 def cores(run: Run) -> str:
     wall_s = max(run.ended_s - run.started_s, 1e-9)
     parts = sorted(run.cpu_s.items(), key=lambda kv: -kv[1])

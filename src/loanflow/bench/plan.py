@@ -18,6 +18,9 @@ class Plan:
     #: The criterion of "sustained": p99 HTTP and p99 end-to-end below this.
     p99_limit_ms: float = 200.0
     steady_rate_per_s: float = 500.0
+    #: The issue's targets at the steady rate (the seed's bar is `p99_limit_ms`).
+    steady_http_p99_ms: float = 5.0
+    steady_e2e_p99_ms: float = 20.0
     steady_s: float = 60.0
     batch_size: int = 1000
     batch_rate_per_s: float = 4.0
