@@ -42,6 +42,8 @@ POSTGRES_SETTINGS = {
     "log_min_messages": "warning",
 }
 START_TIMEOUT_S = 30.0
+#: Every database `create_database` makes starts so; `drop_databases` drops those.
+DATABASE_PREFIX = "bench_"
 STOP_TIMEOUT_S = 15.0
 
 
@@ -171,10 +173,9 @@ class PostgresServer:
         async def drop() -> None:
             conn = await asyncpg.connect(self.admin_url, timeout=10)
             try:
-                names = await conn.fetch(
-                    "SELECT datname FROM pg_database WHERE datname LIKE 'bench\\_%'")
-                for row in names:
-                    await conn.execute(f'DROP DATABASE "{row["datname"]}" WITH (FORCE)')
+                for row in await conn.fetch("SELECT datname FROM pg_database"):
+                    if row["datname"].startswith(DATABASE_PREFIX):
+                        await conn.execute(f'DROP DATABASE "{row["datname"]}" WITH (FORCE)')
                 await conn.execute("CHECKPOINT")
             finally:
                 await conn.close()
@@ -183,7 +184,7 @@ class PostgresServer:
 
     def create_database(self) -> str:
         """A new empty database; its URL."""
-        name = f"bench_{secrets.token_hex(4)}"
+        name = f"{DATABASE_PREFIX}{secrets.token_hex(4)}"
         asyncio.run(_execute(self.admin_url, f"CREATE DATABASE {name}"))
         return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
 

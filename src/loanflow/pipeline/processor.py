@@ -112,7 +112,6 @@ class Processor:
             except Unavailable as exc:
                 log.warning("processor %s: backend unavailable, waiting: %s", self.name, exc)
                 await _pause(stop, OUTAGE_DELAY_S)
-                continue
             except Exception:
                 # A bug or an unexpected backend error: the batch stays in the broker
                 # (redelivered after the visibility timeout); the loop must live on.
