@@ -1,4 +1,4 @@
-"""PostgresStore: the Store contract, the JSONB document, and behaviour under server faults."""
+"""PostgresStore: the Store contract, the JSON document, and behaviour under server faults."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def record(**changes: Any) -> ApplicationRecord:
 
 
 def assert_stored(got: ApplicationRecord | None, want: ApplicationRecord) -> None:
-    """Equal, the document compared as JSON: JSONB keeps meaning, not spacing or key order."""
+    """Equal, the document compared as JSON (the contract promises meaning, not bytes)."""
     assert got is not None
     assert msgspec.json.decode(got.document) == msgspec.json.decode(want.document)
     assert msgspec.structs.replace(got, document=want.document) == want
@@ -236,7 +236,7 @@ def test_overlapping_batches_saved_at_once_do_not_deadlock(url: str) -> None:
 
 
 def test_nul_in_free_text_is_stored_as_replacement_character(url: str) -> None:
-    # PostgreSQL text and JSONB cannot hold NUL; refusing it would stall the pipeline.
+    # PostgreSQL text cannot hold NUL (nor can JSON's ->> give it back); refusing it would stall the pipeline.
     rec = record(external_id="crm\x00x",
                  document=msgspec.json.encode({"application": {"employer_name": "Ac\x00me"}}))
 
@@ -249,7 +249,7 @@ def test_nul_in_free_text_is_stored_as_replacement_character(url: str) -> None:
     run(url, scenario)
 
 
-def test_document_is_queryable_as_jsonb(url: str) -> None:
+def test_document_is_queryable_as_json(url: str) -> None:
     web = record()
     phone = record(document=msgspec.json.encode({"application": {"channel": "phone"}}))
 
@@ -257,7 +257,7 @@ def test_document_is_queryable_as_jsonb(url: str) -> None:
         await store.save_results([web, phone])
         rows = await fetch(
             url,
-            "SELECT id, jsonb_typeof(document) AS kind,"
+            "SELECT id, json_typeof(document) AS kind,"
             " (document->'application'->'loan'->>'amount')::numeric AS amount"
             " FROM applications WHERE document->'application'->>'channel' = $1",
             "web",
@@ -281,6 +281,45 @@ def test_migrations_are_applied_once(url: str) -> None:
         ]
 
     run(url, scenario)
+
+
+def test_documents_stored_as_jsonb_before_migration_6_read_back_after_it(
+    database_url: str,
+) -> None:
+    before = [m for m in migrations.load("postgres") if m.version < 6]
+    rec = record()
+
+    async def scenario(fresh_url: str) -> None:
+        # Given a database at the schema of migration 5, with a row written then,
+        conn = await asyncpg.connect(fresh_url, timeout=5)
+        try:
+            await conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY,"
+                               " name TEXT NOT NULL, applied_at_ns BIGINT NOT NULL)")
+            for m in before:
+                await conn.execute(m.sql)
+                await conn.execute("INSERT INTO schema_migrations VALUES ($1, $2, 0)",
+                                   m.version, m.name)
+            await conn.execute(
+                "INSERT INTO applications (id, status, api_key_id, idempotency_key, channel,"
+                " received_at_ns, processed_at_ns, document, rules_version, product_version)"
+                " VALUES ($1, 'stored', 'k', 'i', 'web', 1, 2, $2::text::jsonb, 'r', 'p')",
+                rec.id, rec.document.decode())
+            assert await conn.fetchval("SELECT pg_typeof(document)::text FROM applications"
+                                       ) == "jsonb"
+        finally:
+            await conn.close(timeout=5)
+        # when a store opens it, the column becomes JSON and the row reads back equal.
+        async with opened(fresh_url) as store:
+            got = await store.get_application(rec.id)
+            assert got is not None
+            assert msgspec.json.decode(got.document) == msgspec.json.decode(rec.document)
+            await store.save_results([record(id="app_after")])
+        rows = await fetch(fresh_url, "SELECT pg_typeof(document)::text AS kind,"
+                           " document->'application'->>'channel' AS channel FROM applications")
+        assert {(r["kind"], r["channel"]) for r in rows} == {("json", "web")}
+
+    with fresh_database(admin_url(database_url)) as fresh_url:
+        asyncio.run(scenario(fresh_url))
 
 
 def test_four_stores_opening_at_once_on_a_fresh_database_migrate_once(database_url: str) -> None:

@@ -3,7 +3,7 @@
 - `save_results` writes a whole batch in one transaction and is idempotent on
   the application id: saving the same result twice leaves one row.
 - A record's `document` reads back as equal JSON, not necessarily the same
-  bytes (PostgreSQL's JSONB reorders keys).
+  bytes (a store may keep it in a normalised form).
 - API keys are kept as hashes only.
 """
 

@@ -1,4 +1,4 @@
-"""The production store: PostgreSQL through an asyncpg pool, documents as JSONB.
+"""The production store: PostgreSQL through an asyncpg pool, documents as JSON.
 
 Any failure to reach or use the server surfaces as StoreUnavailable, the one
 error callers handle: the processor leaves its batch in the broker and waits.
@@ -254,8 +254,11 @@ def redact_url(url: str) -> str:
 
 
 async def _init_connection(conn: Any) -> None:
-    # JSONB in binary form is a version byte and the JSON text: the document
-    # bytes go through without a decode/encode round in Python.
+    # JSON in binary form is its text, JSONB a version byte and the text: either
+    # way the document bytes go through without a decode/encode round in Python.
+    await conn.set_type_codec(
+        "json", schema="pg_catalog", format="binary", encoder=bytes, decoder=bytes,
+    )
     await conn.set_type_codec(
         "jsonb", schema="pg_catalog", format="binary",
         encoder=_jsonb_encode, decoder=_jsonb_decode,
