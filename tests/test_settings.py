@@ -71,6 +71,12 @@ def test_bad_float_names_the_variable() -> None:
         Settings.from_env({"LOANFLOW_VISIBILITY_TIMEOUT_S": "30s"})
 
 
+@pytest.mark.parametrize("name", ["PROCESSORS", "BACKLOG_LOOPS"])
+def test_a_negative_loop_count_names_the_variable(name: str) -> None:
+    with pytest.raises(ValueError, match=f"LOANFLOW_{name}: expected 0 or more, got -1"):
+        Settings.from_env({f"LOANFLOW_{name}": "-1"})
+
+
 def test_repr_does_not_show_the_pii_key() -> None:
     assert "secret" not in repr(Settings(pii_key="secret"))
 

@@ -146,9 +146,12 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, runtime.stop.set)
             runtime.start_metrics(live=False)
-            runtime.start_processors(max(1, settings.processors))
+            # Backlog loops here only: in an API process they would take its loop's time.
+            runtime.start_processors(max(1, settings.processors),
+                                     backlog_loops=settings.backlog_loops)
             freeze_startup_objects()
-            log.info("worker running %d processors", max(1, settings.processors))
+            log.info("worker running %d processors and %d backlog loops",
+                     max(1, settings.processors), settings.backlog_loops)
             await runtime.stop.wait()
 
     # uvloop, as the API runs on: the stdlib loop's socket writes and select led the

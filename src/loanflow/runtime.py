@@ -22,6 +22,7 @@ from loanflow.errors import Unavailable
 from loanflow.metrics.backends import Metrics, open_metrics
 from loanflow.metrics.series_base import QueueState
 from loanflow.pii import PiiCipher, load_cipher
+from loanflow.pipeline.backlog import Backlog
 from loanflow.pipeline.processor import Processor, warm_up
 from loanflow.pipeline.product import ProductSource
 from loanflow.pipeline.velocity import VelocityCheck, VelocityCounter
@@ -62,7 +63,8 @@ class Runtime:
     def __post_init__(self) -> None:
         self.appender = Coalescer(self.broker.append)
 
-    def processor(self, index: int) -> Processor:
+    def processor(self, index: int, *, backlog: Backlog | None = None,
+                  backlog_only: bool = False) -> Processor:
         s = self.settings
         return Processor(
             self.broker,
@@ -82,6 +84,8 @@ class Runtime:
             fail_marker=s.fail_marker,
             recorder=self.metrics.recorder,
             events=self.metrics.publisher,
+            backlog=backlog,
+            backlog_only=backlog_only,
         )
 
     def queue_state(self) -> QueueState | None:
@@ -94,11 +98,16 @@ class Runtime:
         for name, coro in self.metrics.background(self.stop, live=live):
             self._spawn(coro, name)
 
-    def start_processors(self, count: int) -> None:
-        if count > 0:
-            warm_up()
-        for index in range(count):
-            self._spawn(self.processor(index).run(self.stop, self.wake), f"processor-{index}")
+    def start_processors(self, count: int, *, backlog_loops: int = 0) -> None:
+        """`count` loops, and `backlog_loops` beside them that run only while full batches
+        wait (see Backlog)."""
+        if count <= 0:
+            return
+        warm_up()
+        backlog = Backlog()
+        for index in range(count + backlog_loops):
+            processor = self.processor(index, backlog=backlog, backlog_only=index >= count)
+            self._spawn(processor.run(self.stop, self.wake), f"processor-{index}")
 
     def start_depth_sampler(self) -> None:
         self.depth_sampled = True

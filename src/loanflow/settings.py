@@ -32,6 +32,9 @@ class Settings:
     port: int = _setting(8000, "port the HTTP API listens on")
     api_workers: int = _setting(1, "HTTP API processes")
     processors: int = _setting(1, "processor loops (0 = accept only, process nothing)")
+    backlog_loops: int = _setting(
+        2, "extra processor loops per worker process, run only while full batches wait (one"
+        " batch is assessed while another is written)")
     batch_size: int = _setting(200, "applications a processor takes per batch")
     max_attempts: int = _setting(5, "processing attempts before an application is dead-lettered")
     max_queue_depth: int = _setting(100_000, "queue depth above which submissions get 503")
@@ -86,6 +89,12 @@ class Settings:
                 values[field.name] = _parse(field, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+    def __post_init__(self) -> None:
+        for name in ("processors", "backlog_loops"):
+            if getattr(self, name) < 0:
+                env = ENV_PREFIX + name.upper()
+                raise ValueError(f"{env}: expected 0 or more, got {getattr(self, name)}")
 
     @property
     def embedded(self) -> bool:

@@ -21,6 +21,7 @@ from loanflow.broker.sqlite import SQLiteBroker
 from loanflow.errors import StoreUnavailable
 from loanflow.models import Envelope, new_application_id
 from loanflow.pii import PiiCipher
+from loanflow.pipeline.backlog import Backlog
 from loanflow.pipeline.flags import FLAG_EMAIL_VELOCITY
 from loanflow.pipeline.processor import FLAG_DUPLICATE_SSN, Processor
 from loanflow.pipeline.product import Product, ProductSource, load_product
@@ -66,6 +67,9 @@ class Pipeline:
         batch_size: int = 200,
         velocity: VelocityCheck | None = None,
         product: Product | ProductSource = PRODUCT,
+        name: str = "test-processor",
+        backlog: Backlog | None = None,
+        backlog_only: bool = False,
     ) -> Processor:
         return Processor(
             self.broker,
@@ -73,9 +77,11 @@ class Pipeline:
             cipher=self.cipher,
             product=product,
             velocity=velocity,
-            name="test-processor",
+            name=name,
             batch_size=batch_size,
             max_attempts=max_attempts,
+            backlog=backlog,
+            backlog_only=backlog_only,
         )
 
     def velocity(self, *, limit: int = 3) -> tuple[VelocityCheck, SQLiteVelocityCounter]:
@@ -407,6 +413,45 @@ def test_a_backlog_of_500_drains_in_one_call_each_stored_once(pipeline: Pipeline
     rows = pipeline.store_rows()
     assert sorted(row[0] for row in rows) == sorted(e.id for e in envelopes)
     assert {row[1] for row in rows} == {"stored"}
+
+
+def run_for(processor: Processor, seconds: float) -> None:
+    """`processor.run` as a service runs it, stopped after `seconds`."""
+    async def main() -> None:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(seconds, stop.set)
+        await processor.run(stop)
+
+    asyncio.run(main())
+
+
+def test_a_backlog_loop_leaves_less_than_a_full_batch_to_the_main_loop(
+    pipeline: Pipeline,
+) -> None:
+    backlog = Backlog()
+    pipeline.enqueue(*(pipeline.envelope(sample_application()) for _ in range(5)))
+    main = pipeline.processor(batch_size=10, backlog=backlog)
+    extra = pipeline.processor(batch_size=10, backlog=backlog, backlog_only=True, name="extra")
+
+    drain(main)  # 5 of at most 10: no backlog
+    pipeline.enqueue(*(pipeline.envelope(sample_application()) for _ in range(5)))
+    run_for(extra, 0.5)
+
+    assert pipeline.depth() == 5  # the extra loop took nothing
+
+
+def test_a_backlog_loop_takes_batches_while_full_ones_wait(pipeline: Pipeline) -> None:
+    backlog = Backlog()
+    envelopes = [pipeline.envelope(sample_application()) for _ in range(35)]
+    pipeline.enqueue(*envelopes)
+    main = pipeline.processor(batch_size=10, backlog=backlog)
+    extra = pipeline.processor(batch_size=10, backlog=backlog, backlog_only=True, name="extra")
+
+    assert asyncio.run(main.process_batch()) == 10  # full: a backlog waits
+    run_for(extra, 1.0)
+
+    assert pipeline.depth() == 0
+    assert sorted(row[0] for row in pipeline.store_rows()) == sorted(e.id for e in envelopes)
 
 
 # -- the same SSN within 24 h: flagged for review, never refused -----------------------------

@@ -29,6 +29,7 @@ from loanflow.models import Application, AttemptRecord, Envelope, Status
 from loanflow.pii import MASKED_DATE, PiiCipher, mask_ssn
 from loanflow.pipeline import rules
 from loanflow.pipeline.assess import assess
+from loanflow.pipeline.backlog import Backlog
 from loanflow.pipeline.flags import FLAG_DUPLICATE_SSN as FLAG_DUPLICATE_SSN
 from loanflow.pipeline.flags import NO_FINDINGS, Findings
 from loanflow.pipeline.product import Product, ProductSource
@@ -85,6 +86,8 @@ class Processor:
         fail_marker: str = "",
         recorder: Recorder | None = None,
         events: EventPublisher | None = None,
+        backlog: Backlog | None = None,
+        backlog_only: bool = False,
     ) -> None:
         if batch_size < 1 or max_attempts < 1:
             raise ValueError(
@@ -101,11 +104,17 @@ class Processor:
         self._fail_marker = fail_marker
         self._recorder = recorder if recorder is not None else Recorder()
         self._events = events
+        self._backlog = backlog if backlog is not None else Backlog()
+        #: An extra loop: it takes batches only while a backlog waits.
+        self._backlog_only = backlog_only
 
     async def run(self, stop: asyncio.Event, wake: asyncio.Event | None = None) -> None:
         """Process until `stop` is set; waits for work when idle (`wake`: set by appends
         in this process), backs off when a backend is down."""
         while not stop.is_set():
+            if self._backlog_only and not self._backlog.waiting():
+                await _unless_stopped(stop, self._backlog.wait())
+                continue
             try:
                 if await self.process_batch() == 0:
                     await _unless_stopped(stop, self._broker.wait_for_work(self.name, wake=wake))
@@ -127,6 +136,7 @@ class Processor:
 
     async def process_batch(self) -> int:
         deliveries = await self._broker.reserve(self._batch_size, consumer=self.name)
+        self._backlog.saw(len(deliveries), self._batch_size)
         if not deliveries:
             return 0
         records: list[ApplicationRecord] = []
