@@ -131,7 +131,9 @@ def _run_http(settings: Settings, *, processors: int) -> int:
 
     from loanflow.api.app import create_app
     from loanflow.api.http_protocol import uvicorn_options
+    from loanflow.gil import tune_switch_interval
 
+    tune_switch_interval(settings)
     uvicorn.run(create_app(settings, processors=processors), **uvicorn_options(settings))
     return 0
 
