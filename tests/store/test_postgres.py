@@ -17,7 +17,7 @@ from loanflow.apikeys import ApiKey, Scope
 from loanflow.errors import StoreUnavailable
 from loanflow.store import migrations
 from loanflow.store.base import ApplicationRecord
-from loanflow.store.postgres import CLIENT_MARGIN_S, PostgresStore
+from loanflow.store.postgres import CLIENT_MARGIN_S, PLAN_LIFETIME_S, PostgresStore
 from tests.throwaway.postgres import (
     PostgresServer,
     admin_url,
@@ -175,8 +175,9 @@ def test_a_connection_goes_back_to_the_pool_clean_without_a_reset_round_trip(url
 
 
 def test_the_ssn_lookup_still_uses_its_index_after_the_table_grew(database_url: str) -> None:
-    """A plan made while the table was a few rows long must not outlive its growth: as a
-    cached generic plan it was a sequential scan, every row read for every batch."""
+    """A plan made while the table was a few rows long must not outlive its growth by more
+    than PLAN_LIFETIME_S: as a cached generic plan it was a sequential scan, every row
+    read for every batch."""
     lookups_while_small = 8  # past PostgreSQL's five custom plans before a generic one
 
     async def scans(store: PostgresStore, url: str) -> tuple[int, int]:
@@ -200,6 +201,7 @@ def test_the_ssn_lookup_still_uses_its_index_after_the_table_grew(database_url: 
             await fetch(url, "INSERT INTO applications SELECT 'grown-' || n, 'stored', 'k1',"
                              " 'key-' || n, 'web', NULL, NULL, n, n, md5(n::text), NULL, '{}',"
                              " 'r', 'p' FROM generate_series(1, 20000) AS n")
+            await asyncio.sleep(PLAN_LIFETIME_S)
             seq_before, index_before = await scans(store, url)
             found = await store.ssn_matches([f"{1:064x}"], since_ns=0)
             seq_after, index_after = await scans(store, url)
