@@ -18,6 +18,7 @@ from loanflow.errors import StoreUnavailable
 from loanflow.store import migrations
 from loanflow.store.base import ApplicationRecord
 from loanflow.store.postgres import CLIENT_MARGIN_S, PLAN_LIFETIME_S, PostgresStore
+from tests.store.test_contract import dead
 from tests.throwaway.postgres import (
     PostgresServer,
     admin_url,
@@ -156,6 +157,22 @@ def test_a_batch_is_one_transaction(url: str) -> None:
     run(url, scenario)
 
 
+def test_a_batch_with_dead_letters_is_one_transaction(url: str) -> None:
+    good, bad = record(), record(document=b"not json")
+    dead_row, letter = dead()
+
+    async def scenario(store: PostgresStore) -> None:
+        with pytest.raises(StoreUnavailable):
+            await store.save_results([good, dead_row, bad], [letter])
+        assert await store.get_application(good.id) is None
+        assert await store.get_dead_letter(letter.id) is None
+        await store.save_results([good, dead_row], [letter])
+        assert_stored(await store.get_application(good.id), good)
+        assert await store.get_dead_letter(letter.id) == letter
+
+    run(url, scenario)
+
+
 def test_a_connection_goes_back_to_the_pool_clean_without_a_reset_round_trip(url: str) -> None:
     good, bad = record(), record(document=b"not json")
 
@@ -168,7 +185,8 @@ def test_a_connection_goes_back_to_the_pool_clean_without_a_reset_round_trip(url
         with pytest.raises(StoreUnavailable):
             await store.save_results([good, bad])
         await store.save_results([good])  # the failed transaction was rolled back
-        assert await last_statement() == "COMMIT;"  # not asyncpg's RESET ALL after it
+        # The batch's own INSERT was the last statement, not asyncpg's RESET ALL after it.
+        assert (await last_statement()).startswith("INSERT INTO applications")
         assert_stored(await store.get_application(good.id), good)
 
     run(url, scenario, min_pool=1, max_pool=1)
@@ -238,7 +256,8 @@ def test_overlapping_batches_saved_at_once_do_not_deadlock(url: str) -> None:
 
 
 def test_nul_in_free_text_is_stored_as_replacement_character(url: str) -> None:
-    # PostgreSQL text cannot hold NUL (nor can JSON's ->> give it back); refusing it would stall the pipeline.
+    # PostgreSQL text cannot hold NUL (nor can JSON's ->> give it back); refusing it
+    # would stall the pipeline.
     rec = record(external_id="crm\x00x",
                  document=msgspec.json.encode({"application": {"employer_name": "Ac\x00me"}}))
 
