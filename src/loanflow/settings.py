@@ -57,6 +57,9 @@ class Settings:
     max_connections: int = _setting(
         4096, "connections plus in-flight requests per API process; beyond: 503"
     )
+    keep_alive_s: float = _setting(
+        65.0, "seconds an idle keep-alive connection stays open; keep it above the idle"
+        " timeout of a load balancer in front (60 s on AWS ALB)")
     max_body_bytes: int = _setting(64 * 1024, "largest single submission body")
     fail_marker: str = _setting(
         "", "TEST ONLY: applications whose external_id starts with this fail every attempt"

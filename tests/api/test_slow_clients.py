@@ -97,3 +97,16 @@ def test_slow_headers_and_slow_bodies_are_cut_within_10_s(embedded_server, submi
     assert headers_answer == b"" and headers_elapsed < 11
     assert body_answer.startswith(b"HTTP/1.1 408") and body_elapsed < 11
     assert httpx.get(embedded_server.url + "/healthz").status_code == 200
+
+
+def test_an_idle_keep_alive_connection_outlives_a_pause_between_bursts(embedded_server):
+    # uvicorn's default keep-alive (5 s) closed it; a request sent as it closed was lost.
+    request = b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n"
+    answers = []
+    with socket.create_connection(("127.0.0.1", embedded_server.port), timeout=10) as sock:
+        for pause_s in (0, 6):
+            time.sleep(pause_s)
+            sock.sendall(request)
+            answers.append(sock.recv(4096))
+
+    assert [a.split(b"\r\n", 1)[0] for a in answers] == [b"HTTP/1.1 200 OK"] * 2

@@ -72,4 +72,8 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "log_config": None,  # keep our JSON handler for uvicorn's own messages
         "log_level": settings.log_level,
         "timeout_graceful_shutdown": 10,
+        # uvicorn's 5 s closed pooled connections between a client's bursts; a request
+        # sent as the server closed one was lost in the reset (4 in the bench's 5-min
+        # soak), as behind a load balancer whose idle timeout outlasts the server's.
+        "timeout_keep_alive": settings.keep_alive_s,
     }

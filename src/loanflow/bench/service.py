@@ -145,6 +145,8 @@ def naive_service(
         sys.executable, "-m", "uvicorn", "--app-dir", str(app_dir), "app:app",
         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
         "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
+        # As loanflow's own: uvicorn's 5 s reset connections between the load's bursts.
+        "--timeout-keep-alive", "65",
     ], env, log_path)
     url = f"http://127.0.0.1:{port}"
     _wait_ready(proc, url + "/healthz", log_path)
