@@ -338,6 +338,12 @@ def test_documents_stored_as_jsonb_before_migration_6_read_back_after_it(
         rows = await fetch(fresh_url, "SELECT pg_typeof(document)::text AS kind,"
                            " document->'application'->>'channel' AS channel FROM applications")
         assert {(r["kind"], r["channel"]) for r in rows} == {("json", "web")}
+        [column] = await fetch(
+            fresh_url, "SELECT a.attcompression::text AS method, 'lz4' = ANY (s.enumvals)"
+            " AS has_lz4 FROM pg_attribute a, pg_settings s WHERE s.name ="
+            " 'default_toast_compression' AND a.attrelid = 'applications'::regclass"
+            " AND a.attname = 'document'")
+        assert column["method"] == ("l" if column["has_lz4"] else "")
 
     with fresh_database(admin_url(database_url)) as fresh_url:
         asyncio.run(scenario(fresh_url))

@@ -5,6 +5,7 @@
 -- document back whole, by id; ad-hoc queries still work in place with -> and ->>
 -- (each parses the text again), and a report that needs a GIN index can cast.
 ALTER TABLE applications ALTER COLUMN document TYPE JSON USING document::json;
+-- A new type resets the column's compression: LZ4 again, as in 0001.
 DO $$
 BEGIN
     IF 'lz4' = ANY (SELECT unnest(enumvals) FROM pg_settings
