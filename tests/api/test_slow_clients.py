@@ -110,3 +110,15 @@ def test_an_idle_keep_alive_connection_outlives_a_pause_between_bursts(embedded_
             answers.append(sock.recv(4096))
 
     assert [a.split(b"\r\n", 1)[0] for a in answers] == [b"HTTP/1.1 200 OK"] * 2
+
+
+def test_a_new_connection_may_wait_past_the_header_deadline_before_its_first_request(
+    embedded_server,
+):
+    # Clients open pools ahead of their load; only a request begun must hurry.
+    with socket.create_connection(("127.0.0.1", embedded_server.port), timeout=15) as sock:
+        time.sleep(11)  # past HEADER_TIMEOUT_S, within the keep-alive timeout
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+        answer = sock.recv(4096)
+
+    assert answer.startswith(b"HTTP/1.1 200 OK")

@@ -3,7 +3,11 @@
 uvicorn times out idle keep-alive connections but not a client that sends its
 headers a byte at a time (slowloris): each such client would hold a connection
 for ever. Here a request's headers must be complete within HEADER_TIMEOUT_S of
-its first byte (or of the connection opening), else the connection is closed.
+its first byte, else the connection is closed. A new connection that has sent
+nothing yet is idle, like a kept-alive one between requests, and is closed
+quietly after the keep-alive timeout: clients open pools ahead of their load
+(closing those after 10 s, with a warning each, made ~5 reconnections a second
+for the load generator at 300/s).
 """
 
 from __future__ import annotations
@@ -26,13 +30,15 @@ WS_MAX_FRAME_BYTES = 64 * 1024
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     _header_deadline: asyncio.TimerHandle | None = None
+    _idle_deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm_header_deadline()
+        self._idle_deadline = self.loop.call_later(self.timeout_keep_alive, self._idle_too_long)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._disarm_idle_deadline()
         self._arm_header_deadline()
 
     def on_headers_complete(self) -> None:
@@ -40,8 +46,18 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_idle_deadline()
         self._disarm_header_deadline()
         super().connection_lost(exc)
+
+    def _disarm_idle_deadline(self) -> None:
+        if self._idle_deadline is not None:
+            self._idle_deadline.cancel()
+            self._idle_deadline = None
+
+    def _idle_too_long(self) -> None:
+        self._idle_deadline = None
+        self.transport.close()
 
     def _arm_header_deadline(self) -> None:
         if self._header_deadline is None:
