@@ -30,15 +30,15 @@ WS_MAX_FRAME_BYTES = 64 * 1024
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     _header_deadline: asyncio.TimerHandle | None = None
-    _idle_deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._idle_deadline = self.loop.call_later(self.timeout_keep_alive, self._idle_too_long)
+        # uvicorn's own keep-alive timer, as between requests: its first byte stops it.
+        self.timeout_keep_alive_task = self.loop.call_later(
+            self.timeout_keep_alive, self.timeout_keep_alive_handler)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._disarm_idle_deadline()
         self._arm_header_deadline()
 
     def on_headers_complete(self) -> None:
@@ -46,18 +46,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm_idle_deadline()
         self._disarm_header_deadline()
         super().connection_lost(exc)
-
-    def _disarm_idle_deadline(self) -> None:
-        if self._idle_deadline is not None:
-            self._idle_deadline.cancel()
-            self._idle_deadline = None
-
-    def _idle_too_long(self) -> None:
-        self._idle_deadline = None
-        self.transport.close()
 
     def _arm_header_deadline(self) -> None:
         if self._header_deadline is None:
