@@ -267,6 +267,28 @@ def test_ack_removes_the_envelope(broker: Broker) -> None:
     assert asyncio.run(broker.pending_state(sub.envelope.id)) is None
 
 
+def test_reserve_acks_the_deliveries_it_is_given_in_the_same_step(broker: Broker) -> None:
+    first, second = submission("idem-1"), submission("idem-2")
+    append_one(broker, first)
+    append_one(broker, second)
+    [taken] = reserve(broker, max_count=1)
+
+    [following] = asyncio.run(broker.reserve(1, consumer="c1", ack=[taken]))
+
+    assert following.envelope.id == second.envelope.id
+    assert asyncio.run(broker.pending_state(first.envelope.id)) is None
+    assert depth(broker) == 1
+
+
+def test_reserve_acks_what_it_is_given_when_nothing_is_ready(broker: Broker) -> None:
+    append_one(broker, submission())
+    [taken] = reserve(broker)
+
+    assert asyncio.run(broker.reserve(10, consumer="c1", ack=[taken])) == []
+
+    assert depth(broker) == 0
+
+
 def test_acked_envelope_is_not_redelivered(broker_factory: BrokerFactory) -> None:
     broker = broker_factory(visibility_timeout_s=SHORT_VISIBILITY_S)
     append_one(broker, submission())

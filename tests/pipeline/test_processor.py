@@ -8,7 +8,7 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,7 @@ class Pipeline:
         name: str = "test-processor",
         backlog: Backlog | None = None,
         backlog_only: bool = False,
+        clock_ns: Callable[[], int] = time.time_ns,
     ) -> Processor:
         return Processor(
             self.broker,
@@ -82,6 +83,7 @@ class Pipeline:
             max_attempts=max_attempts,
             backlog=backlog,
             backlog_only=backlog_only,
+            clock_ns=clock_ns,
         )
 
     def velocity(self, *, limit: int = 3) -> tuple[VelocityCheck, SQLiteVelocityCounter]:
@@ -165,6 +167,16 @@ def pipeline(tmp_path: Path) -> Iterator[Pipeline]:
 
 def drain(processor: Processor) -> int:
     return asyncio.run(processor.drain())
+
+
+def one_batch(processor: Processor) -> int:
+    """One batch, acked as the loop's next reserve would ack it; how many were taken."""
+    async def main() -> int:
+        taken = await processor.process_batch()
+        await processor.ack_committed()
+        return taken
+
+    return asyncio.run(main())
 
 
 def reserve_within(pipeline: Pipeline, timeout_s: float = WAIT_LIMIT_S) -> Delivery:
@@ -334,7 +346,7 @@ def test_poison_envelope_does_not_hold_up_its_batch_neighbours(pipeline: Pipelin
     after = pipeline.envelope(sample_application())
     pipeline.enqueue(before, poison, after)
 
-    taken = asyncio.run(pipeline.processor(max_attempts=3).process_batch())
+    taken = one_batch(pipeline.processor(max_attempts=3))
 
     assert taken == 3
     assert pipeline.stored(before.id).status == "stored"
@@ -354,7 +366,7 @@ def test_poison_envelope_is_dead_lettered_after_max_attempts_with_every_error(
     deadline = time.monotonic() + WAIT_LIMIT_S
     while pipeline.record(poison.id) is None:
         assert time.monotonic() < deadline, "not dead-lettered in time"
-        asyncio.run(processor.process_batch())
+        one_batch(processor)
         time.sleep(0.02)
 
     # Then it is dead-lettered with one attempt record per try, and gone from the broker
@@ -447,11 +459,68 @@ def test_a_backlog_loop_takes_batches_while_full_ones_wait(pipeline: Pipeline) -
     main = pipeline.processor(batch_size=10, backlog=backlog)
     extra = pipeline.processor(batch_size=10, backlog=backlog, backlog_only=True, name="extra")
 
-    assert asyncio.run(main.process_batch()) == 10  # full: a backlog waits
+    assert one_batch(main) == 10  # full: a backlog waits
     run_for(extra, 1.0)
 
     assert pipeline.depth() == 0
     assert sorted(row[0] for row in pipeline.store_rows()) == sorted(e.id for e in envelopes)
+
+
+def test_a_batch_is_acked_with_the_next_reserve(pipeline: Pipeline) -> None:
+    first = [pipeline.envelope(sample_application()) for _ in range(3)]
+    pipeline.enqueue(*first)
+    processor = pipeline.processor()
+    asyncio.run(processor.process_batch())
+    assert pipeline.depth() == 3  # stored, its acks wait for the next round trip
+
+    pipeline.enqueue(pipeline.envelope(sample_application()))
+    assert asyncio.run(processor.process_batch()) == 1
+
+    assert [asyncio.run(pipeline.broker.pending_state(e.id)) for e in first] == [None] * 3
+    assert pipeline.depth() == 1
+
+
+def test_a_loop_stopped_during_a_batch_acks_it_before_it_ends(pipeline: Pipeline) -> None:
+    envelopes = [pipeline.envelope(sample_application()) for _ in range(3)]
+    pipeline.enqueue(*envelopes)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+
+        def clock_that_stops_the_loop() -> int:  # the processor reads it mid-batch
+            stop.set()
+            return time.time_ns()
+
+        await pipeline.processor(clock_ns=clock_that_stops_the_loop).run(stop)
+
+    asyncio.run(main())
+
+    assert {pipeline.stored(e.id).status for e in envelopes} == {"stored"}
+    assert pipeline.depth() == 0
+
+
+def test_a_backlog_loop_acks_its_last_batch_before_it_waits(pipeline: Pipeline) -> None:
+    backlog = Backlog()
+    envelopes = [pipeline.envelope(sample_application()) for _ in range(15)]
+    pipeline.enqueue(*envelopes)
+    main = pipeline.processor(batch_size=10, backlog=backlog)
+    extra = pipeline.processor(batch_size=10, backlog=backlog, backlog_only=True, name="extra")
+    assert one_batch(main) == 10  # full: a backlog waits
+
+    async def depth_while_the_extra_loop_waits() -> int:
+        stop = asyncio.Event()
+        running = asyncio.create_task(extra.run(stop))
+        deadline = time.monotonic() + WAIT_LIMIT_S
+        while await pipeline.store.get_application(envelopes[-1].id) is None:
+            assert time.monotonic() < deadline, "the extra loop did not take the backlog"
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)  # it took 5 of 10: no backlog now, it waits
+        depth = await pipeline.broker.depth()
+        stop.set()
+        await running
+        return depth
+
+    assert asyncio.run(depth_while_the_extra_loop_waits()) == 0
 
 
 # -- the same SSN within 24 h: flagged for review, never refused -----------------------------

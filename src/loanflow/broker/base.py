@@ -5,7 +5,8 @@
   it is kept (72 h), whatever the concurrency.
 - `reserve` hands out each envelope to one consumer at a time; an envelope
   not acked within the visibility timeout is handed out again (at least once).
-- `ack` is called only after the store committed the result.
+- `ack` (alone or riding on the next `reserve`) is called only after the store
+  committed the result.
 """
 
 from __future__ import annotations
@@ -65,8 +66,14 @@ class Broker(Protocol):
         from the dead letters); an application the broker still holds is left as it is."""
         ...
 
-    async def reserve(self, max_count: int, *, consumer: str) -> list[Delivery]:
-        """Take up to `max_count` ready envelopes (oldest first); may return none."""
+    async def reserve(
+        self, max_count: int, *, consumer: str, ack: Sequence[Delivery] = ()
+    ) -> list[Delivery]:
+        """Take up to `max_count` ready envelopes (oldest first); may return none.
+
+        `ack`: deliveries whose results the store has committed, acked first in the
+        same round trip or transaction (as `ack` would). If this raises, they may or may
+        not be acked: ack them again (a second ack is harmless)."""
         ...
 
     async def wait_for_work(self, consumer: str, *, wake: asyncio.Event | None = None) -> None:

@@ -50,6 +50,9 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 CREATE INDEX IF NOT EXISTS idempotency_keys_age ON idempotency_keys (received_at_ns);
 """
 
+#: Not fenced: the result is stored, so the envelope is done whoever holds it now.
+ACK_SQL = "DELETE FROM messages WHERE seq = ?"
+
 #: An idle consumer's poll: how late it may see a replay from another process, a due
 #: retry or an expired lease.
 IDLE_POLL_S = 0.1
@@ -94,7 +97,9 @@ class SQLiteBroker:
             )
         )
 
-    async def reserve(self, max_count: int, *, consumer: str) -> list[Delivery]:
+    async def reserve(
+        self, max_count: int, *, consumer: str, ack: Sequence[Delivery] = ()
+    ) -> list[Delivery]:
         now = time.time_ns()
         lease_until = now + self._visibility_ns
         # A read first: an idle poll must not take the write lock the API appends need.
@@ -105,10 +110,14 @@ class SQLiteBroker:
                 (now, now),
             ).fetchone()
         )
-        if ready is None:
+        if ready is None or max_count < 1:
+            await self.ack(ack)
             return []
+        acked = _seqs(ack)
 
         def take(conn: sqlite3.Connection) -> list[tuple[int, bytes, int, int]]:
+            # The acks in the same transaction: one commit (fsync) for both.
+            conn.executemany(ACK_SQL, acked)
             rows: list[tuple[int, bytes, int, int]] = conn.execute(
                 "UPDATE messages SET lease_until_ns = ?, deliveries = deliveries + 1,"
                 " lease_no = lease_no + 1"
@@ -140,13 +149,10 @@ class SQLiteBroker:
         wake.clear()
 
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
-        # Not fenced: the result is stored, so the envelope is done whoever holds it now.
         if not deliveries:
             return
-        seqs = [(_seq(d),) for d in deliveries]
-        await self._db.write(
-            lambda conn: conn.executemany("DELETE FROM messages WHERE seq = ?", seqs)
-        )
+        seqs = _seqs(deliveries)
+        await self._db.write(lambda conn: conn.executemany(ACK_SQL, seqs))
 
     async def retry_later(self, delivery: Delivery, envelope: Envelope, delay_s: float) -> None:
         blob, at = _encode(envelope), time.time_ns() + int(delay_s * 1e9)
@@ -219,8 +225,8 @@ def _token(seq: int, lease_no: int) -> str:
     return f"{seq}:{lease_no}"
 
 
-def _seq(delivery: Delivery) -> int:
-    return int(delivery.token.partition(":")[0])
+def _seqs(deliveries: Sequence[Delivery]) -> list[tuple[int]]:
+    return [(int(d.token.partition(":")[0]),) for d in deliveries]
 
 
 def _fence(delivery: Delivery) -> tuple[int, int]:

@@ -107,16 +107,18 @@ class Processor:
         self._backlog = backlog if backlog is not None else Backlog()
         #: An extra loop: it takes batches only while a backlog waits.
         self._backlog_only = backlog_only
+        #: Deliveries whose results are committed, acked with the next reserve.
+        self._committed: list[Delivery] = []
 
     async def run(self, stop: asyncio.Event, wake: asyncio.Event | None = None) -> None:
         """Process until `stop` is set; waits for work when idle (`wake`: set by appends
         in this process), backs off when a backend is down."""
         while not stop.is_set():
-            if self._backlog_only and not self._backlog.waiting():
-                await _unless_stopped(stop, self._backlog.wait())
-                continue
             try:
-                if await self.process_batch() == 0:
+                if self._backlog_only and not self._backlog.waiting():
+                    await self.ack_committed()  # before a wait of unknown length
+                    await _unless_stopped(stop, self._backlog.wait())
+                elif await self.process_batch() == 0:
                     await _unless_stopped(stop, self._broker.wait_for_work(self.name, wake=wake))
             except Unavailable as exc:
                 log.warning("processor %s: backend unavailable, waiting: %s", self.name, exc)
@@ -126,6 +128,11 @@ class Processor:
                 # (redelivered after the visibility timeout); the loop must live on.
                 log.exception("processor %s: batch failed unexpectedly", self.name)
                 await _pause(stop, OUTAGE_DELAY_S)
+        try:
+            await self.ack_committed()
+        except Unavailable as exc:  # they are stored: a redelivery is stored again, no more
+            log.warning("processor %s: stopped with %d stored results unacked: %s",
+                        self.name, len(self._committed), exc)
 
     async def drain(self) -> int:
         """Process what is ready now and return how many were taken (burst mode)."""
@@ -134,8 +141,18 @@ class Processor:
             total += taken
         return total
 
+    async def ack_committed(self) -> None:
+        """Ack the last batch's committed results now, not with the next reserve."""
+        if self._committed:
+            await self._broker.ack(self._committed)
+            self._committed = []
+
     async def process_batch(self) -> int:
-        deliveries = await self._broker.reserve(self._batch_size, consumer=self.name)
+        """Take a batch (acking the previous one's in the same round trip), assess it,
+        store it; its acks wait for the next reserve or `ack_committed`."""
+        deliveries = await self._broker.reserve(
+            self._batch_size, consumer=self.name, ack=self._committed)
+        self._committed = []
         self._backlog.saw(len(deliveries), self._batch_size)
         if not deliveries:
             return 0
@@ -197,7 +214,7 @@ class Processor:
             await self._broker.release(deliveries, OUTAGE_DELAY_S)
             raise
         self._after_commit(records, events)
-        await self._broker.ack(done)
+        self._committed = done
         for failure in failures:
             attempt = len(failure.envelope.attempts)
             delay_s = retry_delay_s(attempt)
