@@ -146,6 +146,7 @@ def steady(bench: Bench) -> Result:
 def batch(bench: Bench) -> Result:
     plan = bench.plan
     result = Result("batch", f"Batch endpoint, {plan.batch_size:,} applications per request")
+    offered = plan.batch_rate_per_s * plan.batch_size
     for mode, start in (("embedded", bench.embedded), ("production", bench.production_service)):
         service = start()
         try:
@@ -161,7 +162,9 @@ def batch(bench: Bench) -> Result:
         result.runs.append(run)
         result.notes.append(f"{mode}: CPU while sending, cores by process: {cores(run)}")
         result.figures += [
-            Figure(f"{mode}: accepted", round(accepted / run.summary["wall_s"]), "apps/s"),
+            # Bounded by the offer (the stored rate is the bottleneck, not acceptance).
+            Figure(f"{mode}: accepted (offered {offered:,.0f}/s)",
+                   round(accepted / run.summary["wall_s"]), "apps/s"),
             Figure(f"{mode}: stored (accepted -> final status)",
                    round(done / (drained_s - run.started_s)), "apps/s"),
         ]
