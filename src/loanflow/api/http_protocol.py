@@ -1,4 +1,5 @@
-"""uvicorn's httptools protocol with a deadline on reading request headers.
+"""uvicorn's httptools protocol with a deadline on reading request headers, and each
+small response sent in one write (see _HeadWithBody).
 
 uvicorn times out idle keep-alive connections but not a client that sends its
 headers a byte at a time (slowloris): each such client would hold a connection
@@ -16,7 +17,7 @@ import asyncio
 import logging
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from loanflow.settings import Settings
 
@@ -43,7 +44,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._disarm_header_deadline()
+        before = self.cycle
         super().on_headers_complete()
+        if self.cycle is not None and self.cycle is not before:  # a new request's cycle
+            _send_head_with_body(self.cycle)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_header_deadline()
@@ -62,6 +66,49 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._header_deadline = None
         log.warning("closed a connection whose headers took over %.0fs", HEADER_TIMEOUT_S)
         self.transport.close()
+
+
+class _HeadWithBody:
+    """A response cycle's transport: the response's head waits for its first body bytes
+    and leaves with them, in one send. uvicorn writes them apart: two syscalls and two
+    wake-ups of the client for every small response."""
+
+    def __init__(self, transport: asyncio.Transport, cycle: RequestResponseCycle) -> None:
+        self._transport, self._cycle = transport, cycle
+        self._head: bytes | None = None
+        self._head_seen = False
+
+    def write(self, data: bytes) -> None:
+        if not self._head_seen and self._cycle.response_started:
+            self._head_seen, self._head = True, data  # the first write once started
+            return
+        if self._head is not None:
+            data, self._head = self._head + data, None
+        self._transport.write(data)
+
+    def flush(self) -> None:
+        if self._head is not None:
+            head, self._head = self._head, None
+            self._transport.write(head)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+
+def _send_head_with_body(cycle: RequestResponseCycle) -> None:
+    writer = _HeadWithBody(cycle.transport, cycle)
+    cycle.transport = writer  # type: ignore[assignment]
+    completed = cycle.on_response
+
+    def on_response() -> None:  # a response without body bytes (HEAD, 204) ends here
+        writer.flush()
+        completed()
+
+    cycle.on_response = on_response
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:

@@ -1,0 +1,144 @@
+"""The HTTP protocol's writes: a response leaves in one write, interim answers at once.
+
+Driven through uvicorn's protocol object with a transport that records each write
+(each write is one send syscall on a real socket, one wake-up of the client).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from starlette.types import Receive, Scope, Send
+from uvicorn.config import Config
+from uvicorn.server import ServerState
+
+from loanflow.api.http_protocol import GuardedHttpToolsProtocol
+
+BODY = b'{"status":"accepted"}'
+
+
+class RecordingTransport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.writes.append(bytes(data))
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+async def answer(scope: Scope, receive: Receive, send: Send) -> None:
+    """Reads the whole body, then answers BODY; `/stream` answers it in two chunks."""
+    more = True
+    while more:
+        more = (await receive()).get("more_body", False)
+    headers = [(b"content-type", b"application/json")]
+    if scope["path"] != "/stream":
+        headers.append((b"content-length", str(len(BODY)).encode()))
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    if scope["path"] == "/stream":
+        await send({"type": "http.response.body", "body": BODY[:5], "more_body": True})
+        await send({"type": "http.response.body", "body": BODY[5:], "more_body": False})
+    else:
+        await send({"type": "http.response.body", "body": BODY})
+
+
+class Connection:
+    def __init__(self) -> None:
+        config = Config(app=answer, http=GuardedHttpToolsProtocol, lifespan="off",
+                        log_config=None)
+        self.protocol = GuardedHttpToolsProtocol(config, ServerState(), {})
+        self.transport = RecordingTransport()
+        self.protocol.connection_made(self.transport)
+
+    async def send(self, data: bytes) -> list[bytes]:
+        """Feed `data`, let the app run; the writes since the last call."""
+        before = len(self.transport.writes)
+        self.protocol.data_received(data)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        return self.transport.writes[before:]
+
+    def close(self) -> None:
+        self.protocol.connection_lost(None)
+
+
+def exchange(*requests: bytes) -> list[list[bytes]]:
+    async def main() -> list[list[bytes]]:
+        connection = Connection()
+        try:
+            return [await connection.send(request) for request in requests]
+        finally:
+            connection.close()
+
+    return asyncio.run(main())
+
+
+def test_a_small_response_leaves_in_one_write_head_and_body_together() -> None:
+    [writes] = exchange(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+
+    assert len(writes) == 1
+    assert writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
+    assert writes[0].endswith(b"\r\n\r\n" + BODY)
+
+
+def test_each_response_on_a_kept_alive_connection_is_one_write() -> None:
+    request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+
+    answers = exchange(request, request, request)
+
+    assert [len(writes) for writes in answers] == [1, 1, 1]
+
+
+def test_a_head_response_without_body_bytes_still_sends_its_head() -> None:
+    [writes] = exchange(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")
+
+    assert len(writes) == 1
+    assert writes[0].startswith(b"HTTP/1.1 200 OK\r\n") and writes[0].endswith(b"\r\n\r\n")
+
+
+def test_a_streamed_response_sends_its_head_with_the_first_chunk() -> None:
+    [writes] = exchange(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+
+    assert len(writes) == 2
+    assert writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
+    assert writes[0].endswith(b"5\r\n" + BODY[:5] + b"\r\n")
+    assert writes[1].endswith(b"0\r\n\r\n")
+
+
+def test_100_continue_is_sent_at_once_and_the_answer_after_the_body() -> None:
+    head = (b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+            b"Content-Length: 2\r\n\r\n")
+
+    interim, final = exchange(head, b"{}")
+
+    assert interim == [b"HTTP/1.1 100 Continue\r\n\r\n"]
+    assert len(final) == 1 and final[0].endswith(BODY)
+
+
+def test_a_response_on_a_closing_connection_is_sent_before_it_closes() -> None:
+    async def main() -> tuple[list[bytes], bool]:
+        connection = Connection()
+        writes = await connection.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        return writes, connection.transport.closed
+
+    writes, closed = asyncio.run(main())
+
+    assert len(writes) == 1 and writes[0].endswith(BODY)
+    assert closed
