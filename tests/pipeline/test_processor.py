@@ -437,13 +437,18 @@ def run_for(processor: Processor, seconds: float) -> None:
     asyncio.run(main())
 
 
+def main_and_backlog_loop(pipeline: Pipeline) -> tuple[Processor, Processor]:
+    """A main loop and a backlog loop sharing one Backlog, batches of 10."""
+    backlog = Backlog()
+    return (pipeline.processor(batch_size=10, backlog=backlog),
+            pipeline.processor(batch_size=10, backlog=backlog, backlog_only=True, name="extra"))
+
+
 def test_a_backlog_loop_leaves_less_than_a_full_batch_to_the_main_loop(
     pipeline: Pipeline,
 ) -> None:
-    backlog = Backlog()
     pipeline.enqueue(*(pipeline.envelope(sample_application()) for _ in range(5)))
-    main = pipeline.processor(batch_size=10, backlog=backlog)
-    extra = pipeline.processor(batch_size=10, backlog=backlog, backlog_only=True, name="extra")
+    main, extra = main_and_backlog_loop(pipeline)
 
     drain(main)  # 5 of at most 10: no backlog
     pipeline.enqueue(*(pipeline.envelope(sample_application()) for _ in range(5)))
@@ -453,11 +458,9 @@ def test_a_backlog_loop_leaves_less_than_a_full_batch_to_the_main_loop(
 
 
 def test_a_backlog_loop_takes_batches_while_full_ones_wait(pipeline: Pipeline) -> None:
-    backlog = Backlog()
     envelopes = [pipeline.envelope(sample_application()) for _ in range(35)]
     pipeline.enqueue(*envelopes)
-    main = pipeline.processor(batch_size=10, backlog=backlog)
-    extra = pipeline.processor(batch_size=10, backlog=backlog, backlog_only=True, name="extra")
+    main, extra = main_and_backlog_loop(pipeline)
 
     assert one_batch(main) == 10  # full: a backlog waits
     run_for(extra, 1.0)
@@ -500,11 +503,9 @@ def test_a_loop_stopped_during_a_batch_acks_it_before_it_ends(pipeline: Pipeline
 
 
 def test_a_backlog_loop_acks_its_last_batch_before_it_waits(pipeline: Pipeline) -> None:
-    backlog = Backlog()
     envelopes = [pipeline.envelope(sample_application()) for _ in range(15)]
     pipeline.enqueue(*envelopes)
-    main = pipeline.processor(batch_size=10, backlog=backlog)
-    extra = pipeline.processor(batch_size=10, backlog=backlog, backlog_only=True, name="extra")
+    main, extra = main_and_backlog_loop(pipeline)
     assert one_batch(main) == 10  # full: a backlog waits
 
     async def depth_while_the_extra_loop_waits() -> int:
