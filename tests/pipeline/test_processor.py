@@ -509,13 +509,15 @@ def test_a_backlog_loop_acks_its_last_batch_before_it_waits(pipeline: Pipeline) 
     assert one_batch(main) == 10  # full: a backlog waits
 
     async def depth_while_the_extra_loop_waits() -> int:
+        """Once its last batch (5 of 10: no backlog now) is stored, the loop waits."""
         stop = asyncio.Event()
         running = asyncio.create_task(extra.run(stop))
         deadline = time.monotonic() + WAIT_LIMIT_S
         while await pipeline.store.get_application(envelopes[-1].id) is None:
             assert time.monotonic() < deadline, "the extra loop did not take the backlog"
             await asyncio.sleep(0.02)
-        await asyncio.sleep(0.2)  # it took 5 of 10: no backlog now, it waits
+        while await pipeline.broker.depth() and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)  # its ack follows the commit
         depth = await pipeline.broker.depth()
         stop.set()
         await running
