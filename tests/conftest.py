@@ -11,10 +11,11 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import httpx
@@ -64,6 +65,29 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         heaviest[item.path] = max(heaviest.get(item.path, 0), weight(item))
     items.sort(key=lambda item: -heaviest[item.path])
+
+
+T = TypeVar("T")
+
+
+def all_at_once(count: int, call: Callable[[], T]) -> list[T | Exception]:
+    """`call` in `count` threads released together (a race): each one's result or error."""
+    start = threading.Barrier(count)
+    outcomes: list[T | Exception] = []
+
+    def run() -> None:
+        start.wait()
+        try:
+            outcomes.append(call())
+        except Exception as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
 
 
 def sample_application(**changes: Any) -> dict[str, Any]:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
-import threading
 from pathlib import Path
 
 from loanflow.embedded import connect
+from tests.conftest import all_at_once
 
 OPENERS = 6
 #: Each round is one race on a new file; the losers used to fail in ~1 round of 8.
@@ -15,21 +15,8 @@ ROUNDS = 200
 
 def open_at_once(path: Path) -> list[Exception]:
     """OPENERS threads connect to `path` together; the errors they got."""
-    start, errors = threading.Barrier(OPENERS), []
-
-    def opener() -> None:
-        start.wait()
-        try:
-            connect(path).close()
-        except sqlite3.Error as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=opener) for _ in range(OPENERS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return errors
+    outcomes = all_at_once(OPENERS, lambda: connect(path).close())
+    return [outcome for outcome in outcomes if isinstance(outcome, Exception)]
 
 
 def test_openers_racing_to_switch_a_new_file_to_wal_all_get_it(tmp_path: Path) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import base64
 import os
 import stat
-import threading
 from pathlib import Path
 
 import pytest
 
 from loanflow.pii import KEY_FILE_NAME, PiiCipher, PiiKeyError, load_cipher, new_key_text
+from tests.conftest import all_at_once
 
 OLD = os.urandom(32)
 NEW = os.urandom(32)
@@ -127,24 +127,12 @@ def test_embedded_mode_reuses_the_key_file_on_the_next_start(tmp_path: Path) -> 
     assert second.open(sealed) == SSN
 
 
-def start_together(data_dir: Path, count: int) -> list[str]:
+def start_together(data_dir: Path, count: int) -> list[str | Exception]:
     """`count` first starts racing over one empty data dir: each one's key id or error."""
-    start = threading.Barrier(count)
-    outcomes: list[str] = []
+    def load() -> str:
+        return load_cipher(configured="", data_dir=data_dir, embedded=True).key_id
 
-    def load() -> None:
-        start.wait()
-        try:
-            outcomes.append(load_cipher(configured="", data_dir=data_dir, embedded=True).key_id)
-        except PiiKeyError as exc:
-            outcomes.append(f"PiiKeyError: {exc}")
-
-    threads = [threading.Thread(target=load) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return outcomes
+    return all_at_once(count, load)
 
 
 def test_concurrent_first_starts_all_get_the_same_key(tmp_path: Path) -> None:
@@ -152,8 +140,8 @@ def test_concurrent_first_starts_all_get_the_same_key(tmp_path: Path) -> None:
     for trial in range(20):
         outcomes = start_together(tmp_path / f"data-{trial}", 8)
 
-        assert len(set(outcomes)) == 1, f"trial {trial}: {sorted(set(outcomes))}"
-        assert not outcomes[0].startswith("PiiKeyError")
+        assert [o for o in outcomes if isinstance(o, Exception)] == [], f"trial {trial}"
+        assert len(set(outcomes)) == 1, f"trial {trial}: {sorted(set(map(str, outcomes)))}"
 
 
 def test_configured_key_is_used_and_no_key_file_is_written(tmp_path: Path) -> None:
