@@ -189,8 +189,7 @@ class RedisStreamsBroker:
         self, max_count: int, *, consumer: str, ack: Sequence[Delivery] = ()
     ) -> list[Delivery]:
         if max_count < 1:
-            if ack:
-                await self.ack(ack)
+            await self.ack(ack)
             return []
         # The acks ride in the same pipeline: one round trip and one AOF fsync.
         calls = [_ack_call(ack)] if ack else []
