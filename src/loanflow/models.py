@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import math
 import os
 import time
@@ -167,7 +168,11 @@ def new_application_id(now_ns: int | None = None) -> str:
 
 def format_ts(ns: int) -> str:
     """Nanoseconds since the epoch as RFC 3339 UTC with microseconds."""
-    return (
-        dt.datetime.fromtimestamp(ns / 1e9, tz=dt.UTC).isoformat(timespec="microseconds")
-        .replace("+00:00", "Z")
-    )
+    seconds, micros = divmod(ns // 1000, 1_000_000)
+    return f"{_second(seconds)}.{micros:06d}Z"
+
+
+@functools.lru_cache(maxsize=64)
+def _second(seconds: int) -> str:
+    """`YYYY-MM-DDTHH:MM:SS` of a second (answers of one second share it)."""
+    return dt.datetime.fromtimestamp(seconds, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")

@@ -7,6 +7,7 @@ A new backend joins by adding its name to BACKENDS and a branch to
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from loanflow.broker.base import (
     AppendResult,
     Broker,
     Delivery,
+    RateLimit,
     Submission,
 )
 from loanflow.broker.redis_streams import RedisStreamsBroker
@@ -222,6 +224,47 @@ def test_concurrent_appends_of_the_same_keys_accept_each_key_once(broker: Broker
 
 
 # -- reserve, visibility, ack ---------------------------------------------------------
+
+
+def test_a_submission_over_its_rate_limit_claims_nothing(broker: Broker) -> None:
+    # A slow refill: the test is over long before the bucket holds a token again.
+    limit = RateLimit("key-a", rate_per_s=0.01, burst=2)
+    first, second, third = (
+        dataclasses.replace(submission(f"idem-{i}"), rate_limit=limit) for i in range(3))
+
+    results = asyncio.run(broker.append([first, second, third]))
+
+    assert [r.outcome for r in results] == [
+        AppendOutcome.ACCEPTED, AppendOutcome.ACCEPTED, AppendOutcome.RATE_LIMITED]
+    assert results[2].retry_after_s > 1
+    assert depth(broker) == 2
+    # Its key stays free: the same key without the limit is a new application.
+    assert append_one(broker, submission("idem-2")).outcome is AppendOutcome.ACCEPTED
+
+
+def test_rate_limits_are_per_bucket(broker: Broker) -> None:
+    subs = [dataclasses.replace(submission(f"idem-{i}", api_key_id=f"key-{i}"),
+                                rate_limit=RateLimit(f"key-{i}", rate_per_s=0.01, burst=1))
+            for i in range(3)]
+
+    results = asyncio.run(broker.append(subs))
+
+    assert {r.outcome for r in results} == {AppendOutcome.ACCEPTED}
+
+
+def test_one_append_answers_each_outcome_in_order(broker: Broker) -> None:
+    append_one(broker, submission("idem-old", fingerprint="fp-old"))
+    limited = dataclasses.replace(submission("idem-limited", api_key_id="key-b"),
+                                  rate_limit=RateLimit("key-b", rate_per_s=0.01, burst=1))
+    group = [submission("idem-new"), submission("idem-old", fingerprint="fp-old"),
+             submission("idem-old", fingerprint="fp-other"), limited, limited]
+
+    results = asyncio.run(broker.append(group))
+
+    assert [r.outcome for r in results] == [
+        AppendOutcome.ACCEPTED, AppendOutcome.REPLAYED, AppendOutcome.KEY_REUSED,
+        AppendOutcome.ACCEPTED, AppendOutcome.REPLAYED]
+    assert depth(broker) == 3
 
 
 def test_reserved_envelope_is_not_handed_to_a_second_consumer_while_leased(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -15,10 +16,9 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from loanflow.api import dashboard, dead_letters, metrics, openapi
-from loanflow.api.applications import get_application, submit_application
+from loanflow.api.applications import get_application
 from loanflow.api.auth import Authenticator
 from loanflow.api.batch import submit_batch
-from loanflow.api.fast_submit import is_submission, serve_submission
 from loanflow.api.health import healthz, readyz
 from loanflow.api.problems import on_http_exception, on_loanflow_error, on_unexpected
 from loanflow.api.ratelimit import TokenBucketLimiter
@@ -26,6 +26,7 @@ from loanflow.api.ratelimit_redis import RedisTokenBucketLimiter
 from loanflow.api.request_id import RequestIdMiddleware
 from loanflow.api.security_headers import SecurityHeadersMiddleware
 from loanflow.api.session import SessionCodec
+from loanflow.api.submit import Submit, is_submission
 from loanflow.errors import LoanflowError
 from loanflow.gc_freeze import freeze_startup_objects
 from loanflow.runtime import open_runtime
@@ -33,17 +34,23 @@ from loanflow.settings import Settings
 
 
 class LoanflowApp(Starlette):
-    """Starlette, with submissions served past the router and middleware (`fast_submit`)."""
+    """Starlette, with submissions served past the router and middleware (`submit`)."""
+
+    def __init__(self, *, submit: Submit, **options: Any) -> None:
+        super().__init__(**options)
+        self._submit = submit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if is_submission(scope):
-            await serve_submission(self, scope, receive, send)
+            scope["app"] = self  # as Starlette sets it: the handler reads app.state
+            await self._submit(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
 
 
 def make_limiter(settings: Settings) -> TokenBucketLimiter | RedisTokenBucketLimiter:
-    """Shared through Redis in production; per process (a share each) when embedded."""
+    """Shared through Redis in production (a submission's token taken by its append);
+    per process (a share each) when embedded."""
     if settings.broker_url.partition("://")[0] in ("redis", "rediss", "unix"):
         return RedisTokenBucketLimiter(
             settings.broker_url, rate_per_s=settings.rate_limit_per_s,
@@ -92,10 +99,12 @@ def create_app(settings: Settings, *, processors: int | None = None) -> Starlett
     async def openapi_json(request: Request) -> Response:
         return JSONResponse(spec)
 
+    submit = Submit()
     return LoanflowApp(
+        submit=submit,
         routes=[
-            # POST is served by fast_submit; the route stays for 405s and the route table.
-            Route("/v1/applications", submit_application, methods=["POST"]),
+            # LoanflowApp serves POST before routing; the route gives other methods a 405.
+            Route("/v1/applications", submit, methods=["POST"]),
             Route("/v1/applications/batch", submit_batch, methods=["POST"]),
             Route("/v1/applications/{id}", get_application, methods=["GET"]),
             Route("/v1/dead-letters", dead_letters.list_dead_letters, methods=["GET"]),

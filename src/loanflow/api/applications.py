@@ -1,4 +1,4 @@
-"""`POST /v1/applications` and `GET /v1/applications/{id}`."""
+"""`GET /v1/applications/{id}`, and the parts of a submission the single and batch routes share."""
 
 from __future__ import annotations
 
@@ -10,18 +10,15 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from loanflow.api.schema import canonical_bytes, decode_application
+from loanflow.api.schema import canonical_bytes
 from loanflow.apikeys import Scope
-from loanflow.broker.base import AppendOutcome, Submission
+from loanflow.broker.base import AppendOutcome, RateLimit, Submission
 from loanflow.errors import (
-    IdempotencyKeyReused,
-    LoanflowError,
     MalformedRequest,
     NotFound,
     PayloadTooLarge,
     QueueFull,
     RequestTimeout,
-    UnsupportedMediaType,
 )
 from loanflow.metrics import names
 from loanflow.models import Application, Envelope, format_ts, new_application_id
@@ -40,58 +37,14 @@ def runtime_of(request: Request) -> Runtime:
     return runtime
 
 
-async def submit_application(request: Request) -> Response:
-    """Counts every submission and its answer, then hands over to `_submit`."""
-    recorder = runtime_of(request).metrics.recorder
-    started = time.perf_counter()
-    recorder.count(names.RECEIVED)
-    try:
-        return await _submit(request)
-    except LoanflowError as exc:
-        recorder.answered(exc.status)
-        raise
-    except Exception:
-        recorder.answered(500)
-        raise
-    finally:
-        recorder.observe(names.API, time.perf_counter() - started)
-
-
-async def _submit(request: Request) -> Response:
-    rt = runtime_of(request)
-    key = await request.app.state.auth.require(request, Scope.SUBMIT)
-    await request.app.state.limiter.acquire(key.id)
-    _require_json(request)
-    idempotency_key = _idempotency_key(request)
-    body = await read_body(request, rt.settings.max_body_bytes)
-    application = decode_application(body)
-    require_queue_room(rt)
-    submission = make_submission(rt, request, key.id, idempotency_key, application)
-    result = await rt.appender.append(submission)
-    if result.outcome is AppendOutcome.KEY_REUSED:
-        raise IdempotencyKeyReused(
-            "this Idempotency-Key was used with a different body; use a new key"
-        )
-    note_outcome(rt, result.outcome, application.channel)
-    headers = {"Location": f"/v1/applications/{result.application_id}"}
-    if result.outcome is not AppendOutcome.ACCEPTED:
-        headers["Idempotent-Replayed"] = "true"
-    body_out = {
-        "id": result.application_id,
-        "status": "queued",
-        "received_at": format_ts(result.received_at_ns),
-    }
-    return Response(_encode(body_out), 202, headers, media_type="application/json")
-
-
 def require_queue_room(rt: Runtime) -> None:
     if rt.queue_depth >= rt.settings.max_queue_depth:
         raise QueueFull(f"queue depth {rt.queue_depth} >= {rt.settings.max_queue_depth}")
 
 
 def make_submission(
-    rt: Runtime, request: Request, api_key_id: str, idempotency_key: str,
-    application: Application,
+    rt: Runtime, client_ip: str | None, api_key_id: str, idempotency_key: str,
+    application: Application, *, rate_limit: RateLimit | None = None,
 ) -> Submission:
     """The sealed envelope and body fingerprint of one valid application."""
     now_ns = time.time_ns()
@@ -100,13 +53,13 @@ def make_submission(
         received_at_ns=now_ns,
         api_key_id=api_key_id,
         idempotency_key=idempotency_key,
-        client_ip=request.client.host if request.client else None,
+        client_ip=client_ip,
         channel=application.channel,
         partner_id=application.partner_id,
         external_id=application.external_id,
         sealed_application=rt.cipher.seal(_encode_msgpack(application)),
     )
-    return Submission(envelope, rt.cipher.keyed_hash(canonical_bytes(application)))
+    return Submission(envelope, rt.cipher.keyed_hash(canonical_bytes(application)), rate_limit)
 
 
 def note_outcome(rt: Runtime, outcome: AppendOutcome, channel: str) -> None:
@@ -153,23 +106,6 @@ async def get_application(request: Request) -> Response:
     state, received_at_ns = pending
     view = {"id": application_id, "status": state, "received_at": format_ts(received_at_ns)}
     return Response(_encode(view), media_type="application/json")
-
-
-def _require_json(request: Request) -> None:
-    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if media_type != "application/json":
-        raise UnsupportedMediaType(f"expected Content-Type application/json, got {media_type!r}")
-
-
-def _idempotency_key(request: Request) -> str:
-    key = request.headers.get("idempotency-key")
-    if key is None:
-        raise MalformedRequest("the Idempotency-Key header is required (a UUID is recommended)")
-    if not valid_idempotency_key(key):
-        raise MalformedRequest(
-            f"expected an Idempotency-Key of 1-{MAX_IDEMPOTENCY_KEY} printable ASCII characters"
-        )
-    return key
 
 
 def valid_idempotency_key(key: str) -> bool:

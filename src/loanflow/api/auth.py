@@ -57,13 +57,14 @@ class Authenticator:
         """
         header = conn.headers.get("authorization")
         if header is not None:
-            key = await self.key_for_secret(header.partition(" ")[2].strip()
-                                            if header[:7].lower() == "bearer " else "")
-        else:
-            key = await self._key_for_session(conn)
-        if scope not in key.scopes:
-            raise Forbidden(f"this key lacks the {scope.value!r} scope")
-        return key
+            return await self.require_bearer(header, scope)
+        return _holding(await self._key_for_session(conn), scope)
+
+    async def require_bearer(self, authorization: str, scope: Scope) -> ApiKey:
+        """The key an `Authorization: Bearer` header names, if valid and holding `scope`."""
+        secret = authorization.partition(" ")[2].strip() if (
+            authorization[:7].lower() == "bearer ") else ""
+        return _holding(await self.key_for_secret(secret), scope)
 
     async def key_for_secret(self, secret: str) -> ApiKey:
         """The usable key a secret names, or 401."""
@@ -111,3 +112,9 @@ class Authenticator:
         answered_at = time.monotonic()
         self._cache[digest] = _Lookup(key, answered_at, answered_at + CACHE_TTL_S)
         return key
+
+
+def _holding(key: ApiKey, scope: Scope) -> ApiKey:
+    if scope not in key.scopes:
+        raise Forbidden(f"this key lacks the {scope.value!r} scope")
+    return key

@@ -78,7 +78,8 @@ async def submit_batch(request: Request) -> Response:
             results.append(_refused(index, raw, exc))
             rt.metrics.recorder.answered(getattr(exc, "status", 422))
             continue
-        submission = make_submission(rt, request, key.id, item.idempotency_key, application)
+        submission = make_submission(rt, request.client.host if request.client else None, key.id,
+                                     item.idempotency_key, application)
         results.append({})  # filled in once the append answers
         valid.append((index, submission, application.channel))
     appended = await rt.broker.append([s for _, s, _ in valid]) if valid else []

@@ -12,6 +12,8 @@ import math
 import time
 from collections.abc import Callable
 
+from loanflow.broker.base import RateLimit
+from loanflow.broker.buckets import TokenBuckets
 from loanflow.errors import RateLimited
 
 
@@ -26,8 +28,7 @@ class TokenBucketLimiter:
         if rate_per_s < 0 or burst < 1:
             raise ValueError(f"expected rate_per_s >= 0 and burst >= 1, got {rate_per_s}, {burst}")
         self._rate, self._burst, self._clock = rate_per_s, float(burst), clock_s
-        #: key id -> (tokens, last refill time)
-        self._buckets: dict[str, tuple[float, float]] = {}
+        self._buckets = TokenBuckets()
 
     async def open(self) -> None:
         pass
@@ -35,18 +36,20 @@ class TokenBucketLimiter:
     async def close(self) -> None:
         pass
 
+    def for_append(self, key_id: str) -> RateLimit | None:
+        """Takes a submission's token here (in-process, no I/O): nothing for the append."""
+        self._take(key_id, 1)
+        return None
+
     async def acquire(self, key_id: str, cost: int = 1) -> None:
         """Take `cost` tokens from the key's bucket, or raise RateLimited."""
-        if self._rate == 0:
-            return
-        now = self._clock()
-        tokens, last = self._buckets.get(key_id, (self._burst, now))
-        tokens = min(self._burst, tokens + (now - last) * self._rate)
-        if tokens < cost:
-            self._buckets[key_id] = (tokens, now)
-            wait_s = (cost - tokens) / self._rate
+        self._take(key_id, cost)
+
+    def _take(self, key_id: str, cost: int) -> None:
+        wait_s = self._buckets.take(key_id, cost, rate_per_s=self._rate, burst=self._burst,
+                                    now_s=self._clock())
+        if wait_s:
             raise RateLimited(
                 f"over {self._rate:g}/s for this key; retry after {wait_s:.3f}s",
                 retry_after_s=max(1, math.ceil(wait_s)),
             )
-        self._buckets[key_id] = (tokens - cost, now)

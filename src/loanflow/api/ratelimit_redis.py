@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from loanflow.broker import redis_keys as keys
+from loanflow.broker.base import RateLimit
 from loanflow.coalesce import Coalescer
 from loanflow.errors import BrokerUnavailable, RateLimited
 from loanflow.redis_errors import unavailable_as
@@ -70,6 +71,11 @@ class RedisTokenBucketLimiter:
         redis, self._redis = self._redis, None
         if redis is not None:
             await redis.aclose()
+
+    def for_append(self, key_id: str) -> RateLimit | None:
+        """A submission's token is taken by the broker's append, in the same script and
+        from the same bucket as `acquire`'s."""
+        return RateLimit(key_id, self._rate, self._burst) if self._rate else None
 
     async def acquire(self, key_id: str, cost: int = 1) -> None:
         if self._rate == 0:

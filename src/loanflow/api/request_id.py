@@ -38,5 +38,9 @@ class RequestIdMiddleware:
 
 def request_id_of(scope: Scope) -> bytes:
     """The client's `X-Request-Id` if sane, else a new random one."""
-    sent = dict(scope["headers"]).get(HEADER, b"")
-    return sent if _SANE.fullmatch(sent) else secrets.token_hex(8).encode()
+    return sane_request_id(dict(scope["headers"]).get(HEADER, b"")) or (
+        secrets.token_hex(8).encode())
+
+
+def sane_request_id(sent: bytes) -> bytes | None:
+    return sent if _SANE.fullmatch(sent) else None

@@ -2,7 +2,8 @@
 
 - `append` returns only after the envelopes and their idempotency keys are
   durable together; a key claimed in one append is never claimed again while
-  it is kept (72 h), whatever the concurrency.
+  it is kept (72 h), whatever the concurrency. A submission's rate limit is
+  taken in the same step: one over its limit claims nothing (RATE_LIMITED).
 - `reserve` hands out each envelope to one consumer at a time; an envelope
   not acked within the visibility timeout is handed out again (at least once).
 - `ack` (alone or riding on the next `reserve`) is called only after the store
@@ -28,12 +29,24 @@ class AppendOutcome(enum.Enum):
     REPLAYED = "replayed"  # same key, same body: the original answer
     KEY_REUSED = "key_reused"  # same key, other body: refused, nothing stored
     IN_FLIGHT = "in_flight"  # same key still being accepted elsewhere: retry
+    RATE_LIMITED = "rate_limited"  # over its API key's rate: refused, nothing stored
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """A token bucket per API key: `rate_per_s` steady, `burst` on top."""
+
+    bucket: str  # the API key id
+    rate_per_s: float
+    burst: int
 
 
 @dataclass(frozen=True, slots=True)
 class Submission:
     envelope: Envelope
     fingerprint: str  # keyed hash of the canonical body
+    #: Taken in the same atomic step as the key claim; None: no limit.
+    rate_limit: RateLimit | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +54,8 @@ class AppendResult:
     outcome: AppendOutcome
     application_id: str
     received_at_ns: int
+    #: RATE_LIMITED: how long until the bucket holds a token again.
+    retry_after_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """The production broker: a Redis Stream read through one consumer group.
 
-A 202 here: each submission runs one Lua script (`lua/append.lua`) claiming
-the idempotency key and XADDing the envelope together. Scripts are atomic,
+A 202 here: a group of submissions runs one Lua script (`lua/append.lua`)
+taking each one's rate limit, claiming its idempotency key and XADDing its
+envelope together: one round trip per group. Scripts are atomic,
 and Redis replies only after writing the AOF, fsync'd first with
 `appendfsync always` (`everysec`: a crash "may lose the last second"). With
 `noeviction` a full Redis refuses the script's first write: nothing is
@@ -105,7 +106,7 @@ def _script(name: str) -> _Script:
     return _Script(text, hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest())
 
 
-_Call = tuple[_Script, Sequence[str | bytes], Sequence[str | bytes | int]]
+_Call = tuple[_Script, Sequence[str | bytes], Sequence[str | bytes | int | float]]
 
 
 class RedisStreamsBroker:
@@ -162,17 +163,20 @@ class RedisStreamsBroker:
             await closer.aclose()
 
     async def append(self, submissions: Sequence[Submission]) -> list[AppendResult]:
-        calls: list[_Call] = []
+        if not submissions:
+            return []
+        # One script call for the whole group: one round trip, one AOF fsync, one reply.
+        script_keys: list[str | bytes] = [keys.STREAM]
+        args: list[str | bytes | int | float] = [IDEMPOTENCY_TTL_S]
         for s in submissions:
-            env = s.envelope
-            calls.append((
-                _script("append"),
-                [keys.idempotency_key(env.api_key_id, env.idempotency_key), keys.STREAM,
-                 keys.application_key(env.id)],
-                [s.fingerprint, env.id, env.received_at_ns, _encode(env), IDEMPOTENCY_TTL_S],
-            ))
+            env, limit = s.envelope, s.rate_limit
+            script_keys += [keys.idempotency_key(env.api_key_id, env.idempotency_key),
+                            keys.application_key(env.id),
+                            keys.RATE_LIMIT_PREFIX + (limit.bucket if limit else env.api_key_id)]
+            args += [s.fingerprint, env.id, env.received_at_ns, _encode(env),
+                     limit.rate_per_s if limit else 0, limit.burst if limit else 0]
         with _unavailable("append"):
-            replies = await self._run(calls) if calls else []
+            [replies] = await self._run([(_script("append"), script_keys, args)])
         return [_append_result(s, reply) for s, reply in zip(submissions, replies, strict=True)]
 
     async def requeue(self, envelopes: Sequence[Envelope]) -> None:
@@ -396,10 +400,14 @@ def _unavailable(action: str) -> contextlib.AbstractContextManager[None]:
     return unavailable_as(BrokerUnavailable, f"redis {action}")
 
 
-def _append_result(sub: Submission, reply: list[bytes]) -> AppendResult:
-    if len(reply) == 1:  # the new entry's id
-        return AppendResult(AppendOutcome.ACCEPTED, sub.envelope.id, sub.envelope.received_at_ns)
-    fingerprint, application_id, received_at_ns = reply
+def _append_result(sub: Submission, reply: list[Any]) -> AppendResult:
+    env = sub.envelope
+    if reply[0] == 0:  # accepted: the new entry's id
+        return AppendResult(AppendOutcome.ACCEPTED, env.id, env.received_at_ns)
+    if reply[0] == 2:  # over the rate limit: the wait in ms
+        return AppendResult(AppendOutcome.RATE_LIMITED, env.id, env.received_at_ns,
+                            retry_after_s=int(reply[1]) / 1000)
+    _, fingerprint, application_id, received_at_ns = reply
     same = fingerprint.decode() == sub.fingerprint
     outcome = AppendOutcome.REPLAYED if same else AppendOutcome.KEY_REUSED
     return AppendResult(outcome, application_id.decode(), int(received_at_ns))

@@ -22,8 +22,10 @@ from loanflow.broker.base import (
     AppendOutcome,
     AppendResult,
     Delivery,
+    RateLimit,
     Submission,
 )
+from loanflow.broker.buckets import TokenBuckets
 from loanflow.embedded import SQLiteDatabase
 from loanflow.errors import BrokerUnavailable
 from loanflow.models import Envelope
@@ -69,6 +71,7 @@ class SQLiteBroker:
         self._visibility_ns = int(visibility_timeout_s * 1e9)
         self._poll_interval_s = poll_interval_s
         self._activity = Activity()
+        self._buckets = TokenBuckets()
 
     def __repr__(self) -> str:
         return f"SQLiteBroker({str(self._db.path)!r})"
@@ -82,10 +85,10 @@ class SQLiteBroker:
     async def append(self, submissions: Sequence[Submission]) -> list[AppendResult]:
         rows = [
             (s.envelope.api_key_id, s.envelope.idempotency_key, s.fingerprint,
-             s.envelope.id, s.envelope.received_at_ns, _encode(s.envelope))
+             s.envelope.id, s.envelope.received_at_ns, _encode(s.envelope), s.rate_limit)
             for s in submissions
         ]
-        return await self._db.write(lambda conn: _append(conn, rows))
+        return await self._db.write(lambda conn: _append(conn, rows, self._buckets))
 
     async def requeue(self, envelopes: Sequence[Envelope]) -> None:
         rows = [(e.id, _encode(e), time.time_ns()) for e in envelopes]
@@ -235,10 +238,21 @@ def _fence(delivery: Delivery) -> tuple[int, int]:
 
 
 def _append(
-    conn: sqlite3.Connection, rows: list[tuple[str, str, str, str, int, bytes]]
+    conn: sqlite3.Connection,
+    rows: list[tuple[str, str, str, str, int, bytes, RateLimit | None]],
+    buckets: TokenBuckets,
 ) -> list[AppendResult]:
+    """In the writer thread, which alone touches `buckets`: a key's limit is taken
+    after its claim was found free, in the same transaction, as the Redis script does."""
     results = []
-    for api_key_id, key, fingerprint, app_id, received_at_ns, blob in rows:
+    for api_key_id, key, fingerprint, app_id, received_at_ns, blob, limit in rows:
+        if limit is not None and not _claimed(conn, api_key_id, key):
+            wait_s = buckets.take(limit.bucket, 1, rate_per_s=limit.rate_per_s,
+                                  burst=limit.burst, now_s=time.monotonic())
+            if wait_s:
+                results.append(AppendResult(AppendOutcome.RATE_LIMITED, app_id, received_at_ns,
+                                            retry_after_s=wait_s))
+                continue
         claimed = conn.execute(
             "INSERT INTO idempotency_keys VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (api_key_id, key, fingerprint, app_id, received_at_ns),
@@ -258,3 +272,8 @@ def _append(
         outcome = AppendOutcome.REPLAYED if prior_fp == fingerprint else AppendOutcome.KEY_REUSED
         results.append(AppendResult(outcome, prior_id, prior_at))
     return results
+
+
+def _claimed(conn: sqlite3.Connection, api_key_id: str, key: str) -> bool:
+    return conn.execute("SELECT 1 FROM idempotency_keys WHERE api_key_id = ? AND key = ?",
+                        (api_key_id, key)).fetchone() is not None

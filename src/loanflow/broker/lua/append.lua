@@ -1,15 +1,49 @@
--- Claim an idempotency key and enqueue its envelope, in one atomic step.
--- KEYS: idempotency key, STREAM, application key
--- ARGV: fingerprint, application id, received_at_ns, envelope (msgpack), key TTL in s
--- Returns {entry id} when accepted, else the stored {fingerprint, id, received_at_ns}.
-local prior = redis.call('HMGET', KEYS[1], 'fp', 'id', 'at')
-if prior[1] then
-  return prior
+-- Take the rate limit, claim the idempotency key and enqueue the envelope of
+-- each submission of a group, in one atomic step per group.
+-- KEYS: STREAM, then for each submission: idempotency key, application key, rate bucket
+-- ARGV: key TTL in s, then for each submission six values: fingerprint, application id,
+--       received_at_ns, envelope (msgpack), rate per s (0: no limit), burst
+-- Returns for each submission: {0, entry id} accepted, {1, fingerprint, id,
+-- received_at_ns} the key's earlier claim, or {2, wait ms} over the rate limit.
+local ttl = ARGV[1]
+local now_ms = nil
+local out = {}
+for i = 1, (#KEYS - 1) / 3 do
+  local idem, app, bucket = KEYS[3 * i - 1], KEYS[3 * i], KEYS[3 * i + 1]
+  local a = 6 * i - 4
+  local prior = redis.call('HMGET', idem, 'fp', 'id', 'at')
+  if prior[1] then
+    out[i] = {1, prior[1], prior[2], prior[3]}
+  else
+    local rate, wait_ms = tonumber(ARGV[a + 4]), 0
+    if rate > 0 then
+      if not now_ms then
+        local t = redis.call('TIME')
+        now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+      end
+      local burst = tonumber(ARGV[a + 5])
+      local b = redis.call('HMGET', bucket, 'tokens', 'at')
+      local tokens = tonumber(b[1]) or burst
+      local at = tonumber(b[2]) or now_ms
+      tokens = math.min(burst, tokens + math.max(0, now_ms - at) * rate / 1000)
+      if tokens >= 1 then
+        tokens = tokens - 1
+      else
+        wait_ms = math.ceil((1 - tokens) * 1000 / rate)
+      end
+      -- Refused or not, the bucket keeps its refill time: as ratelimit_redis.py does.
+      redis.call('HSET', bucket, 'tokens', tostring(tokens), 'at', now_ms)
+      redis.call('PEXPIRE', bucket, math.ceil(burst * 1000 / rate) + 1000)
+    end
+    if wait_ms > 0 then
+      out[i] = {2, wait_ms}
+    else
+      local entry = redis.call('XADD', KEYS[1], '*', 'id', ARGV[a + 1], 'e', ARGV[a + 3])
+      redis.call('HSET', idem, 'fp', ARGV[a], 'id', ARGV[a + 1], 'at', ARGV[a + 2])
+      redis.call('EXPIRE', idem, ttl)
+      redis.call('HSET', app, 'at', ARGV[a + 2], 'entry', entry, 'n', 0, 'lease', 0)
+      out[i] = {0, entry}
+    end
+  end
 end
--- XADD is the first write: at maxmemory Redis refuses it and the script stops
--- before writing anything, so a refused append never leaves a claimed key.
-local entry = redis.call('XADD', KEYS[2], '*', 'id', ARGV[2], 'e', ARGV[4])
-redis.call('HSET', KEYS[1], 'fp', ARGV[1], 'id', ARGV[2], 'at', ARGV[3])
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-redis.call('HSET', KEYS[3], 'at', ARGV[3], 'entry', entry, 'n', 0, 'lease', 0)
-return {entry}
+return out
