@@ -172,7 +172,7 @@ def test_health_readiness_and_openapi_answer(client):
 
 
 def test_submissions_carry_the_request_id_and_security_headers_of_every_answer(client, keys):
-    # POST /v1/applications skips the middleware stack (fast_submit): same headers.
+    # POST /v1/applications skips the middleware stack (api/submit.py): same headers.
     reference = client.get("/healthz")
     accepted = client.post(
         "/v1/applications", json=sample_application(),

@@ -25,6 +25,8 @@ from loanflow.redis_packing import pack_with_hiredis
 #: Connections to Redis per API process; more concurrent checks wait for one.
 MAX_CONNECTIONS = 64
 SOCKET_TIMEOUT_S = 5.0
+#: Keys whose RateLimit is kept made (one per key, not one per request).
+MAX_CACHED_LIMITS = 10_000
 
 BUCKET_LUA = """
 local t = redis.call('TIME')
@@ -53,6 +55,7 @@ class RedisTokenBucketLimiter:
         self._url, self._rate, self._burst = url, rate_per_s, burst
         self._redis: Redis | None = None
         self._checks: Coalescer[tuple[str, int], int] = Coalescer(self._check_many)
+        self._limits: dict[str, RateLimit] = {}
 
     def __repr__(self) -> str:
         return "RedisTokenBucketLimiter(...)"  # the URL may carry a password
@@ -75,7 +78,14 @@ class RedisTokenBucketLimiter:
     def for_append(self, key_id: str) -> RateLimit | None:
         """A submission's token is taken by the broker's append, in the same script and
         from the same bucket as `acquire`'s."""
-        return RateLimit(key_id, self._rate, self._burst) if self._rate else None
+        if not self._rate:
+            return None
+        limit = self._limits.get(key_id)
+        if limit is None:
+            if len(self._limits) >= MAX_CACHED_LIMITS:
+                self._limits.clear()
+            limit = self._limits[key_id] = RateLimit(key_id, self._rate, self._burst)
+        return limit
 
     async def acquire(self, key_id: str, cost: int = 1) -> None:
         if self._rate == 0:

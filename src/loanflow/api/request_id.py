@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import secrets
 
@@ -37,9 +38,18 @@ class RequestIdMiddleware:
 
 
 def request_id_of(scope: Scope) -> bytes:
-    """The client's `X-Request-Id` if sane, else a new random one."""
-    return sane_request_id(dict(scope["headers"]).get(HEADER, b"")) or (
-        secrets.token_hex(8).encode())
+    """The client's `X-Request-Id` if sane, else a new one."""
+    return sane_request_id(dict(scope["headers"]).get(HEADER, b"")) or new_request_id()
+
+
+#: A new id is this process's random prefix and a count: unique without a random draw
+#: per request (ids name requests in logs; they are no secret).
+_PREFIX = secrets.token_hex(4)
+_count = itertools.count(1)
+
+
+def new_request_id() -> bytes:
+    return f"{_PREFIX}{next(_count) & 0xFFFFFFFF:08x}".encode()
 
 
 def sane_request_id(sent: bytes) -> bytes | None:

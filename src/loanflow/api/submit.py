@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import secrets
 import time
 
 from starlette.requests import Request
@@ -29,7 +28,7 @@ from loanflow.api.applications import (
 )
 from loanflow.api.problems import on_loanflow_error, on_unexpected
 from loanflow.api.request_id import HEADER as REQUEST_ID
-from loanflow.api.request_id import sane_request_id
+from loanflow.api.request_id import new_request_id, sane_request_id
 from loanflow.api.schema import decode_application
 from loanflow.apikeys import Scope as KeyScope
 from loanflow.broker.base import AppendOutcome
@@ -69,7 +68,7 @@ class Submit:
         started = time.perf_counter()
         recorder.count(names.RECEIVED)
         head = _Head(scope["headers"])
-        rid = head.request_id or secrets.token_hex(8).encode()
+        rid = head.request_id or new_request_id()
         token = log_request_id.set(rid.decode())
         try:
             try:

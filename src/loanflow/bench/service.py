@@ -104,14 +104,16 @@ def _wait_ready(proc: subprocess.Popen[bytes], url: str, log_path: Path) -> None
 
 def loanflow_service(
     work_dir: Path, *, production: Production | None, api_workers: int = 1,
-    processors: int = 1,
+    processors: int = 1, rate_limit_per_s: float = 0,
 ) -> Service:
     """`loanflow serve` over fresh backends; ready when `/readyz` answers 200."""
     data_dir = Path(tempfile.mkdtemp(prefix="serve-", dir=work_dir))
     port = free_port()
     env = {**os.environ, "LOANFLOW_DATA_DIR": str(data_dir), "LOANFLOW_PORT": str(port),
            "LOANFLOW_API_WORKERS": str(api_workers), "LOANFLOW_PROCESSORS": str(processors),
-           "LOANFLOW_RATE_LIMIT_PER_S": "0", "LOANFLOW_LOG_LEVEL": "warning",
+           "LOANFLOW_RATE_LIMIT_PER_S": str(rate_limit_per_s),
+           "LOANFLOW_RATE_LIMIT_BURST": str(max(10_000, int(rate_limit_per_s))),
+           "LOANFLOW_LOG_LEVEL": "warning",
            "LOANFLOW_BROKER_URL": "", "LOANFLOW_STORE_URL": "", "LOANFLOW_PII_KEY": ""}
     mode = "embedded"
     if production is not None:

@@ -25,14 +25,23 @@ class ReviewFlags:
         self, store: Store, cipher: PiiCipher, velocity: VelocityCheck | None = None
     ) -> None:
         self._store, self._cipher, self._velocity = store, cipher, velocity
+        #: SSN -> its keyed hash, for the batch `find` last saw: the processor stores the
+        #: hash `find` already made.
+        self._hashes: dict[str, str] = {}
 
     def ssn_hash(self, application: Application) -> str:
-        return self._cipher.keyed_hash(application.applicant.ssn.replace("-", "").encode())
+        ssn = application.applicant.ssn
+        known = self._hashes.get(ssn)
+        if known is None:
+            known = self._cipher.keyed_hash(ssn.replace("-", "").encode())
+        return known
 
     async def find(
         self, batch: Sequence[tuple[Envelope, Application]], *, now_ns: int
     ) -> dict[str, Findings]:
         """Application id -> what was found for it (absent: nothing)."""
+        self._hashes = {}
+        self._hashes = {app.applicant.ssn: self.ssn_hash(app) for _, app in batch}
         if self._velocity is None:
             return await self._duplicate_ssns(batch, now_ns)
         # Two backends, two round trips at once.
