@@ -27,10 +27,14 @@ lint: $(BIN)/loanflow
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
 
-# The benchmark suite (~14 min on 2 cores): every scenario against fresh services,
+# The benchmark suite (~19 min on 2 cores): every scenario against fresh services,
 # report in docs/benchmarks.md, charts and raw figures in docs/bench/.
-bench: $(VENV)/.bench-deps
+bench: $(VENV)/.bench-deps /usr/bin/wrk
 	$(BIN)/loanflow bench
+
+# The references scenario loads every target with wrk.
+/usr/bin/wrk:
+	apt-get install -y wrk
 
 $(VENV)/.bench-deps: $(BIN)/loanflow
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[bench]'

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 #: Every scenario, in the order a full run takes them.
-SCENARIOS = ("loadgen-ceiling", "embedded-max", "production-max", "naive-max", "steady",
-             "batch", "live", "soak", "profile", "domain")
+SCENARIOS = ("loadgen-ceiling", "references", "embedded-max", "production-max", "naive-max",
+             "steady", "batch", "live", "soak", "profile", "domain")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -43,6 +43,9 @@ class Plan:
     #: worker CPU per application instead of 845, HTTP p99 about half).
     api_workers: int = 2
     processors: int = 1
+    #: The round-robin beside the references (wrk): rounds, and seconds of load a run.
+    roundrobin_rounds: int = 2
+    roundrobin_s: float = 10.0
 
     def estimate_s(self, scenarios: tuple[str, ...]) -> float:
         """A wall-clock estimate, starts and read-backs included (calibrated on 2 cores)."""
@@ -59,6 +62,8 @@ class Plan:
             "profile": self.profile_s + 3 + start,  # production is profiled in the soak
             "soak": self.soak_s + 5 + start,
             "domain": 5.0,
+            # Five targets a round: start, warm-up, load, drain, stop.
+            "references": self.roundrobin_rounds * 5 * (self.roundrobin_s + 15),
         }
         return sum(cost[name] for name in scenarios) + 10
 
@@ -66,5 +71,6 @@ class Plan:
 QUICK = Plan(
     probe_s=1.5, step_s=2.0, steps=2, steady_s=3.0, batch_rate_per_s=2.0, batch_s=2.0,
     soak_s=6.0, rss_every_s=1.0, live_dashboards=3, live_s=2.0, live_rounds=1, profile_s=2.0,
-    ceiling_rate_per_s=10_000.0, ceiling_s=2.0, warm_s=0.5,
+    ceiling_rate_per_s=10_000.0, ceiling_s=2.0, warm_s=0.5, roundrobin_rounds=1,
+    roundrobin_s=2.0,
 )

@@ -107,6 +107,8 @@ def _scenario(result: Result, *, chart: bool) -> list[str]:
     if chart:
         out += [f"![{result.scenario}](bench/{result.scenario}.png)", ""]
     out += [f"- {note}" for note in result.notes]
+    if result.extra.get("table"):
+        out += ["", *result.extra["table"]]
     if result.runs:
         out += ["", "| run | offered/s | sent | 2xx/s | errors | HTTP p50 | p90 | p99 | p99.9 |"
                 " max | e2e p99 | lag p99 | CPU µs/2xx | steal |", "| --- |" + " --- |" * 13]

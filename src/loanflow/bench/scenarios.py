@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 from loanflow.bench.context import Bench, Figure, Result, at_most, cores, p99_ms, under
 from loanflow.bench.measure import final_count, offer, ok_rate, read_summary, wait_drained
+from loanflow.bench.roundrobin import references
 from loanflow.bench.search import PROBE_DISTINCT, PROBE_RATE_PER_S, find_max, warm
 from loanflow.bench.service import Service, naive_service
 from loanflow.bench.soak import profile, soak
@@ -231,5 +232,5 @@ def domain(bench: Bench) -> Result:
 SCENARIO_FUNCTIONS: dict[str, Callable[[Bench], Result]] = {
     "loadgen-ceiling": loadgen_ceiling, "embedded-max": embedded_max, "steady": steady,
     "batch": batch, "live": live, "profile": profile, "production-max": production_max,
-    "naive-max": naive_max, "soak": soak, "domain": domain,
+    "naive-max": naive_max, "soak": soak, "domain": domain, "references": references,
 }
