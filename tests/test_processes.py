@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -68,3 +69,32 @@ def test_sigterm_stops_every_process_and_keeps_what_was_accepted(tmp_path):
     assert {(idem, app_id) for app_id, idem, _ in stored_rows(tmp_path)} == set(accepted.items())
     with pytest.raises(httpx.TransportError):
         httpx.get(server.url + "/healthz", timeout=1)
+
+
+def test_embedded_serve_runs_its_processor_in_a_process_of_its_own(tmp_path):
+    key = create_key(tmp_path, "submit,read")
+    server = ServerProcess(tmp_path).start()
+    try:
+        assert server.proc is not None
+        [worker] = child_pids(server.proc.pid)
+        assert b"worker" in Path(f"/proc/{worker}/cmdline").read_bytes()
+        accepted = submit_many(server.url, key, 100)
+        wait_until_drained(tmp_path, 100)
+    finally:
+        server.stop()
+
+    assert {(idem, app_id) for app_id, idem, _ in stored_rows(tmp_path)} == set(accepted.items())
+
+
+def test_a_killed_serve_takes_its_workers_with_it(tmp_path):
+    server = ServerProcess(tmp_path, processors="2").start()
+    assert server.proc is not None
+    workers = child_pids(server.proc.pid)
+
+    server.kill()  # SIGKILL: serve runs no shutdown code
+
+    assert len(workers) == 2
+    deadline = time.monotonic() + 30  # each finishes or hands back its batch first
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(alive(pid) for pid in workers)

@@ -114,11 +114,13 @@ def _add_setting_flags(parser: argparse.ArgumentParser, only: Sequence[str] = ()
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     asyncio.run(_announce(settings))
-    if settings.api_workers > 1:
+    if settings.api_workers > 1 or settings.embedded:
         from loanflow.supervisor import serve_processes
 
+        # Embedded too: processors in a process of their own, not on the API's event
+        # loop and GIL beside its SQLite threads (docs/benchmarks.md, per-batch pass).
         return serve_processes(settings)
-    # One API process: processors share its event loop, woken at once by each append.
+    # One production API process: processors share its event loop.
     return _run_http(settings, processors=settings.processors)
 
 
@@ -140,7 +142,10 @@ def _run_http(settings: Settings, *, processors: int) -> int:
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from loanflow.gc_freeze import freeze_startup_objects
+    from loanflow.gil import tune_switch_interval
     from loanflow.runtime import open_runtime
+
+    tune_switch_interval(settings)
 
     async def work() -> None:
         async with open_runtime(settings) as runtime:

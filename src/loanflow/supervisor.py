@@ -8,9 +8,11 @@ the environment, so a flag given to `serve` holds in all of them.
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -19,6 +21,8 @@ from loanflow.settings import ENV_PREFIX, Settings
 
 log = logging.getLogger(__name__)
 
+#: prctl option: the signal a child gets when its parent dies (linux/prctl.h).
+PR_SET_PDEATHSIG = 1
 #: How long a worker may take to finish its batch after SIGTERM before SIGKILL.
 WORKER_STOP_TIMEOUT_S = 30.0
 
@@ -46,7 +50,8 @@ class WorkerPool:
         self._watcher.start()
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-m", "loanflow", "worker"], env=self._env)
+        return subprocess.Popen([sys.executable, "-m", "loanflow", "worker"], env=self._env,
+                                preexec_fn=_end_with_parent)
 
     def _watch(self) -> None:
         while not self._stopping.wait(1.0):
@@ -69,6 +74,17 @@ class WorkerPool:
                           WORKER_STOP_TIMEOUT_S)
                 proc.kill()
                 proc.wait()
+
+
+#: Looked up here, not in the forked child, which should do as little as it can.
+_prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+
+def _end_with_parent() -> None:
+    """In the child before exec: SIGTERM it when this supervisor dies, even by SIGKILL
+    (no worker is left running on without the `serve` that started it)."""
+    if _prctl(PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
 
 
 def serve_processes(settings: Settings) -> int:

@@ -65,9 +65,11 @@ def make_limiter(settings: Settings) -> TokenBucketLimiter | RedisTokenBucketLim
 def app_from_env() -> Starlette:
     """The API-only app of one `serve --api-workers N` child, configured by its environment."""
     from loanflow import logs
+    from loanflow.gil import tune_switch_interval
 
     settings = Settings.from_env()
     logs.configure(level=settings.log_level, json=settings.log_format == "json")
+    tune_switch_interval(settings)
     return create_app(settings, processors=0)
 
 
