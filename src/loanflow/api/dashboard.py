@@ -16,7 +16,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 
 from loanflow.api.applications import read_body
 from loanflow.api.auth import Authenticator
-from loanflow.api.session import COOKIE, SESSION_TTL_S
+from loanflow.api.session import COOKIE
 from loanflow.apikeys import Scope, hash_key
 from loanflow.errors import RequestError, Unavailable
 from loanflow.metrics.engagement import SIGN_IN
@@ -63,12 +63,15 @@ async def _log_in(request: Request, secret: str) -> Response:
         return RedirectResponse("/?failed=1", status_code=303)
     if Scope.READ not in key.scopes:
         return RedirectResponse("/?failed=scope", status_code=303)
-    cookie, _ = auth.sessions.issue(key.id, hash_key(secret.strip()))
+    cookie, opened = await auth.sessions.open(
+        actor=key.id, label=key.label, scopes=key.scopes, key_hash=hash_key(secret.strip()),
+        not_after_ns=key.expires_at_ns,
+    )
     await _record_sign_in(request, key.id)
     answer = RedirectResponse("/", status_code=303)
     answer.set_cookie(
-        COOKIE, cookie, max_age=SESSION_TTL_S, httponly=True, samesite="strict",
-        secure=request.url.scheme == "https", path="/",
+        COOKIE, cookie, max_age=max(0, (opened.expires_at_ns - time.time_ns()) // 1_000_000_000),
+        httponly=True, samesite="strict", secure=request.url.scheme == "https", path="/",
     )
     return answer
 
@@ -84,7 +87,11 @@ async def _record_sign_in(request: Request, key_id: str) -> None:
 
 
 async def logout(request: Request) -> Response:
-    await _auth(request).require(request, Scope.READ)  # checks the CSRF header too
+    auth = _auth(request)
+    await auth.require(request, Scope.READ)  # checks the CSRF header too
+    active = await auth.sessions.current(request)
+    if active is not None:
+        await auth.sessions.revoke(active)  # the cookie, if kept or copied, no longer works
     answer = RedirectResponse("/", status_code=303)
     answer.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
     return answer
@@ -93,11 +100,10 @@ async def logout(request: Request) -> Response:
 async def session(request: Request) -> Response:
     auth = _auth(request)
     key = await auth.require(request, Scope.READ)
-    cookie = request.cookies.get(COOKIE)
-    claims = auth.sessions.read(cookie) if cookie else None
+    active = await auth.sessions.current(request)
     return JSONResponse({
         "key_id": key.id,
         "label": key.label,
         "scopes": sorted(key.scopes),
-        "csrf": claims.csrf if claims else None,
+        "csrf": active.csrf if active else None,
     })
