@@ -1,4 +1,5 @@
-"""Dashboard login: a token or read key becomes an HttpOnly, SameSite=Strict session cookie."""
+"""Dashboard login: a one-time login code or a read key, posted, becomes an HttpOnly,
+SameSite=Strict cookie naming a server-side session."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ import json
 import re
 import secrets
 import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -18,9 +22,13 @@ from websockets.sync.client import connect
 
 from loanflow.apikeys import hash_key
 from loanflow.backends import make_store
+from loanflow.logins import LOGIN_CODE_TTL_S, hash_secret, new_login_code
 from loanflow.pii import load_cipher
 from loanflow.settings import Settings
-from tests.conftest import Deployment, ServerProcess, auth
+from loanflow.store.base import Store
+from tests.conftest import Deployment, ServerProcess, auth, cli
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -31,7 +39,27 @@ def browser(server: ServerProcess):
 
 
 def log_in(browser: httpx.Client, token: str) -> httpx.Response:
-    return browser.get("/", params={"token": token})
+    """What the sign-in form (and the page, for a printed link's code) posts."""
+    return browser.post("/login", data={"token": token})
+
+
+def login_code(deployment: Deployment) -> str:
+    return cli(deployment, "login-code").strip().splitlines()[-1]
+
+
+def with_store(deployment: Deployment, use: Callable[[Store], Awaitable[T]]) -> T:
+    async def run() -> T:
+        store = make_store(Settings(data_dir=deployment.data_dir,
+                                    store_url=deployment.store_url))
+        await store.open()
+        try:
+            return await use(store)
+        finally:
+            await store.close()
+
+    # In a thread of its own: Playwright's sync API keeps an event loop on this one.
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, run()).result()
 
 
 def test_without_a_session_the_dashboard_shows_the_login_form(browser):
@@ -41,7 +69,7 @@ def test_without_a_session_the_dashboard_shows_the_login_form(browser):
     assert 'action="/login"' in page.text
 
 
-def test_the_printed_login_link_sets_a_strict_http_only_cookie_and_drops_the_token(browser, keys):
+def test_signing_in_sets_a_strict_http_only_cookie_that_holds_no_key(browser, keys):
     answer = log_in(browser, keys["read"])
 
     assert answer.status_code == 303 and answer.headers["location"] == "/"
@@ -58,8 +86,65 @@ def test_the_login_form_posts_a_key_for_a_session(browser, keys):
     assert browser.get("/v1/session").json()["scopes"] == ["read"]
 
 
-def test_an_unknown_token_is_sent_back_to_the_login_form(browser):
-    answer = log_in(browser, "lf_000000000000_nope")
+def test_a_posted_login_code_opens_a_read_and_operate_session(browser, deployment):
+    answer = log_in(browser, login_code(deployment))
+
+    assert answer.status_code == 303 and answer.headers["location"] == "/"
+    session = browser.get("/v1/session").json()
+    assert session["scopes"] == ["operate", "read"] and session["csrf"]
+    assert session["key_id"].startswith("login-")
+
+
+def test_a_login_code_works_only_once(browser, server, deployment):
+    code = login_code(deployment)
+    log_in(browser, code)
+
+    with httpx.Client(base_url=server.url, timeout=10) as someone_else:
+        again = log_in(someone_else, code)
+
+    assert again.status_code == 303 and again.headers["location"] == "/?failed=used"
+    assert "set-cookie" not in again.headers
+
+
+def test_an_expired_login_code_is_refused(browser, deployment):
+    made_ns = time.time_ns() - (LOGIN_CODE_TTL_S + 1) * 1_000_000_000
+    code, secret = new_login_code(label="made 10 minutes ago", now_ns=made_ns)
+    with_store(deployment, lambda store: store.create_login_code(code, hash_secret(secret)))
+
+    answer = log_in(browser, secret)
+
+    assert answer.headers["location"] == "/?failed=expired"
+    assert "set-cookie" not in answer.headers
+
+
+@pytest.mark.parametrize("query", ["code", "token"])
+def test_a_get_with_a_code_signs_nobody_in_and_leaves_the_code_unused(
+    browser, deployment, keys, query
+):
+    code = login_code(deployment)
+
+    answer = browser.get("/", params={query: code})
+    with_key = browser.get("/", params={"token": keys["read"]})
+
+    assert 'action="/login"' in answer.text and 'action="/login"' in with_key.text
+    assert "set-cookie" not in answer.headers and "set-cookie" not in with_key.headers
+    assert log_in(browser, code).headers["location"] == "/"
+
+
+def test_a_sign_in_posted_from_another_site_is_refused(browser, deployment):
+    code = login_code(deployment)
+
+    answer = browser.post("/login", data={"token": code},
+                          headers={"Sec-Fetch-Site": "cross-site"})
+
+    assert answer.headers["location"] == "/?failed=cross-site"
+    assert "set-cookie" not in answer.headers
+    assert log_in(browser, code).headers["location"] == "/"
+
+
+@pytest.mark.parametrize("token", ["lf_000000000000_nope", "lc_nope", "", "é"])
+def test_an_unknown_code_or_key_is_sent_back_to_the_login_form(browser, token):
+    answer = log_in(browser, token)
 
     assert answer.headers["location"] == "/?failed=1"
     assert "set-cookie" not in answer.headers
@@ -148,16 +233,7 @@ def test_a_cookie_signed_with_the_stored_secret_but_naming_no_session_is_refused
     browser, deployment: Deployment
 ):
     # Whoever reads the store learns the signing secret, but only hashes of tokens.
-    async def stored_secret() -> bytes:
-        store = make_store(Settings(data_dir=deployment.data_dir,
-                                    store_url=deployment.store_url))
-        await store.open()
-        try:
-            return await store.session_secret(b"unused", time.time_ns())
-        finally:
-            await store.close()
-
-    secret = asyncio.run(stored_secret())
+    secret = with_store(deployment, lambda store: store.session_secret(b"unused", 0))
     token = secrets.token_urlsafe(32)
     signature = b64(hmac.new(secret, b"cookie:" + token.encode(), hashlib.sha256).digest())
     browser.cookies.set("loanflow_session", f"{token}.{signature.decode()}")
