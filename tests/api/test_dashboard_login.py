@@ -188,6 +188,16 @@ def test_a_state_change_by_cookie_needs_the_csrf_token(browser, keys):
         "set-cookie"].lower()
 
 
+@pytest.mark.parametrize("csrf", ["é".encode("latin-1"), "é".encode(), b"x" * 43])
+def test_a_wrong_or_non_ascii_csrf_header_is_refused_not_an_error(browser, keys, csrf):
+    log_in(browser, keys["read"])
+
+    answer = browser.post("/logout", headers={"X-CSRF-Token": csrf})
+
+    assert answer.status_code == 403
+    assert browser.get("/v1/session").status_code == 200
+
+
 @pytest.mark.parametrize("page", ["/", "/static/login.html"])
 def test_pages_carry_a_strict_csp_and_no_inline_script(browser, page):
     answer = browser.get(page)
