@@ -15,8 +15,9 @@ from tests.dashboard.browser import log_in
 
 def printed_link(server: ServerProcess) -> tuple[str, str]:
     """(link, code) as `loanflow login-code` prints them."""
-    link_line, code = cli(server.deployment, "login-code").strip().splitlines()
-    return link_line.split()[1].replace("http://127.0.0.1:8000", server.url), code
+    link_line, code = cli(server.deployment, "login-code", "--port", str(server.port)
+                          ).strip().splitlines()
+    return link_line.split()[1], code
 
 
 def test_the_printed_link_signs_in_by_posting_its_code_once(embedded_server, page: Page):
@@ -27,6 +28,7 @@ def test_the_printed_link_signs_in_by_posting_its_code_once(embedded_server, pag
     page.goto(link)
 
     page.wait_for_selector("body[data-ready]")
+    assert link == f"{embedded_server.url}/#code={code}"
     assert posts == [embedded_server.url + "/login"]
     assert code not in page.url
     assert "operate" in page.inner_text("#who")
