@@ -11,7 +11,7 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -36,6 +36,14 @@ def browser(server: ServerProcess):
     """A client that keeps cookies and does not follow redirects, like a careful browser."""
     with httpx.Client(base_url=server.url, timeout=10, follow_redirects=False) as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+def second_server(deployment: Deployment) -> Iterator[ServerProcess]:
+    """Another API process over the same store: another host, as far as sessions go."""
+    srv = ServerProcess(deployment).start()
+    yield srv
+    srv.stop()
 
 
 def log_in(browser: httpx.Client, token: str) -> httpx.Response:
@@ -93,6 +101,23 @@ def test_a_posted_login_code_opens_a_read_and_operate_session(browser, deploymen
     session = browser.get("/v1/session").json()
     assert session["scopes"] == ["operate", "read"] and session["csrf"]
     assert session["key_id"].startswith("login-")
+
+
+def test_a_session_opened_on_one_process_works_on_another_until_logged_out_there(
+    browser, server, second_server, deployment
+):
+    log_in(browser, login_code(deployment))
+    cookie = browser.cookies["loanflow_session"]
+    csrf = browser.get("/v1/session").json()["csrf"]
+
+    with httpx.Client(base_url=second_server.url, timeout=10) as elsewhere:
+        elsewhere.cookies.set("loanflow_session", cookie)
+        there = elsewhere.get("/v1/session")
+        logged_out = elsewhere.post("/logout", headers={"X-CSRF-Token": csrf})
+
+    assert there.status_code == 200 and there.json()["csrf"] == csrf
+    assert logged_out.status_code == 303
+    assert browser.get("/v1/session").status_code == 401
 
 
 def test_a_login_code_works_only_once(browser, server, deployment):

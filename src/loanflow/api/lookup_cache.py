@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: How long a lookup is trusted; a revocation takes effect within this time.
+#: How long a lookup is trusted by default; a revocation takes effect within this time.
 CACHE_TTL_S = 5.0
 #: How long a lookup stays usable while the store is unavailable.
 STALE_MAX_S = 600.0
@@ -41,11 +41,16 @@ class _Lookup(Generic[T]):
 
 
 class LookupCache(Generic[T]):
-    """`get(digest)`: what `fetch(digest)` answered lately, by the rules above."""
+    """`get(digest)`: what `fetch(digest)` answered lately, by the rules above; `ttl_s`
+    0 asks the store every time and keeps the answer only for an outage."""
 
-    def __init__(self, fetch: Callable[[str], Awaitable[T | None]], *, what: str) -> None:
+    def __init__(
+        self, fetch: Callable[[str], Awaitable[T | None]], *, what: str,
+        ttl_s: float = CACHE_TTL_S,
+    ) -> None:
         self._fetch = fetch
         self._what = what
+        self._ttl_s = ttl_s
         self._cache: dict[str, _Lookup[T]] = {}
         self._asking: set[str] = set()
 
@@ -71,7 +76,7 @@ class LookupCache(Generic[T]):
         if len(self._cache) >= CACHE_MAX:
             self._cache.clear()
         answered_at = time.monotonic()
-        self._cache[digest] = _Lookup(found, answered_at, answered_at + CACHE_TTL_S)
+        self._cache[digest] = _Lookup(found, answered_at, answered_at + self._ttl_s)
         return found
 
     def forget(self, digest: str) -> None:

@@ -60,7 +60,9 @@ class Sessions:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._secret: bytes | None = None
-        self._lookups = LookupCache(store.find_session, what="session")
+        # Asked every time (a dashboard makes few requests): a logout ends the session on
+        # every process at once. The last answer serves only while the store is down.
+        self._lookups = LookupCache(store.find_session, what="session", ttl_s=0.0)
 
     def __repr__(self) -> str:
         return f"Sessions({self._store!r})"
