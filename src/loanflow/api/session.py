@@ -35,6 +35,8 @@ CSRF_HEADER = "x-csrf-token"
 #: A cookie we could have issued: two unpadded base64url SHA-256-sized parts, ASCII only.
 _COOKIE_SHAPE = re.compile(r"([A-Za-z0-9_-]{43})\.([A-Za-z0-9_-]{43})", re.ASCII)
 _SECRET_BYTES = 32
+#: Where a request keeps its session once read: auth and the route both ask for it.
+_SCOPE_KEY = "loanflow.session"
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,12 @@ class Sessions:
     async def current(self, conn: HTTPConnection) -> ActiveSession | None:
         """The usable session the request's cookie names, else None; never raises on what
         a client sent (a malformed, non-ASCII or forged cookie is simply no session)."""
+        if _SCOPE_KEY not in conn.scope:
+            conn.scope[_SCOPE_KEY] = await self._read(conn)
+        active: ActiveSession | None = conn.scope[_SCOPE_KEY]
+        return active
+
+    async def _read(self, conn: HTTPConnection) -> ActiveSession | None:
         shape = _COOKIE_SHAPE.fullmatch(conn.cookies.get(COOKIE) or "")
         if shape is None:
             return None
