@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import httpx
+import pytest
 from playwright.sync_api import BrowserContext, Page
 
 from loanflow.logins import LOGIN_CODE_TTL_S, hash_secret, new_login_code
@@ -32,6 +33,21 @@ def test_the_printed_link_signs_in_by_posting_its_code_once(embedded_server, pag
     assert posts == [embedded_server.url + "/login"]
     assert code not in page.url
     assert "operate" in page.inner_text("#who")
+
+
+@pytest.mark.parametrize("where", ["new tab", "same tab"])
+def test_a_link_opened_while_signed_in_drops_its_code_from_the_address_bar(
+    embedded_server, operator_key, context: BrowserContext, page: Page, where: str
+):
+    log_in(page, embedded_server.url, operator_key)
+    link, code = printed_link(embedded_server)
+    tab = context.new_page() if where == "new tab" else page
+
+    tab.goto(link)
+
+    tab.wait_for_selector("body[data-ready]")
+    tab.wait_for_function("() => !window.location.hash.includes('code=')")
+    assert code not in tab.url
 
 
 def test_a_used_code_link_says_the_code_was_used(embedded_server, page: Page):
