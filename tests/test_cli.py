@@ -55,21 +55,38 @@ def test_a_revoked_key_is_refused(tmp_path):
     assert after.status_code == 401
 
 
-def test_serve_prints_a_working_key_and_dashboard_url_on_first_start(tmp_path):
+def test_serve_prints_a_working_key_and_a_one_time_dashboard_code_on_first_start(tmp_path):
     server = ServerProcess(tmp_path).start()
     try:
         printed = server.log_path.read_text()
         [key] = re.findall(r"API key .*: (lf_\S+)", printed)
-        [token] = re.findall(rf"Dashboard: {re.escape(server.url)}/\?token=(lf_\S+)", printed)
+        [dashboard] = [line for line in printed.splitlines() if line.startswith("Dashboard:")]
+        [code] = re.findall(rf"Dashboard: {re.escape(server.url)}/#code=(lc_\S+)", dashboard)
         with httpx.Client(base_url=server.url, timeout=10) as client:
             accepted = submit(client, key, sample_application())
-            dashboard = client.get("/")
+            signed_in = client.post("/login", data={"token": code})
+            scopes = client.get("/v1/session").json()["scopes"]
     finally:
         server.stop()
 
     assert accepted.status_code == 202
-    assert KEY.fullmatch(token)
-    assert dashboard.status_code == 200
+    assert "lf_" not in dashboard  # never a key in a link
+    assert signed_in.headers["location"] == "/"
+    assert scopes == ["operate", "read"]
+
+
+def test_login_code_prints_a_fresh_code_last_each_working_once(tmp_path):
+    server = ServerProcess(tmp_path).start()
+    try:
+        first, second = (cli(tmp_path, "login-code").strip().splitlines()[-1] for _ in "12")
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            answers = [client.post("/login", data={"token": code}).headers["location"]
+                       for code in (first, second, first)]
+    finally:
+        server.stop()
+
+    assert first != second
+    assert answers == ["/", "/", "/?failed=used"]
 
 
 def test_serve_prints_no_new_key_on_later_starts(tmp_path):

@@ -89,3 +89,16 @@ def test_repr_does_not_show_a_password_in_a_store_url() -> None:
     settings = Settings(store_url="postgresql://loanflow:hunter2@db.internal/loanflow")
 
     assert "hunter2" not in repr(settings)
+
+
+def test_trusted_proxies_are_addresses_and_networks_and_none_by_default() -> None:
+    settings = Settings.from_env({"LOANFLOW_TRUSTED_PROXIES": "10.0.0.5, 192.168.0.0/16,::1"})
+
+    assert Settings.from_env({}).trusted_proxy_list == []
+    assert settings.trusted_proxy_list == ["10.0.0.5", "192.168.0.0/16", "::1"]
+
+
+@pytest.mark.parametrize("proxies", ["*", "proxy.internal", "10.0.0.1/8"])
+def test_a_trusted_proxy_that_is_no_address_or_network_is_refused(proxies: str) -> None:
+    with pytest.raises(ValueError, match="LOANFLOW_TRUSTED_PROXIES"):
+        Settings.from_env({"LOANFLOW_TRUSTED_PROXIES": proxies})

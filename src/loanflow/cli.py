@@ -19,7 +19,7 @@ from typing import Any
 
 import uvloop
 
-from loanflow import __version__, apikeys, cli_review, logs
+from loanflow import __version__, apikeys, cli_login, cli_review, logs
 from loanflow.apikeys import ApiKey, Scope
 from loanflow.backends import make_store
 from loanflow.bench import cli as bench_cli
@@ -32,8 +32,6 @@ log = logging.getLogger("loanflow")
 
 #: Scopes of the key `serve` creates on first start.
 FIRST_KEY_SCOPES = frozenset({Scope.SUBMIT, Scope.READ, Scope.OPERATE})
-#: The dashboard login token printed by `serve` is a read+operate key for this long.
-LOGIN_TOKEN_TTL_S = 12 * 3600
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -84,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     for sub in (create, listing, revoke):
         _add_setting_flags(sub, only=("data_dir", "store_url", "log_level"))
     cli_review.add_commands(commands, _add_setting_flags)
+    cli_login.add_command(commands, _add_setting_flags)
     loadgen_cli.add_command(commands)
     bench_cli.add_command(commands)
     import_cli.add_command(commands)
@@ -168,18 +167,17 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _announce(settings: Settings) -> None:
-    """First start: create and print a key. Every start: a dashboard login URL."""
+    """First start: create and print a key. Every start: a dashboard link with a one-time
+    login code (never a key: the link ends up in shell and browser history)."""
     async with _store(settings) as store:
         first = not await store.list_api_keys()
         lines = []
         if first:
             secret = await _create_key(store, FIRST_KEY_SCOPES, "created by first serve", None)
             lines.append(f"API key (scopes submit,read,operate; shown once): {secret}")
-        token = await _create_key(
-            store, frozenset({Scope.READ, Scope.OPERATE}), "dashboard login", LOGIN_TOKEN_TTL_S
-        )
+        code = await cli_login.issue_login_code(store, label="printed by serve")
     base = f"http://{settings.host}:{settings.port}"
-    lines.append(f"Dashboard: {base}/?token={token}")
+    lines.append(cli_login.login_line(settings, code))
     lines.append(f"API: POST {base}/v1/applications  (docs: {base}/openapi.json)")
     print("\n".join(lines), flush=True)
 

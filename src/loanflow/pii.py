@@ -67,7 +67,7 @@ class PiiCipher:
             raise PiiKeyError("sealed PII failed its integrity check") from exc
 
     def subkey(self, purpose: str) -> bytes:
-        """A 32-byte key for another purpose (e.g. signing session cookies), stable across
+        """A 32-byte key for another purpose (e.g. the velocity hashes), stable across
         rotations like the keyed hash, and useless for opening PII."""
         return hmac.new(self._hash_key, b"loanflow/subkey/" + purpose.encode(), "sha256").digest()
 

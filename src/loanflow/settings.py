@@ -8,6 +8,7 @@ environment.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -60,6 +61,9 @@ class Settings:
     keep_alive_s: float = _setting(
         65.0, "seconds an idle keep-alive connection stays open; keep it above the idle"
         " timeout of a load balancer in front (60 s on AWS ALB)")
+    trusted_proxies: str = _setting(
+        "", "comma-separated addresses or networks of the reverse proxies in front, whose"
+        " X-Forwarded-Proto and X-Forwarded-For are believed (empty = none)")
     max_body_bytes: int = _setting(64 * 1024, "largest single submission body")
     fail_marker: str = _setting(
         "", "TEST ONLY: applications whose external_id starts with this fail every attempt"
@@ -98,6 +102,16 @@ class Settings:
             if getattr(self, name) < 0:
                 env = ENV_PREFIX + name.upper()
                 raise ValueError(f"{env}: expected 0 or more, got {getattr(self, name)}")
+        for proxy in self.trusted_proxy_list:
+            try:
+                ipaddress.ip_network(proxy)  # strict, as uvicorn parses it
+            except ValueError:
+                raise ValueError("LOANFLOW_TRUSTED_PROXIES: expected IP addresses or networks,"
+                                 f" got {proxy!r}") from None
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        return [part.strip() for part in self.trusted_proxies.split(",") if part.strip()]
 
     @property
     def embedded(self) -> bool:

@@ -26,8 +26,10 @@ BACKEND_WAIT_MS = 5_000
 
 
 def log_in(page: Page, base_url: str, key: str) -> None:
-    """The link `loanflow serve` prints: `/?token=KEY` sets the cookie and shows the page."""
-    page.goto(f"{base_url}/?token={key}")
+    """Sign in through the form with an API key (or a login code); wait for the dashboard."""
+    page.goto(base_url + "/")
+    page.fill("#token", key)
+    page.click("button[type=submit]")
     page.wait_for_selector("body[data-ready]", timeout=WAIT_MS)
 
 

@@ -25,7 +25,7 @@ from loanflow.api.ratelimit import TokenBucketLimiter
 from loanflow.api.ratelimit_redis import RedisTokenBucketLimiter
 from loanflow.api.request_id import RequestIdMiddleware
 from loanflow.api.security_headers import SecurityHeadersMiddleware
-from loanflow.api.session import SessionCodec
+from loanflow.api.session import Sessions
 from loanflow.api.submit import Submit, is_submission
 from loanflow.errors import LoanflowError
 from loanflow.gc_freeze import freeze_startup_objects
@@ -82,9 +82,7 @@ def create_app(settings: Settings, *, processors: int | None = None) -> Starlett
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with open_runtime(settings) as runtime:
             app.state.runtime = runtime
-            app.state.auth = Authenticator(
-                runtime.store, SessionCodec(runtime.cipher.subkey("session-cookie"))
-            )
+            app.state.auth = Authenticator(runtime.store, Sessions(runtime.store))
             limiter = make_limiter(settings)
             await limiter.open()
             app.state.limiter = limiter

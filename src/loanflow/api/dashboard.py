@@ -1,7 +1,11 @@
 """The dashboard's pages and login: `/` (login or dashboard), `/login`, `/logout`, `/v1/session`.
 
 Every page is static (no inline script, so the Content-Security-Policy can
-forbid it); the browser learns who it is from `/v1/session`.
+forbid it); the browser learns who it is from `/v1/session`. Only a POST to
+`/login` signs in, with a one-time login code (what `serve` and `loanflow
+login-code` print; the printed link carries it in the URL fragment, which no
+server or proxy sees, and the login page posts it) or an API key with the read
+scope. A GET never signs in, whatever its query says.
 """
 
 from __future__ import annotations
@@ -16,14 +20,21 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 
 from loanflow.api.applications import read_body
 from loanflow.api.auth import Authenticator
-from loanflow.api.session import COOKIE, SESSION_TTL_S
+from loanflow.api.session import COOKIE
 from loanflow.apikeys import Scope, hash_key
 from loanflow.errors import RequestError, Unavailable
+from loanflow.logins import CODE_PREFIX, Redeemed, Session, hash_secret
 from loanflow.metrics.engagement import SIGN_IN
 from loanflow.runtime import Runtime
 
 STATIC = resources.files("loanflow.dashboard") / "static"
 LOGIN_BODY_LIMIT = 4096
+#: Where a refused sign-in is sent: the login page says why (login.js).
+FAILED = {
+    Redeemed.USED: "/?failed=used",
+    Redeemed.EXPIRED: "/?failed=expired",
+    Redeemed.UNKNOWN: "/?failed=1",
+}
 log = logging.getLogger(__name__)
 
 
@@ -37,10 +48,6 @@ def _auth(request: Request) -> Authenticator:
 
 
 async def index(request: Request) -> Response:
-    token = request.query_params.get("token")
-    if token is not None:
-        # The link `serve` prints: log in, then drop the token from the address bar.
-        return await _log_in(request, token)
     try:
         await _auth(request).require(request, Scope.READ)
     except RequestError:
@@ -49,42 +56,70 @@ async def index(request: Request) -> Response:
 
 
 async def login(request: Request) -> Response:
+    if request.headers.get("sec-fetch-site") == "cross-site":
+        # Another site's form must not sign an operator into a session it chose.
+        return RedirectResponse("/?failed=cross-site", status_code=303)
     # A urlencoded form of one field: parsed here rather than with a multipart library.
     body = await read_body(request, LOGIN_BODY_LIMIT)
-    tokens = urllib.parse.parse_qs(body.decode("latin-1")).get("token", [""])
-    return await _log_in(request, tokens[0])
+    secret = urllib.parse.parse_qs(body.decode("latin-1")).get("token", [""])[0].strip()
+    if secret.startswith(CODE_PREFIX):
+        return await _log_in_with_code(request, secret)
+    return await _log_in_with_key(request, secret)
 
 
-async def _log_in(request: Request, secret: str) -> Response:
+async def _log_in_with_code(request: Request, code: str) -> Response:
+    rt: Runtime = request.app.state.runtime
+    outcome, redeemed = await rt.store.redeem_login_code(hash_secret(code), time.time_ns())
+    if redeemed is None:
+        return RedirectResponse(FAILED[outcome], status_code=303)
+    cookie, opened = await _auth(request).sessions.open(
+        actor=f"login-{redeemed.id}", label=redeemed.label or "login code",
+        scopes=redeemed.scopes,
+    )
+    return await _signed_in(request, cookie, opened)
+
+
+async def _log_in_with_key(request: Request, secret: str) -> Response:
     auth = _auth(request)
     try:
-        key = await auth.key_for_secret(secret.strip())
+        key = await auth.key_for_secret(secret)
     except RequestError:
-        return RedirectResponse("/?failed=1", status_code=303)
+        return RedirectResponse(FAILED[Redeemed.UNKNOWN], status_code=303)
     if Scope.READ not in key.scopes:
         return RedirectResponse("/?failed=scope", status_code=303)
-    cookie, _ = auth.sessions.issue(key.id, hash_key(secret.strip()))
-    await _record_sign_in(request, key.id)
+    cookie, opened = await auth.sessions.open(
+        actor=key.id, label=key.label, scopes=key.scopes, key_hash=hash_key(secret),
+        not_after_ns=key.expires_at_ns,
+    )
+    return await _signed_in(request, cookie, opened)
+
+
+async def _signed_in(request: Request, cookie: str, opened: Session) -> Response:
+    await _record_sign_in(request, opened.actor)
     answer = RedirectResponse("/", status_code=303)
     answer.set_cookie(
-        COOKIE, cookie, max_age=SESSION_TTL_S, httponly=True, samesite="strict",
-        secure=request.url.scheme == "https", path="/",
+        COOKIE, cookie, max_age=max(0, (opened.expires_at_ns - time.time_ns()) // 1_000_000_000),
+        httponly=True, samesite="strict", secure=request.url.scheme == "https", path="/",
     )
     return answer
 
 
-async def _record_sign_in(request: Request, key_id: str) -> None:
+async def _record_sign_in(request: Request, actor: str) -> None:
     # Best effort: during a store outage is when operators most need to get in.
     rt: Runtime = request.app.state.runtime
     try:
-        await rt.store.record_audit(at_ns=time.time_ns(), actor=key_id, action=SIGN_IN,
+        await rt.store.record_audit(at_ns=time.time_ns(), actor=actor, action=SIGN_IN,
                                     target="dashboard", detail={})
     except Unavailable as exc:
-        log.warning("sign-in of %s not recorded in the audit trail: %s", key_id, exc)
+        log.warning("sign-in of %s not recorded in the audit trail: %s", actor, exc)
 
 
 async def logout(request: Request) -> Response:
-    await _auth(request).require(request, Scope.READ)  # checks the CSRF header too
+    auth = _auth(request)
+    await auth.require(request, Scope.READ)  # checks the CSRF header too
+    active = await auth.sessions.current(request)
+    if active is not None:
+        await auth.sessions.revoke(active)  # the cookie, if kept or copied, no longer works
     answer = RedirectResponse("/", status_code=303)
     answer.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
     return answer
@@ -93,11 +128,10 @@ async def logout(request: Request) -> Response:
 async def session(request: Request) -> Response:
     auth = _auth(request)
     key = await auth.require(request, Scope.READ)
-    cookie = request.cookies.get(COOKIE)
-    claims = auth.sessions.read(cookie) if cookie else None
+    active = await auth.sessions.current(request)
     return JSONResponse({
         "key_id": key.id,
         "label": key.label,
         "scopes": sorted(key.scopes),
-        "csrf": claims.csrf if claims else None,
+        "csrf": active.csrf if active else None,
     })

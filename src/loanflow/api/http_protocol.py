@@ -129,4 +129,8 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         # sent as the server closed one was lost in the reset (4 in the bench's 5-min
         # soak), as behind a load balancer whose idle timeout outlasts the server's.
         "timeout_keep_alive": settings.keep_alive_s,
+        # Forwarded headers only from the proxies the operator named: uvicorn's default
+        # believes 127.0.0.1, so any local client could claim https or another address.
+        "proxy_headers": bool(settings.trusted_proxy_list),
+        "forwarded_allow_ips": settings.trusted_proxy_list or None,
     }

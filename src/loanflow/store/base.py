@@ -4,7 +4,7 @@
   the application id: saving the same result twice leaves one row.
 - A record's `document` reads back as equal JSON, not necessarily the same
   bytes (a store may keep it in a normalised form).
-- API keys are kept as hashes only.
+- API keys are kept as hashes only; dashboard logins as store/logins.py says.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Protocol
 import msgspec
 
 from loanflow.apikeys import ApiKey
+from loanflow.store.logins import LoginStore
 from loanflow.store.review import DeadLetter, ReviewStore
 
 
@@ -39,7 +40,7 @@ class ApplicationRecord(msgspec.Struct, frozen=True, kw_only=True):
     product_version: str
 
 
-class Store(ReviewStore, Protocol):
+class Store(ReviewStore, LoginStore, Protocol):
     async def open(self) -> None:
         """Connect and apply pending migrations."""
         ...

@@ -24,6 +24,7 @@ from loanflow.apikeys import ApiKey, Scope
 from loanflow.errors import StoreUnavailable
 from loanflow.store import migrations, review
 from loanflow.store.base import ApplicationRecord
+from loanflow.store.postgres_logins import PostgresLogins
 from loanflow.store.postgres_review import PostgresReview, save_dead_letters
 from loanflow.store.review import DeadLetter
 
@@ -68,7 +69,7 @@ _BACKEND_ERRORS = (
 )
 
 
-class PostgresStore(PostgresReview):
+class PostgresStore(PostgresReview, PostgresLogins):
     def __init__(
         self,
         url: str,

@@ -16,6 +16,7 @@ from loanflow.errors import StoreUnavailable
 from loanflow.store import migrations, review
 from loanflow.store.base import ApplicationRecord
 from loanflow.store.review import AuditEntry, DeadLetter, DeadLetterFilter, DeadLetterStatus
+from loanflow.store.sqlite_logins import SQLiteLogins
 
 _COLUMNS = (
     "id, status, api_key_id, idempotency_key, channel, partner_id, external_id,"
@@ -25,7 +26,7 @@ _COLUMNS = (
 _KEY_COLUMNS = "id, label, scopes, created_at_ns, expires_at_ns, revoked_at_ns"
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteLogins):
     def __init__(self, path: Path) -> None:
         self._db = SQLiteDatabase(path, unavailable=StoreUnavailable)
 

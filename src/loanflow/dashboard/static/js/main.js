@@ -21,7 +21,19 @@ const CLOSE_POLICY_VIOLATION = 1008;
 const SESSION_RETRY_MS = 5000;
 const TOAST_MS = 5000;
 
+/**
+ * A login link opened while signed in: its code stays unused (it lapses by itself), but
+ * leaves the address bar and this history entry.
+ */
+function dropLoginCode() {
+  if (new URLSearchParams(window.location.hash.slice(1)).has("code")) {
+    history.replaceState(null, "", window.location.pathname + window.location.search);
+  }
+}
+
 function start() {
+  dropLoginCode();
+  window.addEventListener("hashchange", dropLoginCode);
   const state = {
     session: null,
     canOperate: false,
