@@ -50,6 +50,8 @@ class SessionCodec:
 
     def read(self, cookie: str, *, now_s: float | None = None) -> SessionClaims | None:
         """The claims of a cookie we signed that has not expired, else None."""
+        if not cookie.isascii():
+            return None  # we sign only ASCII; compare_digest raises on other text
         payload, _, signature = cookie.encode().partition(b".")
         if not hmac.compare_digest(self._sign(payload), signature.decode(errors="replace")):
             return None

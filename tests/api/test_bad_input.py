@@ -1,0 +1,57 @@
+"""Bad input on the read, review and batch routes is the client's error (4xx, saying what
+is expected), never a 500 or a 503, in both modes. (Issue 19, "Bad input".)"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.api.inprocess import MODES, InProcessApp, app_in_mode
+from tests.conftest import auth
+
+NON_ASCII_COOKIE = [(b"cookie", "loanflow_session=abc.é".encode())]
+
+
+@pytest.fixture(scope="module", params=MODES)
+def app(request: pytest.FixtureRequest,
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessApp]:
+    with app_in_mode(request.param, tmp_path_factory.mktemp(request.param)) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def key(app: InProcessApp) -> str:
+    return app.key("submit,read,operate")
+
+
+def field_errors(answer: httpx.Response, status: int = 422) -> dict[str, str]:
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    return {e["field"]: e["message"] for e in answer.json().get("errors", [])}
+
+
+def post_json(app: InProcessApp, key: str, path: str, body: bytes,
+              media_type: str = "application/json") -> httpx.Response:
+    return app.request("POST", path, content=body,
+                       headers=auth(key, **{"Content-Type": media_type}))
+
+
+# -- the session cookie ------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", ["/v1/session", "/v1/dead-letters"])
+def test_a_non_ascii_session_cookie_is_unauthenticated(app, path):
+    answer = app.request("GET", path, headers=NON_ASCII_COOKIE)
+
+    assert answer.status_code == 401, answer.text
+
+
+def test_a_non_ascii_session_cookie_gets_the_login_page(app):
+    answer = app.request("GET", "/", headers=NON_ASCII_COOKIE)
+
+    assert answer.status_code == 200 and "sign in" in answer.text
+
+
+def test_a_non_ascii_session_cookie_is_refused_the_live_feed(app):
+    assert app.websocket_handshake("/v1/live", NON_ASCII_COOKIE) == "websocket.close"
