@@ -55,3 +55,32 @@ def test_a_non_ascii_session_cookie_gets_the_login_page(app):
 
 def test_a_non_ascii_session_cookie_is_refused_the_live_feed(app):
     assert app.websocket_handshake("/v1/live", NON_ASCII_COOKIE) == "websocket.close"
+
+
+# -- numbers -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("path", "name"), [
+    ("/v1/dead-letters", "limit"),
+    ("/v1/audit", "before"),
+    ("/v1/metrics/summary", "window_s"),
+    ("/v1/metrics/series", "seconds"),
+])
+@pytest.mark.parametrize("digits", ["²", "٣", "\uff11\uff12"])
+def test_unicode_digits_in_a_numeric_parameter_are_refused_with_422(app, key, path, name,
+                                                                      digits):
+    answer = app.request("GET", path, params={name: digits}, headers=auth(key))
+
+    assert field_errors(answer)[name].startswith("expected a whole number from")
+
+
+def test_a_before_of_30_digits_is_refused_with_422(app, key):
+    answer = app.request("GET", "/v1/audit", params={"before": "9" * 30}, headers=auth(key))
+
+    assert "before" in field_errors(answer)
+
+
+def test_a_cursor_of_30_digits_is_refused_with_422(app, key):
+    answer = app.request("GET", "/v1/dead-letters", params={"cursor": "9" * 30 + ".x"},
+                         headers=auth(key))
+
+    assert field_errors(answer)["cursor"] == "expected a cursor from a previous page"

@@ -9,6 +9,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from loanflow.api import params
 from loanflow.api.applications import read_body, runtime_of
 from loanflow.api.schema import decode_application
 from loanflow.apikeys import Scope
@@ -20,6 +21,8 @@ from loanflow.models import Application, format_ts
 from loanflow.store.review import DeadLetter, DeadLetterFilter
 
 MAX_PAGE = 500
+#: Audit sequence numbers are 64-bit in both stores.
+MAX_SEQ = 2**63 - 1
 #: Review bodies carry at most one corrected application.
 MAX_REVIEW_BODY = 128 * 1024
 
@@ -116,9 +119,7 @@ async def list_dead_letters(request: Request) -> Response:
     rt = runtime_of(request)
     await request.app.state.auth.require(request, Scope.READ)
     where = _filter_from_query(request)
-    limit_text = request.query_params.get("limit", "50")
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_PAGE:
-        raise SchemaInvalid([FieldError("limit", f"expected 1-{MAX_PAGE}")])
+    limit = params.int_param(request, "limit", default=50, minimum=1, maximum=MAX_PAGE)
     search = request.query_params.get("q")
     if search:
         # One box finds an application id or the submitter's own reference.
@@ -127,7 +128,7 @@ async def list_dead_letters(request: Request) -> Response:
             where = msgspec.structs.replace(where, id=None, external_id=search)
     try:
         letters, cursor = await rt.store.list_dead_letters(
-            where, limit=int(limit_text), cursor=request.query_params.get("cursor") or None
+            where, limit=limit, cursor=request.query_params.get("cursor") or None
         )
     except ValueError as exc:
         raise SchemaInvalid([FieldError("cursor", str(exc))]) from None
@@ -202,12 +203,8 @@ async def _bulk(request: Request, action: str) -> Response:
 async def audit_trail(request: Request) -> Response:
     rt = runtime_of(request)
     await request.app.state.auth.require(request, Scope.READ)
-    before = request.query_params.get("before")
-    if before is not None and not before.isdigit():
-        raise SchemaInvalid([FieldError("before", "expected a seq from a previous page")])
-    entries = await rt.store.audit_trail(
-        limit=MAX_PAGE, before_seq=int(before) if before else None
-    )
+    before = params.int_param(request, "before", default=None, minimum=0, maximum=MAX_SEQ)
+    entries = await rt.store.audit_trail(limit=MAX_PAGE, before_seq=before)
     return _json({"items": [
         {"seq": e.seq, "at": format_ts(e.at_ns), "actor": e.actor, "action": e.action,
          "target": e.target, "detail": e.detail}
