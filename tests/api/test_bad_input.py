@@ -3,6 +3,9 @@ is expected), never a 500 or a 503, in both modes. (Issue 19, "Bad input".)"""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -84,3 +87,57 @@ def test_a_cursor_of_30_digits_is_refused_with_422(app, key):
                          headers=auth(key))
 
     assert field_errors(answer)["cursor"] == "expected a cursor from a previous page"
+
+
+# -- times ---------------------------------------------------------------------------------
+
+OUT_OF_RANGE_TIMES = ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00",
+                      "0001-01-01T00:00:00Z", "9999-12-31T23:59:59"]
+
+
+@pytest.mark.parametrize("name", ["since", "until"])
+@pytest.mark.parametrize("moment", OUT_OF_RANGE_TIMES)
+def test_a_list_filter_time_out_of_range_is_refused_with_422(app, key, name, moment):
+    answer = app.request("GET", "/v1/dead-letters", params={name: moment}, headers=auth(key))
+
+    assert field_errors(answer)[name] == "expected a time from 1678-01-01 to before 2262-01-01"
+
+
+@pytest.mark.parametrize("action", ["replay", "discard"])
+@pytest.mark.parametrize("moment", OUT_OF_RANGE_TIMES)
+def test_a_bulk_filter_time_out_of_range_is_refused_with_422(app, key, action, moment):
+    body = {"filter": {"since": moment}, "dry_run": False, "reason": "cleanup"}
+
+    answer = post_json(app, key, f"/v1/dead-letters/{action}", json.dumps(body).encode())
+
+    assert "filter.since" in field_errors(answer)
+
+
+def test_a_bulk_filter_reads_a_time_without_zone_as_utc_like_the_list(app, key, monkeypatch):
+    # Given a dead letter at a known instant, and a server whose own zone is not UTC
+    at = dt.datetime(2031, 5, 4, 12, 0, 0, tzinfo=dt.UTC)
+    app.open_dead_letter(dead_lettered_at_ns=int(at.timestamp()) * 10**9)
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        def bulk_count(since: str) -> int:
+            body = json.dumps({"filter": {"since": since}, "dry_run": True}).encode()
+            answer = post_json(app, key, "/v1/dead-letters/discard", body)
+            assert answer.status_code == 200, answer.text
+            return int(answer.json()["count"])
+
+        def listed(since: str) -> int:
+            answer = app.request("GET", "/v1/dead-letters", params={"since": since},
+                                 headers=auth(key))
+            assert answer.status_code == 200, answer.text
+            return len(answer.json()["items"])
+
+        # When both filter from one second before and one second after, without a zone
+        before, after = "2031-05-04T11:59:59", "2031-05-04T12:00:01"
+
+        # Then both read UTC: the letter is counted from just before it, not after
+        assert (bulk_count(before), bulk_count(after)) == (listed(before), listed(after))
+        assert (bulk_count(before), bulk_count(after)) == (1, 0)
+    finally:
+        monkeypatch.undo()
+        time.tzset()

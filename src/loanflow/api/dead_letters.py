@@ -88,18 +88,6 @@ def summary(letter: DeadLetter) -> dict[str, Any]:
     }
 
 
-def _ns(text: str | None, name: str) -> int | None:
-    if not text:
-        return None
-    try:
-        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise SchemaInvalid([FieldError(name, "expected an RFC 3339 time")]) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return int(moment.timestamp() * 1e9)
-
-
 def _filter_from_query(request: Request) -> DeadLetterFilter:
     q = request.query_params
     status = q.get("status", "open")
@@ -110,8 +98,8 @@ def _filter_from_query(request: Request) -> DeadLetterFilter:
         partner_id=q.get("partner_id") or None,
         external_id=q.get("external_id") or None,
         id=q.get("id") or None,
-        since_ns=_ns(q.get("since"), "since"),
-        until_ns=_ns(q.get("until"), "until"),
+        since_ns=params.time_param(request, "since"),
+        until_ns=params.time_param(request, "until"),
     )
 
 
@@ -191,8 +179,9 @@ async def _bulk(request: Request, action: str) -> Response:
     where = DeadLetterFilter(
         error_code=f.error_code, channel=f.channel, partner_id=f.partner_id,
         external_id=f.external_id,
-        since_ns=int(f.since.timestamp() * 1e9) if f.since else None,
-        until_ns=int(f.until.timestamp() * 1e9) if f.until else None,
+        # A time without a zone is UTC, as in the list's query (not the server's zone).
+        since_ns=params.moment_ns(f.since, "filter.since") if f.since else None,
+        until_ns=params.moment_ns(f.until, "filter.until") if f.until else None,
     )
     count = await _review(request).bulk(
         where, action=action, actor=key.id, reason=body.reason, dry_run=body.dry_run

@@ -8,11 +8,19 @@ past 64 bits with OverflowError).
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import overload
 
 from starlette.requests import Request
 
 from loanflow.errors import FieldError, SchemaInvalid
+
+#: Times are kept as 64-bit nanoseconds since the epoch (1677-09-21 to 2262-04-11):
+#: a filter outside these round bounds could not be compared with any stored time.
+EARLIEST = dt.datetime(1678, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(2262, 1, 1, tzinfo=dt.UTC)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)
 
 
 def _invalid(field: str, message: str) -> SchemaInvalid:
@@ -51,3 +59,25 @@ def int_param(
     if not text:
         return default
     return whole_number(text, name, minimum=minimum, maximum=maximum)
+
+
+def moment_ns(moment: dt.datetime, field: str) -> int:
+    """Nanoseconds since the epoch; a time without a zone is read as UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    if not EARLIEST <= moment < LATEST:
+        raise _invalid(field, f"expected a time from {EARLIEST:%Y-%m-%d} to before "
+                              f"{LATEST:%Y-%m-%d}")
+    return (moment - _EPOCH) // _MICROSECOND * 1000
+
+
+def time_param(request: Request, name: str) -> int | None:
+    """The query parameter `name`, an RFC 3339 time, as nanoseconds; None when absent."""
+    text = request.query_params.get(name)
+    if not text:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise _invalid(name, "expected an RFC 3339 time") from None
+    return moment_ns(moment, name)
