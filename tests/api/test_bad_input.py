@@ -141,3 +141,31 @@ def test_a_bulk_filter_reads_a_time_without_zone_as_utc_like_the_list(app, key, 
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+# -- text ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["external_id", "channel", "error_code", "id", "q", "status"])
+def test_a_nul_in_a_list_filter_is_refused_with_422(app, key, name):
+    answer = app.request("GET", "/v1/dead-letters", params={name: "a\x00b"}, headers=auth(key))
+
+    assert field_errors(answer)[name] == "expected text without NUL characters"
+
+
+def test_a_nul_in_a_discard_reason_is_refused_and_the_letter_stays_open(app, key):
+    letter = app.open_dead_letter()
+
+    answer = post_json(app, key, f"/v1/dead-letters/{letter}/discard",
+                       b'{"reason": "dup\\u0000licate"}')
+
+    assert field_errors(answer)["reason"] == "expected text without NUL characters"
+    found = app.request("GET", f"/v1/dead-letters/{letter}", headers=auth(key))
+    assert found.json()["status"] == "open"
+
+
+def test_a_nul_in_a_bulk_filter_is_refused_with_422(app, key):
+    body = b'{"filter": {"external_id": "a\\u0000b"}, "dry_run": true}'
+
+    answer = post_json(app, key, "/v1/dead-letters/replay", body)
+
+    assert "filter.external_id" in field_errors(answer)

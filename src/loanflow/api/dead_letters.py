@@ -89,15 +89,14 @@ def summary(letter: DeadLetter) -> dict[str, Any]:
 
 
 def _filter_from_query(request: Request) -> DeadLetterFilter:
-    q = request.query_params
-    status = q.get("status", "open")
+    status = request.query_params.get("status") or "open"
     return DeadLetterFilter(
-        status=None if status == "any" else status,
-        error_code=q.get("error_code") or None,
-        channel=q.get("channel") or None,
-        partner_id=q.get("partner_id") or None,
-        external_id=q.get("external_id") or None,
-        id=q.get("id") or None,
+        status=None if status == "any" else params.text_value(status, "status"),
+        error_code=params.text_param(request, "error_code"),
+        channel=params.text_param(request, "channel"),
+        partner_id=params.text_param(request, "partner_id"),
+        external_id=params.text_param(request, "external_id"),
+        id=params.text_param(request, "id"),
         since_ns=params.time_param(request, "since"),
         until_ns=params.time_param(request, "until"),
     )
@@ -108,7 +107,7 @@ async def list_dead_letters(request: Request) -> Response:
     await request.app.state.auth.require(request, Scope.READ)
     where = _filter_from_query(request)
     limit = params.int_param(request, "limit", default=50, minimum=1, maximum=MAX_PAGE)
-    search = request.query_params.get("q")
+    search = params.text_param(request, "q")
     if search:
         # One box finds an application id or the submitter's own reference.
         where = msgspec.structs.replace(where, id=search)
@@ -156,10 +155,9 @@ async def discard(request: Request) -> Response:
     key = await request.app.state.auth.require(request, Scope.OPERATE)
     body = await _decode(request, DiscardBody)
     assert body is not None
-    letter = await _review(request).discard(
-        request.path_params["id"], actor=key.id, reason=body.reason
-    )
-    _announce(request, letter, "discard", f"discarded by {key.id}: {body.reason}")
+    reason = params.text_value(body.reason, "reason") or ""
+    letter = await _review(request).discard(request.path_params["id"], actor=key.id, reason=reason)
+    _announce(request, letter, "discard", f"discarded by {key.id}: {reason}")
     return _json({"id": letter.id, "status": "discarded"})
 
 
@@ -177,14 +175,17 @@ async def _bulk(request: Request, action: str) -> Response:
     assert body is not None
     f = body.filter
     where = DeadLetterFilter(
-        error_code=f.error_code, channel=f.channel, partner_id=f.partner_id,
-        external_id=f.external_id,
+        error_code=params.text_value(f.error_code, "filter.error_code"),
+        channel=params.text_value(f.channel, "filter.channel"),
+        partner_id=params.text_value(f.partner_id, "filter.partner_id"),
+        external_id=params.text_value(f.external_id, "filter.external_id"),
         # A time without a zone is UTC, as in the list's query (not the server's zone).
         since_ns=params.moment_ns(f.since, "filter.since") if f.since else None,
         until_ns=params.moment_ns(f.until, "filter.until") if f.until else None,
     )
+    reason = params.text_value(body.reason, "reason") or ""
     count = await _review(request).bulk(
-        where, action=action, actor=key.id, reason=body.reason, dry_run=body.dry_run
+        where, action=action, actor=key.id, reason=reason, dry_run=body.dry_run
     )
     return _json({"action": action, "dry_run": body.dry_run, "count": count})
 

@@ -3,7 +3,7 @@
 A value a store cannot hold is the request's fault: it is answered 422 with the
 field and what is expected, never passed on to fail as a 500 (Python's int() takes
 Unicode digits such as `²` that str.isdigit() lets through; SQLite refuses integers
-past 64 bits with OverflowError).
+past 64 bits with OverflowError) or a 503 (PostgreSQL refuses a NUL in text).
 """
 
 from __future__ import annotations
@@ -81,3 +81,17 @@ def time_param(request: Request, name: str) -> int | None:
     except ValueError:
         raise _invalid(name, "expected an RFC 3339 time") from None
     return moment_ns(moment, name)
+
+
+def text_value(value: str | None, field: str) -> str | None:
+    """A filter or reason text; None when empty. A NUL is refused in both modes alike:
+    PostgreSQL text cannot hold one (SQLite can)."""
+    if not value:
+        return None
+    if "\x00" in value:
+        raise _invalid(field, "expected text without NUL characters")
+    return value
+
+
+def text_param(request: Request, name: str) -> str | None:
+    return text_value(request.query_params.get(name), name)
