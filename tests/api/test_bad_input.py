@@ -169,3 +169,24 @@ def test_a_nul_in_a_bulk_filter_is_refused_with_422(app, key):
     answer = post_json(app, key, "/v1/dead-letters/replay", body)
 
     assert "filter.external_id" in field_errors(answer)
+
+
+# -- review bodies ---------------------------------------------------------------------------
+
+def test_a_discard_body_of_invalid_utf8_is_400(app, key):
+    letter = app.open_dead_letter()
+
+    answer = post_json(app, key, f"/v1/dead-letters/{letter}/discard", b'{"reason": "a\xff"}')
+
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["detail"] == "body is not valid UTF-8"
+
+
+def test_a_replay_body_with_a_deeply_nested_application_is_400(app, key):
+    letter = app.open_dead_letter()
+    nested = b'{"application": ' + b"[" * 20_000 + b"]" * 20_000 + b"}"
+
+    answer = post_json(app, key, f"/v1/dead-letters/{letter}/replay", nested)
+
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["detail"] == "body is nested too deeply"

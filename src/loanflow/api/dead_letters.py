@@ -216,3 +216,7 @@ async def _decode(
         raise SchemaInvalid([FieldError("$", str(exc))]) from None
     except msgspec.DecodeError as exc:
         raise MalformedRequest(f"body is not valid JSON: {exc}") from None
+    except UnicodeDecodeError:
+        raise MalformedRequest("body is not valid UTF-8") from None
+    except RecursionError:
+        raise MalformedRequest("body is nested too deeply") from None
