@@ -6,13 +6,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.api.inprocess import MODES, InProcessApp, app_in_mode
-from tests.conftest import auth
+from tests.conftest import auth, sample_application
 
 NON_ASCII_COOKIE = [(b"cookie", "loanflow_session=abc.é".encode())]
 
@@ -190,3 +192,44 @@ def test_a_replay_body_with_a_deeply_nested_application_is_400(app, key):
 
     assert answer.status_code == 400, answer.text
     assert answer.json()["detail"] == "body is nested too deeply"
+
+
+# -- batch items -----------------------------------------------------------------------------
+
+def batch(app: InProcessApp, key: str, body: bytes, media_type: str) -> list[dict[str, Any]]:
+    answer = post_json(app, key, "/v1/applications/batch", body, media_type)
+    assert answer.status_code == 200, answer.text
+    items: list[dict[str, Any]] = answer.json()["items"]
+    return items
+
+
+def item(idempotency_key: str, application: dict[str, Any] | None = None) -> bytes:
+    return json.dumps({"idempotency_key": idempotency_key,
+                       "application": application or sample_application()}).encode()
+
+
+@pytest.mark.parametrize(("media_type", "framing"), [
+    ("application/json", lambda items: b"[" + b",".join(items) + b"]"),
+    ("application/x-ndjson", lambda items: b"\n".join(items) + b"\n"),
+])
+def test_an_item_key_of_invalid_utf8_is_refused_alone(app, key, media_type, framing):
+    bad = item("bad-\x01").replace(b"bad-\\u0001", b"bad-\xff")
+    good = item(str(uuid.uuid4()))
+
+    first, second = batch(app, key, framing([bad, good]), media_type)
+
+    assert first["status"] == "refused" and first["type"] == "/problems/malformed-request"
+    assert first["errors"] == [{"field": "$", "message": "item is not valid UTF-8"}]
+    assert second["status"] == "queued"
+
+
+def test_a_deeply_nested_ndjson_line_is_refused_alone(app, key):
+    nested = (b'{"idempotency_key": "deep", "application": ' + b'{"a":' * 20_000 + b"1"
+              + b"}" * 20_001)
+    good = item(str(uuid.uuid4()))
+
+    first, second = batch(app, key, nested + b"\n" + good + b"\n", "application/x-ndjson")
+
+    assert first["status"] == "refused"
+    assert first["errors"] == [{"field": "$", "message": "item is nested too deeply"}]
+    assert second["status"] == "queued"

@@ -68,7 +68,7 @@ async def submit_batch(request: Request) -> Response:
     for index, raw in enumerate(items):
         rt.metrics.recorder.count(names.RECEIVED)
         try:
-            item = msgspec.json.decode(raw, type=Item)
+            item = _decode_item(raw)
             if not valid_idempotency_key(item.idempotency_key):
                 raise MalformedRequest(
                     f"expected an idempotency_key of 1-{MAX_IDEMPOTENCY_KEY} printable ASCII "
@@ -107,7 +107,7 @@ def _items(request: Request, body: bytes) -> list[bytes]:
     if media_type == JSON:
         try:
             raws = msgspec.json.decode(body, type=list[msgspec.Raw])
-        except (msgspec.DecodeError, RecursionError) as exc:
+        except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
             raise MalformedRequest(f"expected a JSON array of items: {exc}") from None
         items = [bytes(raw) for raw in raws]
     elif media_type == NDJSON:
@@ -121,9 +121,18 @@ def _items(request: Request, body: bytes) -> list[bytes]:
     return items
 
 
+def _decode_item(raw: bytes) -> Item:
+    try:
+        return msgspec.json.decode(raw, type=Item)
+    except UnicodeDecodeError:
+        raise MalformedRequest("item is not valid UTF-8") from None
+    except RecursionError:
+        raise MalformedRequest("item is nested too deeply") from None
+
+
 def _refused(index: int, raw: bytes, exc: Exception) -> dict[str, Any]:
     key = None  # reported back when the item is at least an object that names one
-    with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+    with contextlib.suppress(msgspec.DecodeError, RecursionError, UnicodeDecodeError):
         key = msgspec.json.decode(raw, type=dict[str, Any]).get("idempotency_key")
     errors = getattr(exc, "errors", None)
     listed = ([{"field": f"application.{e.field}", "message": e.message} for e in errors]
