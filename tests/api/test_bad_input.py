@@ -233,3 +233,15 @@ def test_a_deeply_nested_ndjson_line_is_refused_alone(app, key):
     assert first["status"] == "refused"
     assert first["errors"] == [{"field": "$", "message": "item is nested too deeply"}]
     assert second["status"] == "queued"
+
+
+def test_an_item_with_its_idempotency_key_twice_is_refused_like_a_duplicate_key(app, key):
+    twice = (b'{"idempotency_key": "first-%s", "idempotency_key": "second-%s", '
+             b'"application": %s}' % (uuid.uuid4().hex.encode(), uuid.uuid4().hex.encode(),
+                                      json.dumps(sample_application()).encode()))
+
+    [result] = batch(app, key, b"[" + twice + b"]", "application/json")
+
+    assert result["status"] == "refused" and result["type"] == "/problems/malformed-request"
+    assert result["errors"] == [{"field": "$",
+                                 "message": "duplicate key 'idempotency_key' in an item"}]
