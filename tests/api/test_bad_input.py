@@ -245,3 +245,28 @@ def test_an_item_with_its_idempotency_key_twice_is_refused_like_a_duplicate_key(
     assert result["status"] == "refused" and result["type"] == "/problems/malformed-request"
     assert result["errors"] == [{"field": "$",
                                  "message": "duplicate key 'idempotency_key' in an item"}]
+
+
+# -- enum errors -----------------------------------------------------------------------------
+
+def test_an_enum_error_says_what_is_expected_and_never_echoes_the_value(app, key):
+    wrong = sample_application(channel="123-45-6789", loan__purpose="078-05-1120")
+
+    answer = app.request("POST", "/v1/applications", json=wrong,
+                         headers=auth(key, **{"Idempotency-Key": str(uuid.uuid4())}))
+
+    errors = field_errors(answer)
+    assert errors["channel"] == ("expected one of 'web', 'mobile', 'broker', 'partner_api', "
+                                 "'branch', 'phone'")
+    assert errors["loan.purpose"].startswith("expected one of 'debt_consolidation', ")
+    assert "123-45-6789" not in answer.text and "078-05-1120" not in answer.text
+
+
+def test_an_enum_error_in_a_batch_item_never_echoes_the_value(app, key):
+    wrong = item(str(uuid.uuid4()), sample_application(applicant__employment_status="1985-12-10"))
+
+    [result] = batch(app, key, b"[" + wrong + b"]", "application/json")
+
+    assert result["errors"][0]["field"] == "application.applicant.employment_status"
+    assert result["errors"][0]["message"].startswith("expected one of 'employed', ")
+    assert "1985-12-10" not in json.dumps(result)
