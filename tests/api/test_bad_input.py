@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from loanflow.metrics.series_base import RETENTION_S
 from tests.api.inprocess import MODES, InProcessApp, app_in_mode
 from tests.conftest import auth, sample_application
 
@@ -76,6 +77,16 @@ def test_unicode_digits_in_a_numeric_parameter_are_refused_with_422(app, key, pa
     answer = app.request("GET", path, params={name: digits}, headers=auth(key))
 
     assert field_errors(answer)[name].startswith("expected a whole number from")
+
+
+def test_a_series_longer_than_the_metrics_are_kept_is_refused_with_422(app, key):
+    longest = app.request("GET", "/v1/metrics/series", params={"seconds": RETENTION_S},
+                          headers=auth(key))
+    longer = app.request("GET", "/v1/metrics/series", params={"seconds": RETENTION_S + 1},
+                         headers=auth(key))
+
+    assert longest.status_code == 200, longest.text
+    assert field_errors(longer)["seconds"] == f"expected a whole number from 1 to {RETENTION_S}"
 
 
 def test_a_before_of_30_digits_is_refused_with_422(app, key):

@@ -13,12 +13,14 @@ from loanflow.apikeys import Scope
 from loanflow.errors import RequestError
 from loanflow.metrics.live_ws import live_endpoint
 from loanflow.metrics.prometheus import CONTENT_TYPE, render
+from loanflow.metrics.series_base import RETENTION_S
 from loanflow.runtime import Runtime
 
 #: Policy violation: the WebSocket closes before accept when auth fails.
 CLOSE_POLICY_VIOLATION = 1008
 MAX_WINDOW_S = 300
-MAX_SERIES_S = 3600
+#: As far back as the series are kept: a longer span could only be refused deeper down.
+MAX_SERIES_S = RETENTION_S
 
 _encode = msgspec.json.Encoder().encode
 
