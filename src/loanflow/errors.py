@@ -14,6 +14,8 @@
     │   ├── RateLimited              429: over the key's rate
     │   ├── NotOpen                  409: the dead letter was already resolved
     │   ├── InvalidValue             422: a value the store cannot hold or compare
+    │   ├── HeadersTooLarge          431: request head over its limit (answered by the
+    │   │                                 HTTP protocol, never raised)
     │   └── NotFound                 404
     └── Unavailable                  503: cannot promise durability now
         ├── BrokerUnavailable
@@ -127,6 +129,12 @@ class InvalidValue(RequestError):
     status = 422
     type = "invalid-value"
     title = "A value in the request cannot be stored or compared"
+
+
+class HeadersTooLarge(RequestError):
+    status = 431
+    type = "headers-too-large"
+    title = "Request header fields too large"
 
 
 class RateLimited(RequestError):
