@@ -13,6 +13,9 @@
     │   ├── IdempotencyConflict      409: same key still being accepted
     │   ├── RateLimited              429: over the key's rate
     │   ├── NotOpen                  409: the dead letter was already resolved
+    │   ├── InvalidValue             422: a value the store cannot hold or compare
+    │   ├── HeadersTooLarge          431: request head over its limit (answered by the
+    │   │                                 HTTP protocol, never raised)
     │   └── NotFound                 404
     └── Unavailable                  503: cannot promise durability now
         ├── BrokerUnavailable
@@ -117,6 +120,21 @@ class NotOpen(RequestError):
     status = 409
     type = "dead-letter-not-open"
     title = "The dead letter is no longer open"
+
+
+class InvalidValue(RequestError):
+    """The store refused a value of the request (NUL in text, a number out of range):
+    the same request can never succeed, so this is not an outage (503)."""
+
+    status = 422
+    type = "invalid-value"
+    title = "A value in the request cannot be stored or compared"
+
+
+class HeadersTooLarge(RequestError):
+    status = 431
+    type = "headers-too-large"
+    title = "Request header fields too large"
 
 
 class RateLimited(RequestError):

@@ -34,8 +34,9 @@ def test_valid_items_are_stored_and_invalid_ones_reported_by_index(client, keys)
     results = answer.json()["items"]
     assert [r["index"] for r in results] == [0, 1, 2, 3]
     assert [r["status"] for r in results] == ["queued", "refused", "queued", "refused"]
-    assert results[1]["errors"] == [{"field": "application.channel",
-                                     "message": "Invalid enum value 'fax'"}]
+    assert results[1]["errors"] == [{"field": "application.channel", "message":
+                                     "expected one of 'web', 'mobile', 'broker', "
+                                     "'partner_api', 'branch', 'phone'"}]
     assert wait_for_status(client, keys["submit"], results[0]["id"])["status"] == "stored"
     assert wait_for_status(client, keys["submit"], results[2]["id"])["status"] == "rejected"
 

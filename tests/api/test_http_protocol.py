@@ -7,13 +7,18 @@ Driven through uvicorn's protocol object with a transport that records each writ
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from starlette.types import Receive, Scope, Send
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
-from loanflow.api.http_protocol import GuardedHttpToolsProtocol
+from loanflow.api.http_protocol import (
+    MAX_HEAD_BYTES,
+    MAX_HEADER_LINES,
+    GuardedHttpToolsProtocol,
+)
 
 BODY = b'{"status":"accepted"}'
 
@@ -142,3 +147,69 @@ def test_a_response_on_a_closing_connection_is_sent_before_it_closes() -> None:
 
     assert len(writes) == 1 and writes[0].endswith(BODY)
     assert closed
+
+
+def refused_431(writes: list[bytes]) -> dict[str, object]:
+    """The problem+json of a single 431 answer."""
+    assert len(writes) == 1, writes
+    head, _, body = writes[0].partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 431 ")
+    assert b"content-type: application/problem+json" in head.lower()
+    problem: dict[str, object] = json.loads(body)
+    assert problem["status"] == 431 and problem["type"] == "/problems/headers-too-large"
+    return problem
+
+
+def test_a_head_over_64_kib_is_answered_431_and_the_connection_closed() -> None:
+    async def main() -> tuple[list[bytes], bool]:
+        connection = Connection()
+        big = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * MAX_HEAD_BYTES + b"\r\n\r\n"
+        return await connection.send(big), connection.transport.closed
+
+    writes, closed = asyncio.run(main())
+
+    assert "bytes" in str(refused_431(writes)["detail"])
+    assert closed
+
+
+def test_a_header_that_never_ends_is_refused_once_64_kib_arrived() -> None:
+    async def main() -> tuple[list[bytes], list[bytes], bool]:
+        connection = Connection()
+        writes = await connection.send(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: ")
+        for _ in range(MAX_HEAD_BYTES // 4096 + 1):
+            writes += await connection.send(b"a" * 4096)
+        later = [w for _ in range(100) for w in await connection.send(b"a" * 4096)]
+        return writes, later, connection.transport.closed
+
+    writes, later, closed = asyncio.run(main())
+
+    refused_431(writes)
+    assert closed and later == []  # what comes after the refusal is not parsed
+
+
+def test_over_100_header_lines_is_answered_431() -> None:
+    lines = b"".join(b"X-H%d: 1\r\n" % i for i in range(MAX_HEADER_LINES))
+
+    [writes] = exchange(b"GET / HTTP/1.1\r\nHost: x\r\n" + lines + b"\r\n")
+
+    assert "header lines" in str(refused_431(writes)["detail"])
+
+
+def test_a_head_within_both_limits_is_served() -> None:
+    lines = b"".join(b"X-H%d: 1\r\n" % i for i in range(MAX_HEADER_LINES - 2))
+    head = b"GET / HTTP/1.1\r\nHost: x\r\n" + lines + b"X-Big: "
+    head += b"a" * (MAX_HEAD_BYTES - len(head) - 4) + b"\r\n\r\n"
+    assert len(head) == MAX_HEAD_BYTES
+
+    [writes] = exchange(head)
+
+    assert writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+def test_a_large_body_arriving_with_its_head_is_not_counted_as_head() -> None:
+    body = b"x" * (4 * MAX_HEAD_BYTES)
+    request = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+
+    [writes] = exchange(request + b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # and one pipelined
+
+    assert [w[:15] for w in writes] == [b"HTTP/1.1 200 OK"] * 2

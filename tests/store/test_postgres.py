@@ -14,10 +14,11 @@ import msgspec
 import pytest
 
 from loanflow.apikeys import ApiKey, Scope
-from loanflow.errors import StoreUnavailable
+from loanflow.errors import InvalidValue, StoreUnavailable
 from loanflow.store import migrations
 from loanflow.store.base import ApplicationRecord
 from loanflow.store.postgres import CLIENT_MARGIN_S, PLAN_LIFETIME_S, PostgresStore
+from loanflow.store.review import DeadLetterFilter, DeadLetterStatus
 from tests.store.test_contract import dead
 from tests.throwaway.postgres import (
     PostgresServer,
@@ -390,6 +391,48 @@ def test_api_keys_are_created_found_listed_and_revoked(url: str) -> None:
 
 
 # -- connections and faults -----------------------------------------------------------------
+
+
+# -- values a request brings ---------------------------------------------------------------
+
+
+def test_a_nul_in_a_dead_letter_filter_is_an_invalid_value_not_an_outage(url: str) -> None:
+    async def scenario(store: PostgresStore) -> None:
+        with pytest.raises(InvalidValue, match="NUL"):
+            await store.list_dead_letters(DeadLetterFilter(external_id="a\x00b"), limit=10)
+        with pytest.raises(InvalidValue):
+            await store.count_dead_letters(DeadLetterFilter(channel="\x00"))
+        await store.ping()  # and the connection it came on is still good
+
+    run(url, scenario, max_pool=1)
+
+
+def test_a_number_past_64_bits_from_a_request_is_an_invalid_value(url: str) -> None:
+    async def scenario(store: PostgresStore) -> None:
+        with pytest.raises(InvalidValue, match="out of range"):
+            await store.audit_trail(limit=10, before_seq=10**30)
+        with pytest.raises(InvalidValue, match="out of range"):
+            await store.list_dead_letters(DeadLetterFilter(since_ns=10**30), limit=10)
+        await store.ping()
+
+    run(url, scenario, max_pool=1)
+
+
+def test_a_nul_in_a_discard_reason_is_an_invalid_value_and_changes_nothing(url: str) -> None:
+    app, letter = dead()
+
+    async def scenario(store: PostgresStore) -> None:
+        await store.save_results([app], [letter])
+        with pytest.raises(InvalidValue):
+            await store.resolve_dead_letter(
+                letter.id, seen_dead_lettered_at_ns=letter.dead_lettered_at_ns,
+                status=DeadLetterStatus.DISCARDED, actor="ops", at_ns=time.time_ns(),
+                reason="dup\x00licate", detail={},
+            )
+        found = await store.get_dead_letter(letter.id)
+        assert found is not None and found.status == "open"
+
+    run(url, scenario)
 
 
 def test_repr_never_shows_the_password() -> None:

@@ -10,6 +10,7 @@ submission. The answer lists every item's result in order.
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from typing import Any
 
@@ -68,12 +69,13 @@ async def submit_batch(request: Request) -> Response:
     for index, raw in enumerate(items):
         rt.metrics.recorder.count(names.RECEIVED)
         try:
-            item = msgspec.json.decode(raw, type=Item)
+            item = _decode_item(raw)
             if not valid_idempotency_key(item.idempotency_key):
                 raise MalformedRequest(
                     f"expected an idempotency_key of 1-{MAX_IDEMPOTENCY_KEY} printable ASCII "
                     "characters")
             application = decode_application(bytes(item.application))
+            _refuse_duplicate_fields(raw, bytes(item.application))
         except (msgspec.DecodeError, RequestError) as exc:
             results.append(_refused(index, raw, exc))
             rt.metrics.recorder.answered(getattr(exc, "status", 422))
@@ -108,7 +110,7 @@ def _items(request: Request, body: bytes) -> list[bytes]:
     if media_type == JSON:
         try:
             raws = msgspec.json.decode(body, type=list[msgspec.Raw])
-        except (msgspec.DecodeError, RecursionError) as exc:
+        except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
             raise MalformedRequest(f"expected a JSON array of items: {exc}") from None
         items = [bytes(raw) for raw in raws]
     elif media_type == NDJSON:
@@ -122,9 +124,36 @@ def _items(request: Request, body: bytes) -> list[bytes]:
     return items
 
 
+def _decode_item(raw: bytes) -> Item:
+    try:
+        return msgspec.json.decode(raw, type=Item)
+    except UnicodeDecodeError:
+        raise MalformedRequest("item is not valid UTF-8") from None
+    except RecursionError:
+        raise MalformedRequest("item is nested too deeply") from None
+
+
+def _refuse_duplicate_fields(raw: bytes, application: bytes) -> None:
+    """An item with a field twice is refused, as a single submission with a key twice
+    is: msgspec keeps the last, another parser may keep the first.
+
+    The application was checked already (`decode_application`), so only the item's own
+    level is parsed again: its application's bytes are cut out first. They cannot occur
+    inside a JSON string, where every quote they hold would be escaped.
+    """
+    try:
+        pairs = json.loads(raw.replace(application, b"0", 1), object_pairs_hook=list)
+    except RecursionError:  # a second application, nested deeper than json's stack
+        raise MalformedRequest("item is nested too deeply") from None
+    fields = [name for name, _ in pairs]
+    for name in set(fields):
+        if fields.count(name) > 1:
+            raise MalformedRequest(f"duplicate key {name!r} in an item")
+
+
 def _refused(index: int, raw: bytes, exc: Exception) -> dict[str, Any]:
     key = None  # reported back when the item is at least an object that names one
-    with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+    with contextlib.suppress(msgspec.DecodeError, RecursionError, UnicodeDecodeError):
         key = msgspec.json.decode(raw, type=dict[str, Any]).get("idempotency_key")
     errors = getattr(exc, "errors", None)
     listed = ([{"field": f"application.{e.field}", "message": e.message} for e in errors]

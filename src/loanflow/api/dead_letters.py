@@ -9,6 +9,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from loanflow.api import params
 from loanflow.api.applications import read_body, runtime_of
 from loanflow.api.schema import decode_application
 from loanflow.apikeys import Scope
@@ -20,6 +21,8 @@ from loanflow.models import Application, format_ts
 from loanflow.store.review import DeadLetter, DeadLetterFilter
 
 MAX_PAGE = 500
+#: Audit sequence numbers are 64-bit in both stores.
+MAX_SEQ = 2**63 - 1
 #: Review bodies carry at most one corrected application.
 MAX_REVIEW_BODY = 128 * 1024
 
@@ -85,30 +88,17 @@ def summary(letter: DeadLetter) -> dict[str, Any]:
     }
 
 
-def _ns(text: str | None, name: str) -> int | None:
-    if not text:
-        return None
-    try:
-        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise SchemaInvalid([FieldError(name, "expected an RFC 3339 time")]) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return int(moment.timestamp() * 1e9)
-
-
 def _filter_from_query(request: Request) -> DeadLetterFilter:
-    q = request.query_params
-    status = q.get("status", "open")
+    status = request.query_params.get("status") or "open"
     return DeadLetterFilter(
-        status=None if status == "any" else status,
-        error_code=q.get("error_code") or None,
-        channel=q.get("channel") or None,
-        partner_id=q.get("partner_id") or None,
-        external_id=q.get("external_id") or None,
-        id=q.get("id") or None,
-        since_ns=_ns(q.get("since"), "since"),
-        until_ns=_ns(q.get("until"), "until"),
+        status=None if status == "any" else params.text_value(status, "status"),
+        error_code=params.text_param(request, "error_code"),
+        channel=params.text_param(request, "channel"),
+        partner_id=params.text_param(request, "partner_id"),
+        external_id=params.text_param(request, "external_id"),
+        id=params.text_param(request, "id"),
+        since_ns=params.time_param(request, "since"),
+        until_ns=params.time_param(request, "until"),
     )
 
 
@@ -116,10 +106,8 @@ async def list_dead_letters(request: Request) -> Response:
     rt = runtime_of(request)
     await request.app.state.auth.require(request, Scope.READ)
     where = _filter_from_query(request)
-    limit_text = request.query_params.get("limit", "50")
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_PAGE:
-        raise SchemaInvalid([FieldError("limit", f"expected 1-{MAX_PAGE}")])
-    search = request.query_params.get("q")
+    limit = params.int_param(request, "limit", default=50, minimum=1, maximum=MAX_PAGE)
+    search = params.text_param(request, "q")
     if search:
         # One box finds an application id or the submitter's own reference.
         where = msgspec.structs.replace(where, id=search)
@@ -127,7 +115,7 @@ async def list_dead_letters(request: Request) -> Response:
             where = msgspec.structs.replace(where, id=None, external_id=search)
     try:
         letters, cursor = await rt.store.list_dead_letters(
-            where, limit=int(limit_text), cursor=request.query_params.get("cursor") or None
+            where, limit=limit, cursor=request.query_params.get("cursor") or None
         )
     except ValueError as exc:
         raise SchemaInvalid([FieldError("cursor", str(exc))]) from None
@@ -167,10 +155,9 @@ async def discard(request: Request) -> Response:
     key = await request.app.state.auth.require(request, Scope.OPERATE)
     body = await _decode(request, DiscardBody)
     assert body is not None
-    letter = await _review(request).discard(
-        request.path_params["id"], actor=key.id, reason=body.reason
-    )
-    _announce(request, letter, "discard", f"discarded by {key.id}: {body.reason}")
+    reason = params.text_value(body.reason, "reason") or ""
+    letter = await _review(request).discard(request.path_params["id"], actor=key.id, reason=reason)
+    _announce(request, letter, "discard", f"discarded by {key.id}: {reason}")
     return _json({"id": letter.id, "status": "discarded"})
 
 
@@ -188,13 +175,17 @@ async def _bulk(request: Request, action: str) -> Response:
     assert body is not None
     f = body.filter
     where = DeadLetterFilter(
-        error_code=f.error_code, channel=f.channel, partner_id=f.partner_id,
-        external_id=f.external_id,
-        since_ns=int(f.since.timestamp() * 1e9) if f.since else None,
-        until_ns=int(f.until.timestamp() * 1e9) if f.until else None,
+        error_code=params.text_value(f.error_code, "filter.error_code"),
+        channel=params.text_value(f.channel, "filter.channel"),
+        partner_id=params.text_value(f.partner_id, "filter.partner_id"),
+        external_id=params.text_value(f.external_id, "filter.external_id"),
+        # A time without a zone is UTC, as in the list's query (not the server's zone).
+        since_ns=params.moment_ns(f.since, "filter.since") if f.since else None,
+        until_ns=params.moment_ns(f.until, "filter.until") if f.until else None,
     )
+    reason = params.text_value(body.reason, "reason") or ""
     count = await _review(request).bulk(
-        where, action=action, actor=key.id, reason=body.reason, dry_run=body.dry_run
+        where, action=action, actor=key.id, reason=reason, dry_run=body.dry_run
     )
     return _json({"action": action, "dry_run": body.dry_run, "count": count})
 
@@ -202,12 +193,8 @@ async def _bulk(request: Request, action: str) -> Response:
 async def audit_trail(request: Request) -> Response:
     rt = runtime_of(request)
     await request.app.state.auth.require(request, Scope.READ)
-    before = request.query_params.get("before")
-    if before is not None and not before.isdigit():
-        raise SchemaInvalid([FieldError("before", "expected a seq from a previous page")])
-    entries = await rt.store.audit_trail(
-        limit=MAX_PAGE, before_seq=int(before) if before else None
-    )
+    before = params.int_param(request, "before", default=None, minimum=0, maximum=MAX_SEQ)
+    entries = await rt.store.audit_trail(limit=MAX_PAGE, before_seq=before)
     return _json({"items": [
         {"seq": e.seq, "at": format_ts(e.at_ns), "actor": e.actor, "action": e.action,
          "target": e.target, "detail": e.detail}
@@ -229,3 +216,7 @@ async def _decode(
         raise SchemaInvalid([FieldError("$", str(exc))]) from None
     except msgspec.DecodeError as exc:
         raise MalformedRequest(f"body is not valid JSON: {exc}") from None
+    except UnicodeDecodeError:
+        raise MalformedRequest("body is not valid UTF-8") from None
+    except RecursionError:
+        raise MalformedRequest("body is nested too deeply") from None

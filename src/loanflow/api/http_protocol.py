@@ -1,5 +1,5 @@
-"""uvicorn's httptools protocol with a deadline on reading request headers, and each
-small response sent in one write (see _HeadWithBody).
+"""uvicorn's httptools protocol with a deadline and a size limit on reading request
+headers, and each small response sent in one write (see _HeadWithBody).
 
 uvicorn times out idle keep-alive connections but not a client that sends its
 headers a byte at a time (slowloris): each such client would hold a connection
@@ -9,6 +9,12 @@ nothing yet is idle, like a kept-alive one between requests, and is closed
 quietly after the keep-alive timeout: clients open pools ahead of their load
 (closing those after 10 s, with a warning each, made ~5 reconnections a second
 for the load generator at 300/s).
+
+Neither uvicorn nor httptools limits the size of a request's head: a 30 MiB header
+was read whole into memory and answered. Here the request line and headers may
+hold MAX_HEAD_BYTES and MAX_HEADER_LINES; past either the answer is 431 and the
+connection is closed. Bytes are counted as they arrive, before the parser buffers
+them, so a header that never ends costs at most the limit.
 """
 
 from __future__ import annotations
@@ -17,20 +23,39 @@ import asyncio
 import logging
 from typing import Any
 
+import msgspec
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
+from loanflow.api.problems import PROBLEM_JSON, TYPE_BASE
+from loanflow.errors import HeadersTooLarge
 from loanflow.settings import Settings
 
 log = logging.getLogger(__name__)
 
 #: Seconds a client has to send a request's headers.
 HEADER_TIMEOUT_S = 10.0
+#: Most bytes of a request line and headers together (as nginx's large buffers, 4 x 8 KiB,
+#: twice over); beyond: 431.
+MAX_HEAD_BYTES = 64 * 1024
+#: Most header lines of one request; beyond: 431.
+MAX_HEADER_LINES = 100
 #: The live feed only ever receives tiny frames; a bigger one closes the socket (1009).
 WS_MAX_FRAME_BYTES = 64 * 1024
 
 
+class _HeadRefused(Exception):
+    """Raised in a parser callback to stop the parser; answered 431."""
+
+
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     _header_deadline: asyncio.TimerHandle | None = None
+    #: True from a request's first byte (or the connection's) until its headers end.
+    _reading_head = True
+    #: Bytes of the current head fed to the parser so far, and its header lines.
+    _head_bytes = 0
+    _header_lines = 0
+    _too_many_lines = False
+    _head_refused = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -38,12 +63,54 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.timeout_keep_alive_task = self.loop.call_later(
             self.timeout_keep_alive, self.timeout_keep_alive_handler)
 
+    def data_received(self, data: bytes) -> None:
+        if self._head_refused:
+            return  # answered 431, closing: the rest is not read
+        if not self._reading_head:
+            super().data_received(data)
+            return
+        room = MAX_HEAD_BYTES - self._head_bytes
+        if len(data) <= room:
+            self._head_bytes += len(data)
+            super().data_received(data)
+            return
+        # More than the head may still hold: feed only what it may, then look whether
+        # the head ended within it (the rest is then a body, or the next request).
+        self._head_bytes = MAX_HEAD_BYTES  # back to 0 if a request ends within it
+        super().data_received(data[:room])
+        if self._head_refused or self.parser is None or self.transport.is_closing():
+            return
+        if self._reading_head and self._head_bytes == MAX_HEAD_BYTES:
+            self._refuse_head(f"the request line and headers are over {MAX_HEAD_BYTES} bytes")
+        elif self._reading_head or not self.parser.should_upgrade():
+            self.data_received(data[room:])  # (after an upgrade, the socket is the WebSocket's)
+
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._header_lines = 0
         self._arm_header_deadline()
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_lines += 1
+        if self._header_lines > MAX_HEADER_LINES:
+            # Stops the parser: feed_data raises, and uvicorn calls send_400_response.
+            self._too_many_lines = True
+            raise _HeadRefused
+        super().on_header(name, value)
+
+    def send_400_response(self, msg: str) -> None:
+        if self._too_many_lines:
+            self._refuse_head(f"the request has over {MAX_HEADER_LINES} header lines")
+        else:
+            super().send_400_response(msg)
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._reading_head, self._head_bytes = True, 0  # the next request's head follows
 
     def on_headers_complete(self) -> None:
         self._disarm_header_deadline()
+        self._reading_head = False
         before = self.cycle
         super().on_headers_complete()
         if self.cycle is not None and self.cycle is not before:  # a new request's cycle
@@ -65,6 +132,23 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def _headers_too_slow(self) -> None:
         self._header_deadline = None
         log.warning("closed a connection whose headers took over %.0fs", HEADER_TIMEOUT_S)
+        self.transport.close()
+
+    def _refuse_head(self, detail: str) -> None:
+        self._head_refused = True
+        self._disarm_header_deadline()
+        log.warning("431 to %s: %s", self.client, detail)
+        body = msgspec.json.encode({
+            "type": TYPE_BASE + HeadersTooLarge.type, "title": HeadersTooLarge.title,
+            "status": HeadersTooLarge.status, "detail": detail,
+        })
+        head = [b"HTTP/1.1 431 Request Header Fields Too Large\r\n"]
+        head += [name + b": " + value + b"\r\n" for name, value in
+                 self.server_state.default_headers]
+        head += [b"content-type: " + PROBLEM_JSON.encode() + b"\r\n",
+                 b"content-length: " + str(len(body)).encode() + b"\r\n",
+                 b"connection: close\r\n\r\n"]
+        self.transport.write(b"".join(head) + body)
         self.transport.close()
 
 

@@ -8,31 +8,27 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from loanflow.api.applications import runtime_of
+from loanflow.api.params import int_param
 from loanflow.apikeys import Scope
-from loanflow.errors import FieldError, RequestError, SchemaInvalid
+from loanflow.errors import RequestError
 from loanflow.metrics.live_ws import live_endpoint
 from loanflow.metrics.prometheus import CONTENT_TYPE, render
+from loanflow.metrics.series_base import RETENTION_S
 from loanflow.runtime import Runtime
 
 #: Policy violation: the WebSocket closes before accept when auth fails.
 CLOSE_POLICY_VIOLATION = 1008
 MAX_WINDOW_S = 300
-MAX_SERIES_S = 3600
+#: As far back as the series are kept: a longer span could only be refused deeper down.
+MAX_SERIES_S = RETENTION_S
 
 _encode = msgspec.json.Encoder().encode
-
-
-def _int_param(request: Request, name: str, default: int, maximum: int) -> int:
-    text = request.query_params.get(name, str(default))
-    if not text.isdigit() or not 1 <= int(text) <= maximum:
-        raise SchemaInvalid([FieldError(name, f"expected 1-{maximum}")])
-    return int(text)
 
 
 async def summary(request: Request) -> Response:
     rt = runtime_of(request)
     await request.app.state.auth.require(request, Scope.READ)
-    window_s = _int_param(request, "window_s", 10, MAX_WINDOW_S)
+    window_s = int_param(request, "window_s", default=10, minimum=1, maximum=MAX_WINDOW_S)
     body = await rt.metrics.aggregator.summary(window_s)
     return Response(_encode(body), media_type="application/json")
 
@@ -40,7 +36,7 @@ async def summary(request: Request) -> Response:
 async def series(request: Request) -> Response:
     rt = runtime_of(request)
     await request.app.state.auth.require(request, Scope.READ)
-    seconds = _int_param(request, "seconds", 900, MAX_SERIES_S)
+    seconds = int_param(request, "seconds", default=900, minimum=1, maximum=MAX_SERIES_S)
     body = await rt.metrics.aggregator.series(seconds)
     return Response(_encode(body), media_type="application/json")
 

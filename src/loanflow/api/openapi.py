@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 
 from loanflow import __version__
+from loanflow.api import openapi_review
 from loanflow.models import Application
 
 _PROBLEM = {"$ref": "#/components/schemas/Problem"}
@@ -64,6 +65,8 @@ def build() -> dict[str, Any]:
             "rejection_reasons": {"type": "array"},
         },
     }
+    review_paths, review_schemas = openapi_review.paths()
+    components.update(review_schemas)
     auth_errors = {
         "401": _problem_response("No, unknown, revoked or expired API key"),
         "403": _problem_response("The key lacks the scope"),
@@ -150,6 +153,7 @@ def build() -> dict[str, Any]:
                     },
                 }
             },
+            **review_paths,
             "/healthz": {"get": {"summary": "Liveness", "security": [],
                                  "responses": {"200": {"description": "Alive"}}}},
             "/readyz": {"get": {"summary": "Readiness", "security": [],

@@ -163,7 +163,7 @@ def _walk(value: Any, struct: type[msgspec.Struct], path: str) -> list[FieldErro
         try:
             msgspec.convert(item, hint, strict=True)
         except msgspec.ValidationError as exc:
-            errors.append(_from_msgspec(where, exc))
+            errors.append(_from_msgspec(where, exc, hint))
     return errors
 
 
@@ -175,10 +175,30 @@ def _struct_of(hint: Any) -> type[msgspec.Struct] | None:
     return None
 
 
-def _from_msgspec(path: str, exc: msgspec.ValidationError) -> FieldError:
+def _from_msgspec(path: str, exc: msgspec.ValidationError, hint: Any = None) -> FieldError:
     message, _, at = str(exc).partition(" - at `$")
+    if message.startswith("Invalid enum value"):
+        # msgspec quotes the value, which may be PII put in the wrong field (an SSN as
+        # the channel): answers and import reports name fields, never values.
+        message = _expected_values(hint)
     suffix = at.rstrip("`").lstrip(".")
     return FieldError(_join(path, suffix) if suffix else (path or "$"), message)
+
+
+def _expected_values(hint: Any) -> str:
+    allowed = list(_literal_values(hint))
+    if not allowed:
+        return "expected one of the allowed values"
+    return "expected one of " + ", ".join(repr(v) if isinstance(v, str) else str(v)
+                                          for v in allowed)
+
+
+def _literal_values(hint: Any) -> Iterator[object]:
+    if typing.get_origin(hint) is typing.Literal:
+        yield from typing.get_args(hint)
+    else:  # Optional, Annotated: look inside
+        for arg in typing.get_args(hint):
+            yield from _literal_values(arg)
 
 
 def _join(path: str, name: str) -> str:

@@ -2,6 +2,9 @@
 
 Any failure to reach or use the server surfaces as StoreUnavailable, the one
 error callers handle: the processor leaves its batch in the broker and waits.
+A query built from a request's values (`for_request=True`: the read and review
+routes) is the exception: a value the server refuses there is the request's
+fault, InvalidValue, which no retry can cure.
 Every connection carries a server-side `statement_timeout` and a client-side
 command timeout, so neither a slow query nor a frozen server hangs a caller.
 """
@@ -21,7 +24,7 @@ import asyncpg
 import msgspec
 
 from loanflow.apikeys import ApiKey, Scope
-from loanflow.errors import StoreUnavailable
+from loanflow.errors import InvalidValue, StoreUnavailable
 from loanflow.store import migrations, review
 from loanflow.store.base import ApplicationRecord
 from loanflow.store.postgres_logins import PostgresLogins
@@ -162,7 +165,7 @@ class PostgresStore(PostgresReview, PostgresLogins):
     async def get_application(self, application_id: str) -> ApplicationRecord | None:
         if "\x00" in application_id:
             return None  # PostgreSQL text cannot hold NUL, so no such id exists
-        async with self._connection("get_application") as conn:
+        async with self._connection("get_application", for_request=True) as conn:
             row = await conn.fetchrow(
                 f"SELECT {_COLUMNS} FROM applications WHERE id = $1", application_id
             )
@@ -213,8 +216,10 @@ class PostgresStore(PostgresReview, PostgresLogins):
             await conn.fetchval("SELECT 1")
 
     @contextlib.asynccontextmanager
-    async def _connection(self, what: str) -> AsyncIterator[Any]:
-        """A pooled connection; backend errors leave as StoreUnavailable."""
+    async def _connection(self, what: str, *, for_request: bool = False) -> AsyncIterator[Any]:
+        """A pooled connection; backend errors leave as StoreUnavailable, or as InvalidValue
+        for a value of a request's (`for_request`) the server refused (SQLSTATE class 22:
+        NUL in text, a number out of range; asyncpg's own argument checks raise it too)."""
         pool = self._pool
         if pool is None:
             raise StoreUnavailable(f"{what}: {self!r} is not open")
@@ -231,11 +236,13 @@ class PostgresStore(PostgresReview, PostgresLogins):
                     conn.terminate()
                     raise
         except _BACKEND_ERRORS as exc:
+            if for_request and isinstance(exc, asyncpg.DataError):
+                raise InvalidValue(_refused_value(exc)) from exc
             raise StoreUnavailable(f"{what}: {_describe(exc)}") from exc
 
     @contextlib.asynccontextmanager
-    async def _transaction(self, what: str) -> AsyncIterator[Any]:
-        async with self._connection(what) as conn:
+    async def _transaction(self, what: str, *, for_request: bool = False) -> AsyncIterator[Any]:
+        async with self._connection(what, for_request=for_request) as conn:
             # Not `async with conn.transaction()`: its ROLLBACK on a dead
             # connection would wait out another timeout; _connection drops it.
             transaction = conn.transaction()
@@ -365,6 +372,19 @@ async def _migrate(conn: Any) -> int:
         )
         applied += 1
     return applied
+
+
+def _refused_value(exc: Any) -> str:
+    """What a client is told: the kind of value, never the value (the server's message
+    quotes it)."""
+    kind = {
+        "22021": "text with a NUL or a character not in UTF-8",
+        "22P05": "text with a character the database cannot hold",
+        "22003": "a number out of range",
+    }.get(exc.sqlstate, "a value of the wrong form")
+    if "out of int64 range" in str(exc):
+        kind = "a number out of range"  # asyncpg's own check (SQLSTATE 22000)
+    return f"the request holds {kind}; change it (retrying as it is cannot succeed)"
 
 
 def _describe(exc: BaseException) -> str:

@@ -21,19 +21,26 @@ _encode = msgspec.json.Encoder().encode
 
 
 class PostgresReview:
-    """Mixed into PostgresStore, which provides `_connection` and `_transaction`."""
+    """Mixed into PostgresStore, which provides `_connection` and `_transaction`.
 
-    def _connection(self, what: str) -> contextlib.AbstractAsyncContextManager[Any]:
+    Every query here is built from an operator's request: `for_request=True`.
+    """
+
+    def _connection(
+        self, what: str, *, for_request: bool = False
+    ) -> contextlib.AbstractAsyncContextManager[Any]:
         raise NotImplementedError
 
-    def _transaction(self, what: str) -> contextlib.AbstractAsyncContextManager[Any]:
+    def _transaction(
+        self, what: str, *, for_request: bool = False
+    ) -> contextlib.AbstractAsyncContextManager[Any]:
         raise NotImplementedError
 
     async def list_dead_letters(
         self, where: DeadLetterFilter, *, limit: int, cursor: str | None = None
     ) -> tuple[list[DeadLetter], str | None]:
         clause, params = review.where_sql(where, cursor, lambda n: f"${n}")
-        async with self._connection("list_dead_letters") as conn:
+        async with self._connection("list_dead_letters", for_request=True) as conn:
             rows = await conn.fetch(
                 f"SELECT {review.DEAD_LETTER_COLUMNS} FROM dead_letters{clause}"
                 f" ORDER BY dead_lettered_at_ns DESC, id DESC LIMIT ${len(params) + 1}",
@@ -43,13 +50,13 @@ class PostgresReview:
 
     async def count_dead_letters(self, where: DeadLetterFilter) -> int:
         clause, params = review.where_sql(where, None, lambda n: f"${n}")
-        async with self._connection("count_dead_letters") as conn:
+        async with self._connection("count_dead_letters", for_request=True) as conn:
             return int(await conn.fetchval(f"SELECT count(*) FROM dead_letters{clause}", *params))
 
     async def get_dead_letter(self, application_id: str) -> DeadLetter | None:
         if "\x00" in application_id:
             return None
-        async with self._connection("get_dead_letter") as conn:
+        async with self._connection("get_dead_letter", for_request=True) as conn:
             row = await conn.fetchrow(
                 f"SELECT {review.DEAD_LETTER_COLUMNS} FROM dead_letters WHERE id = $1",
                 application_id,
@@ -67,7 +74,7 @@ class PostgresReview:
         reason: str,
         detail: dict[str, Any],
     ) -> bool:
-        async with self._transaction("resolve_dead_letter") as conn:
+        async with self._transaction("resolve_dead_letter", for_request=True) as conn:
             changed = await conn.execute(
                 "UPDATE dead_letters SET status = $1, resolved_at_ns = $2, resolved_by = $3,"
                 " resolution = $4 WHERE id = $5 AND status = 'open'"
@@ -90,7 +97,7 @@ class PostgresReview:
     async def record_audit(
         self, *, at_ns: int, actor: str, action: str, target: str, detail: dict[str, Any]
     ) -> None:
-        async with self._connection("record_audit") as conn:
+        async with self._connection("record_audit", for_request=True) as conn:
             await conn.execute(
                 "INSERT INTO audit_log (at_ns, actor, action, target, detail)"
                 " VALUES ($1, $2, $3, $4, $5)",
@@ -106,7 +113,7 @@ class PostgresReview:
         return {r["action"]: int(r["n"]) for r in rows}
 
     async def audit_trail(self, *, limit: int, before_seq: int | None = None) -> list[AuditEntry]:
-        async with self._connection("audit_trail") as conn:
+        async with self._connection("audit_trail", for_request=True) as conn:
             rows = await conn.fetch(
                 "SELECT seq, at_ns, actor, action, target, detail FROM audit_log"
                 " WHERE seq < $1 ORDER BY seq DESC LIMIT $2",

@@ -71,11 +71,18 @@ def encode_cursor(dead_lettered_at_ns: int, application_id: str) -> str:
     return f"{dead_lettered_at_ns}.{application_id}"
 
 
+#: Times are 64-bit integers in both stores; a cursor past them was not made here.
+_MAX_CURSOR_NS = 2**63 - 1
+
+
 def decode_cursor(cursor: str) -> tuple[int, str]:
     """Raises ValueError on a cursor this module did not make."""
     at, dot, application_id = cursor.partition(".")
-    if not dot or not at.isdigit() or not application_id:
-        raise ValueError(f"expected a cursor from a previous page, got {cursor!r}")
+    # ASCII digits only (int() also reads `²`), within what a store holds.
+    valid = (dot and at.isascii() and at.isdigit() and len(at) <= len(str(_MAX_CURSOR_NS))
+             and int(at) <= _MAX_CURSOR_NS and application_id and "\x00" not in application_id)
+    if not valid:
+        raise ValueError("expected a cursor from a previous page")
     return int(at), application_id
 
 
