@@ -89,3 +89,22 @@ def test_repr_does_not_show_a_password_in_a_store_url() -> None:
     settings = Settings(store_url="postgresql://loanflow:hunter2@db.internal/loanflow")
 
     assert "hunter2" not in repr(settings)
+
+
+@pytest.mark.parametrize("raw", ["1", "true", "True", "yes", "on"])
+def test_a_switch_is_on_for_the_usual_spellings(raw: str) -> None:
+    assert Settings.from_env({"LOANFLOW_UNSAFE_REDIS": raw}).unsafe_redis is True
+
+
+@pytest.mark.parametrize("raw", ["0", "false", "False", "no", "off"])
+def test_a_switch_is_off_for_the_usual_spellings(raw: str) -> None:
+    assert Settings.from_env({"LOANFLOW_UNSAFE_REDIS": raw}).unsafe_redis is False
+
+
+def test_unsafe_redis_is_off_unless_asked_for() -> None:
+    assert Settings.from_env({}).unsafe_redis is False
+
+
+def test_a_switch_with_another_value_names_the_variable() -> None:
+    with pytest.raises(ValueError, match="LOANFLOW_UNSAFE_REDIS: expected 1 or 0, got 'maybe'"):
+        Settings.from_env({"LOANFLOW_UNSAFE_REDIS": "maybe"})

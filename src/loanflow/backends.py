@@ -23,7 +23,8 @@ def make_broker(settings: Settings) -> Broker:
     if _scheme(url) in ("redis", "rediss", "unix"):
         from loanflow.broker.redis_streams import RedisStreamsBroker
 
-        return RedisStreamsBroker(url, visibility_timeout_s=settings.visibility_timeout_s)
+        return RedisStreamsBroker(url, visibility_timeout_s=settings.visibility_timeout_s,
+                                  allow_unsafe=settings.unsafe_redis)
     raise ValueError(
         f"expected an empty LOANFLOW_BROKER_URL (embedded) or redis://…, got {_scheme(url)}://…"
     )

@@ -101,6 +101,12 @@ def _add_setting_flags(parser: argparse.ArgumentParser, only: Sequence[str] = ()
         if only and field.name not in only:
             continue
         kind = type(field.default)
+        if isinstance(field.default, bool):  # a switch: given means on; absent: the variable
+            parser.add_argument(
+                "--" + field.name.replace("_", "-"), action="store_const", const=True,
+                default=None, help=f"{field.metadata['help']} (LOANFLOW_{field.name.upper()}=1)",
+            )
+            continue
         parser.add_argument(
             "--" + field.name.replace("_", "-"),
             type=Path if kind is Path else kind,

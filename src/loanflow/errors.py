@@ -14,10 +14,12 @@
     │   ├── RateLimited              429: over the key's rate
     │   ├── NotOpen                  409: the dead letter was already resolved
     │   └── NotFound                 404
-    └── Unavailable                  503: cannot promise durability now
-        ├── BrokerUnavailable
-        ├── StoreUnavailable
-        └── QueueFull
+    ├── Unavailable                  503: cannot promise durability now
+    │   ├── BrokerUnavailable
+    │   ├── StoreUnavailable
+    │   └── QueueFull
+    └── StartupError                 the process cannot start: one line, what and how to fix
+        └── UnsafeRedis              Redis may lose what it acknowledges
 """
 
 from __future__ import annotations
@@ -149,3 +151,18 @@ class StoreUnavailable(Unavailable):
 class QueueFull(Unavailable):
     type = "queue-full"
     title = "Queue is over its depth limit"
+
+
+class StartupError(LoanflowError):
+    """A start that cannot work: the CLI prints the message as one line and exits.
+
+    `exit_status` 2: a setting is wrong (a restart alone will not help); 1: something
+    it needs is unreachable now."""
+
+    def __init__(self, message: str, *, exit_status: int = 2) -> None:
+        super().__init__(message)
+        self.exit_status = exit_status
+
+
+class UnsafeRedis(StartupError):
+    """Redis may lose what it acknowledges, and LOANFLOW_UNSAFE_REDIS is not set."""

@@ -62,6 +62,9 @@ _decode = msgspec.msgpack.Decoder(Envelope).decode
 
 
 class SQLiteBroker:
+    #: Every commit is fsync'd before its callers hear back (embedded.py).
+    durability = "sqlite synchronous=FULL"
+
     def __init__(
         self, path: Path, *, visibility_timeout_s: float, poll_interval_s: float = 0.01
     ) -> None:
