@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ from loanflow.broker.base import (
     Delivery,
     Submission,
 )
+from loanflow.broker.sqlite_holders import Holders
 from loanflow.embedded import SQLiteDatabase
 from loanflow.errors import BrokerUnavailable
 from loanflow.models import Envelope
@@ -59,6 +61,7 @@ IDLE_POLL_S = 0.1
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder(Envelope).decode
+log = logging.getLogger(__name__)
 
 
 class SQLiteBroker:
@@ -72,15 +75,27 @@ class SQLiteBroker:
         self._visibility_ns = int(visibility_timeout_s * 1e9)
         self._poll_interval_s = poll_interval_s
         self._activity = Activity()
+        self._holders = Holders(path.with_suffix(".lock"))
 
     def __repr__(self) -> str:
         return f"SQLiteBroker({str(self._db.path)!r})"
 
     async def open(self) -> None:
         self._db.open(SCHEMA)
+        try:
+            if self._holders.enter():  # every earlier holder is gone: nobody alive holds work
+                handed_back = await self._db.write(_hand_back_every_lease)
+                self._holders.share()
+                if handed_back:
+                    log.warning("handed back %d applications reserved by a process that is"
+                                " gone", handed_back)
+        except BaseException:
+            await self.close()
+            raise
 
     async def close(self) -> None:
         self._db.close()
+        self._holders.leave()
 
     async def append(self, submissions: Sequence[Submission]) -> list[AppendResult]:
         rows = [
@@ -220,6 +235,13 @@ class SQLiteBroker:
             )
         )
         return int(cur.rowcount)
+
+
+def _hand_back_every_lease(conn: sqlite3.Connection) -> int:
+    # Deliveries stay counted, as when a lease runs out: the holder may have died of one.
+    cur = conn.execute("UPDATE messages SET lease_until_ns = 0 WHERE lease_until_ns > ?",
+                       (time.time_ns(),))
+    return int(cur.rowcount)
 
 
 def _token(seq: int, lease_no: int) -> str:
