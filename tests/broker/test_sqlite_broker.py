@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from loanflow.broker.base import IDEMPOTENCY_TTL_S, AppendResult, Submission
+from loanflow.broker.base import IDEMPOTENCY_TTL_S, AppendOutcome, AppendResult, Submission
 from loanflow.broker.sqlite import SQLiteBroker
 from loanflow.models import Envelope, new_application_id
 
@@ -123,3 +123,27 @@ async def append(path: Path, *subs: Submission) -> list[AppendResult]:
         return [await broker.append([sub]) for sub in subs][-1]
     finally:
         await broker.close()
+@pytest.mark.parametrize("fingerprint", ["fp-1", "fp-other"])
+def test_a_key_past_its_ttl_is_free_before_the_janitor_deletes_it(
+    tmp_path: Path, fingerprint: str
+) -> None:
+    old = submission("idem-1", received_at_ns=time.time_ns() - TTL_NS - HOUR_NS)
+    fresh = submission("idem-1", fingerprint=fingerprint)
+
+    [result] = asyncio.run(append(tmp_path / "broker.db", old, fresh))
+
+    assert (result.outcome, result.application_id) == (AppendOutcome.ACCEPTED, fresh.envelope.id)
+
+
+@pytest.mark.parametrize(("fingerprint", "outcome"), [
+    ("fp-1", AppendOutcome.REPLAYED), ("fp-other", AppendOutcome.KEY_REUSED),
+])
+def test_a_key_within_its_ttl_still_answers_for_the_first_application(
+    tmp_path: Path, fingerprint: str, outcome: AppendOutcome
+) -> None:
+    old = submission("idem-1", received_at_ns=time.time_ns() - TTL_NS + HOUR_NS)
+    again = submission("idem-1", fingerprint=fingerprint)
+
+    [result] = asyncio.run(append(tmp_path / "broker.db", old, again))
+
+    assert (result.outcome, result.application_id) == (outcome, old.envelope.id)

@@ -55,6 +55,16 @@ CREATE INDEX IF NOT EXISTS idempotency_keys_age ON idempotency_keys (received_at
 #: Not fenced: the result is stored, so the envelope is done whoever holds it now.
 ACK_SQL = "DELETE FROM messages WHERE seq = ?"
 
+#: Claims a key, or one past its TTL that the janitor (every JANITOR_INTERVAL_S) has not
+#: deleted yet: the age is checked on lookup, so no key outlives its documented 72 h.
+CLAIM_KEY_SQL = (
+    "INSERT INTO idempotency_keys VALUES (?, ?, ?, ?, ?)"
+    " ON CONFLICT (api_key_id, key) DO UPDATE SET fingerprint = excluded.fingerprint,"
+    " application_id = excluded.application_id, received_at_ns = excluded.received_at_ns"
+    " WHERE idempotency_keys.received_at_ns"
+    f" < excluded.received_at_ns - {IDEMPOTENCY_TTL_S * 1_000_000_000}"
+)
+
 #: An idle consumer's poll: how late it may see a replay from another process, a due
 #: retry or an expired lease.
 IDLE_POLL_S = 0.1
@@ -265,8 +275,7 @@ def _append(
     results = []
     for api_key_id, key, fingerprint, app_id, received_at_ns, blob in rows:
         claimed = conn.execute(
-            "INSERT INTO idempotency_keys VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (api_key_id, key, fingerprint, app_id, received_at_ns),
+            CLAIM_KEY_SQL, (api_key_id, key, fingerprint, app_id, received_at_ns),
         ).rowcount
         if claimed:
             conn.execute(
