@@ -155,8 +155,12 @@ def test_the_unsafe_flag_starts_on_a_redis_without_aof_and_readyz_says_unsafe(
     assert ready.json()["durability"].startswith("UNSAFE (LOANFLOW_UNSAFE_REDIS=1)")
 
 
-def test_unsafe_redis_is_a_flag_of_serve_api_and_worker() -> None:
-    for command in ("serve", "api", "worker"):
-        done = subprocess.run([*LOANFLOW, command, "--help"], capture_output=True, text=True,
-                              timeout=START_TIMEOUT_S, check=True)
-        assert "--unsafe-redis" in done.stdout
+@pytest.mark.parametrize("command", [
+    ["serve"], ["api"], ["worker"], ["dead-letters", "list"], ["dead-letters", "replay"],
+])
+def test_unsafe_redis_is_a_flag_of_every_command_that_opens_the_broker(
+    command: list[str],
+) -> None:
+    done = subprocess.run([*LOANFLOW, *command, "--help"], capture_output=True, text=True,
+                          timeout=START_TIMEOUT_S, check=True)
+    assert "--unsafe-redis" in done.stdout
