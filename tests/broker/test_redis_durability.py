@@ -137,7 +137,9 @@ def test_a_redis_without_config_get_is_relied_on_and_said_so_once(
     assert caplog.text.count("refuses CONFIG GET") == 1
 
 
-def test_a_redis_restarted_without_aof_accepts_nothing_until_fixed(start_redis: Any) -> None:
+def test_a_redis_restarted_without_aof_accepts_nothing_until_fixed(
+    start_redis: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     server = start_redis()
 
     async def main() -> None:
@@ -158,6 +160,7 @@ def test_a_redis_restarted_without_aof_accepts_nothing_until_fixed(start_redis: 
             with pytest.raises(BrokerUnavailable, match="appendonly is no"):
                 await broker.ping()
             assert broker.durability.startswith("refused")
+            assert caplog.text.count("may lose accepted applications") == 1
 
             # And once AOF is back on, the next connection finds it and appends again
             with server.client() as admin:
@@ -169,4 +172,5 @@ def test_a_redis_restarted_without_aof_accepts_nothing_until_fixed(start_redis: 
         finally:
             await broker.close()
 
-    asyncio.run(main())
+    with caplog.at_level(logging.WARNING, logger="loanflow.broker.redis_durability"):
+        asyncio.run(main())

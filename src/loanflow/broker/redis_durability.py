@@ -112,8 +112,11 @@ class DurabilityGuard:
                          " application may be lost",
                          f"UNSAFE, allowed by {UNSAFE_FLAG}: {_danger(self._where, verdict)}")
         else:
-            self._settle(f"refused: {verdict.in_force}", None)
-            raise RedisNotDurable(refusal(self._where, verdict))
+            line = refusal(self._where, verdict)
+            # At start the refusal is the start's one line; later, it is news for the log.
+            running = self.in_force != NOT_CONNECTED
+            self._settle(f"refused: {verdict.in_force}", line if running else None)
+            raise RedisNotDurable(line)
 
     def _settle(self, in_force: str, caveat: str | None) -> None:
         # Once per change, not per connection: a pool makes many.
