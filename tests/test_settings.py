@@ -102,3 +102,22 @@ def test_trusted_proxies_are_addresses_and_networks_and_none_by_default() -> Non
 def test_a_trusted_proxy_that_is_no_address_or_network_is_refused(proxies: str) -> None:
     with pytest.raises(ValueError, match="LOANFLOW_TRUSTED_PROXIES"):
         Settings.from_env({"LOANFLOW_TRUSTED_PROXIES": proxies})
+
+
+@pytest.mark.parametrize("raw", ["1", "true", "True", "yes", "on"])
+def test_a_switch_is_on_for_the_usual_spellings(raw: str) -> None:
+    assert Settings.from_env({"LOANFLOW_UNSAFE_REDIS": raw}).unsafe_redis is True
+
+
+@pytest.mark.parametrize("raw", ["0", "false", "False", "no", "off"])
+def test_a_switch_is_off_for_the_usual_spellings(raw: str) -> None:
+    assert Settings.from_env({"LOANFLOW_UNSAFE_REDIS": raw}).unsafe_redis is False
+
+
+def test_unsafe_redis_is_off_unless_asked_for() -> None:
+    assert Settings.from_env({}).unsafe_redis is False
+
+
+def test_a_switch_with_another_value_names_the_variable() -> None:
+    with pytest.raises(ValueError, match="LOANFLOW_UNSAFE_REDIS: expected 1 or 0, got 'maybe'"):
+        Settings.from_env({"LOANFLOW_UNSAFE_REDIS": "maybe"})

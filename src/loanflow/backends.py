@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from loanflow.broker.base import Broker
 from loanflow.broker.sqlite import SQLiteBroker
 from loanflow.pipeline.velocity import VelocityCounter
@@ -14,7 +16,7 @@ STORE_FILE = "store.db"
 
 
 def make_broker(settings: Settings) -> Broker:
-    url = settings.broker_url
+    url = _well_formed(settings.broker_url, "LOANFLOW_BROKER_URL")
     if not url:
         return SQLiteBroker(
             settings.data_dir / BROKER_FILE, visibility_timeout_s=settings.visibility_timeout_s,
@@ -23,14 +25,15 @@ def make_broker(settings: Settings) -> Broker:
     if _scheme(url) in ("redis", "rediss", "unix"):
         from loanflow.broker.redis_streams import RedisStreamsBroker
 
-        return RedisStreamsBroker(url, visibility_timeout_s=settings.visibility_timeout_s)
+        return RedisStreamsBroker(url, visibility_timeout_s=settings.visibility_timeout_s,
+                                  allow_unsafe=settings.unsafe_redis)
     raise ValueError(
         f"expected an empty LOANFLOW_BROKER_URL (embedded) or redis://…, got {_scheme(url)}://…"
     )
 
 
 def make_store(settings: Settings) -> Store:
-    url = settings.store_url
+    url = _well_formed(settings.store_url, "LOANFLOW_STORE_URL")
     if not url:
         return SQLiteStore(settings.data_dir / STORE_FILE)
     if _scheme(url) in ("postgresql", "postgres"):
@@ -56,6 +59,18 @@ def make_velocity_counter(settings: Settings) -> VelocityCounter:
         "expected a redis:// broker URL or the embedded store for the velocity counts,"
         f" got the embedded broker with a {_scheme(settings.store_url)}:// store"
     )
+
+
+def _well_formed(url: str, setting: str) -> str:
+    """`url`, once its host and port parse: else a ValueError naming `setting`, at start
+    rather than from deep inside a client."""
+    try:
+        parts = urlsplit(url)
+        if "," not in parts.netloc:  # a multi-host PostgreSQL URL has a port per host
+            _ = parts.port  # ValueError: not a number, or out of range
+    except ValueError as exc:
+        raise ValueError(f"{setting}: malformed {_scheme(url)}:// URL: {exc}") from exc
+    return url
 
 
 def _scheme(url: str) -> str:

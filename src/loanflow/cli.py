@@ -23,6 +23,7 @@ from loanflow import __version__, apikeys, cli_login, cli_review, logs
 from loanflow.apikeys import ApiKey, Scope
 from loanflow.backends import make_store
 from loanflow.bench import cli as bench_cli
+from loanflow.errors import StartupError
 from loanflow.importer import cli as import_cli
 from loanflow.loadgen import cli as loadgen_cli
 from loanflow.settings import Settings, setting_fields
@@ -47,7 +48,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     logs.configure(level=settings.log_level, json=settings.log_format == "json")
-    result: int = args.run(settings, args)
+    try:
+        result: int = args.run(settings, args)
+    except StartupError as exc:
+        # One line, no traceback: what is missing and how to set it (startup.py).
+        print(f"{parser.prog}: cannot start: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_status
     return result
 
 
@@ -100,6 +106,12 @@ def _add_setting_flags(parser: argparse.ArgumentParser, only: Sequence[str] = ()
         if only and field.name not in only:
             continue
         kind = type(field.default)
+        if isinstance(field.default, bool):  # a switch: given means on; absent: the variable
+            parser.add_argument(
+                "--" + field.name.replace("_", "-"), action="store_const", const=True,
+                default=None, help=f"{field.metadata['help']} (LOANFLOW_{field.name.upper()}=1)",
+            )
+            continue
         parser.add_argument(
             "--" + field.name.replace("_", "-"),
             type=Path if kind is Path else kind,
@@ -112,6 +124,7 @@ def _add_setting_flags(parser: argparse.ArgumentParser, only: Sequence[str] = ()
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    _check_start(settings)
     asyncio.run(_announce(settings))
     if settings.api_workers > 1 or settings.embedded:
         from loanflow.supervisor import serve_processes
@@ -124,7 +137,21 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _api(settings: Settings, args: argparse.Namespace) -> int:
+    _check_start(settings)
     return _run_http(settings, processors=0)
+
+
+def _check_start(settings: Settings) -> None:
+    """Open and close what the API processes will open: a start that cannot work stops
+    here with StartupError, before uvicorn (whose lifespan would print a traceback from
+    each process) or any child process starts."""
+    from loanflow.runtime import open_runtime
+
+    async def check() -> None:
+        async with open_runtime(settings):
+            pass
+
+    asyncio.run(check())
 
 
 def _run_http(settings: Settings, *, processors: int) -> int:

@@ -17,10 +17,12 @@
     │   ├── HeadersTooLarge          431: request head over its limit (answered by the
     │   │                                 HTTP protocol, never raised)
     │   └── NotFound                 404
-    └── Unavailable                  503: cannot promise durability now
-        ├── BrokerUnavailable
-        ├── StoreUnavailable
-        └── QueueFull
+    ├── Unavailable                  503: cannot promise durability now
+    │   ├── BrokerUnavailable
+    │   ├── StoreUnavailable
+    │   └── QueueFull
+    └── StartupError                 the process cannot start: one line, what and how to fix
+        └── UnsafeRedis              Redis may lose what it acknowledges
 """
 
 from __future__ import annotations
@@ -167,3 +169,18 @@ class StoreUnavailable(Unavailable):
 class QueueFull(Unavailable):
     type = "queue-full"
     title = "Queue is over its depth limit"
+
+
+class StartupError(LoanflowError):
+    """A start that cannot work: the CLI prints the message as one line and exits.
+
+    `exit_status` 2: a setting is wrong (a restart alone will not help); 1: something
+    it needs is unreachable now."""
+
+    def __init__(self, message: str, *, exit_status: int = 2) -> None:
+        super().__init__(message)
+        self.exit_status = exit_status
+
+
+class UnsafeRedis(StartupError):
+    """Redis may lose what it acknowledges, and LOANFLOW_UNSAFE_REDIS is not set."""

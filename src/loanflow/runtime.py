@@ -27,6 +27,7 @@ from loanflow.pipeline.processor import Processor, warm_up
 from loanflow.pipeline.product import ProductSource
 from loanflow.pipeline.velocity import VelocityCheck, VelocityCounter
 from loanflow.settings import Settings
+from loanflow.startup import cannot_start
 from loanflow.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -143,6 +144,21 @@ class Runtime:
 
 @contextlib.asynccontextmanager
 async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    """Everything a process holds; a start that cannot work raises StartupError, whose
+    message names what is missing and how to set it."""
+    started = False
+    try:
+        async with _open_runtime(settings) as runtime:
+            started = True
+            yield runtime
+    except (Unavailable, ValueError) as exc:
+        if started:
+            raise
+        raise cannot_start(exc) from exc
+
+
+@contextlib.asynccontextmanager
+async def _open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     cipher = load_cipher(
         configured=settings.pii_key, data_dir=settings.data_dir, embedded=settings.embedded
     )

@@ -80,6 +80,9 @@ class Settings:
     product_file: str = _setting(
         "", "product configuration TOML, re-read when it changes; empty = the packaged one"
     )
+    unsafe_redis: bool = _setting(
+        False, "DEVELOPMENT ONLY: start on a Redis that may lose accepted applications (no"
+        " AOF, or an evicting maxmemory-policy); /readyz and the dashboard say UNSAFE")
     log_level: str = _setting("info", "log level: debug, info, warning, error")
     log_format: str = _setting("json", "json (one object per line) or text")
 
@@ -118,15 +121,23 @@ class Settings:
         return not self.broker_url and not self.store_url
 
 
+#: How a boolean variable may be written (`str(True)` too: how `serve` hands settings down).
+_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True,
+             "0": False, "false": False, "no": False, "off": False}
+
+
 def _parse(field: dataclasses.Field[Any], raw: str) -> Any:
     kind: type[Any] = type(field.default)
     try:
         if kind is Path:
             return Path(raw)
+        if kind is bool:
+            return _BOOLEANS[raw.strip().lower()]
         return kind(raw)
-    except ValueError as exc:
+    except (ValueError, KeyError) as exc:
         env = ENV_PREFIX + field.name.upper()
-        raise ValueError(f"{env}: expected {kind.__name__}, got {raw!r}") from exc
+        expected = "1 or 0" if kind is bool else kind.__name__
+        raise ValueError(f"{env}: expected {expected}, got {raw!r}") from exc
 
 
 def setting_fields() -> list[dataclasses.Field[Any]]:

@@ -171,6 +171,12 @@ def test_health_readiness_and_openapi_answer(client):
     assert "/v1/applications" in spec["paths"]
 
 
+def test_readiness_says_which_durability_a_202_rests_on(client, deployment):
+    expected = {"embedded": "sqlite synchronous=FULL", "production": "redis aof always"}
+
+    assert client.get("/readyz").json()["durability"] == expected[deployment.mode]
+
+
 def test_submissions_carry_the_request_id_and_security_headers_of_every_answer(client, keys):
     # POST /v1/applications skips the middleware stack (api/submit.py): same headers.
     reference = client.get("/healthz")

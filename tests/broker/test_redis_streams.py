@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
@@ -483,19 +482,6 @@ def test_the_password_never_shows_in_repr_or_errors(locked_redis: RedisServer) -
 
     assert "s3cret-pw" in locked_redis.url
     assert "s3cret-pw" not in shown
-
-
-def test_open_warns_when_redis_may_evict(
-    url: str, raw: redis.Redis, caplog: pytest.LogCaptureFixture
-) -> None:
-    raw.config_set("maxmemory-policy", "allkeys-lru")
-    try:
-        with caplog.at_level(logging.WARNING, logger="loanflow.broker.redis_streams"):
-            scenario(url, lambda broker: broker.ping())
-    finally:
-        raw.config_set("maxmemory-policy", "noeviction")
-
-    assert "expected noeviction" in caplog.text
 
 
 def test_polling_an_empty_queue_writes_nothing_to_the_aof(url: str, raw: redis.Redis) -> None:

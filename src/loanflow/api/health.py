@@ -1,4 +1,5 @@
-"""`/healthz` (the process answers) and `/readyz` (broker and store reachable)."""
+"""`/healthz` (the process answers) and `/readyz` (broker and store reachable, and the
+durability a 202 rests on: "redis aof always", "UNSAFE: …", "sqlite synchronous=FULL")."""
 
 from __future__ import annotations
 
@@ -23,5 +24,6 @@ async def readyz(request: Request) -> Response:
         except Unavailable as exc:
             checks[name] = f"unavailable: {exc}"
     ready = all(v == "ok" for v in checks.values())
-    return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks},
+    return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks,
+                         "durability": rt.broker.durability},
                         status_code=200 if ready else 503)

@@ -157,6 +157,13 @@ def build() -> dict[str, Any]:
             "/healthz": {"get": {"summary": "Liveness", "security": [],
                                  "responses": {"200": {"description": "Alive"}}}},
             "/readyz": {"get": {"summary": "Readiness", "security": [],
+                                "description": "Ready to accept: the broker is reachable and"
+                                " keeps what it acknowledges. The body's `checks` say whether"
+                                " the broker and the store answer, `durability` what a 202"
+                                " rests on (`redis aof always`, `redis aof everysec (may lose"
+                                " the last second)`, `sqlite synchronous=FULL`, or `UNSAFE: …`"
+                                " when LOANFLOW_UNSAFE_REDIS=1 allowed a Redis that may lose"
+                                " it).",
                                 "responses": {"200": {"description": "Ready"},
                                               "503": {"description": "Not ready"}}}},
         },

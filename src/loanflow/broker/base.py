@@ -68,6 +68,11 @@ class Delivery:
 
 
 class Broker(Protocol):
+    @property
+    def durability(self) -> str:
+        """What a 202 rests on, for /readyz and the dashboard ("redis aof always")."""
+        ...
+
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...

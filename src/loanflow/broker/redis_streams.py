@@ -6,8 +6,8 @@ envelope together: one round trip per group. Scripts are atomic,
 and Redis replies only after writing the AOF, fsync'd first with
 `appendfsync always` (`everysec`: a crash "may lose the last second"). With
 `noeviction` a full Redis refuses the script's first write: nothing is
-half-written and the caller gets BrokerUnavailable, never ACCEPTED. `open()`
-warns when Redis is configured otherwise. Key layout: `redis_keys.py`.
+half-written and the caller gets BrokerUnavailable, never ACCEPTED. Each new
+connection checks those settings (`redis_durability.py`). Key layout: `redis_keys.py`.
 
 - Acked entries are deleted, not trimmed (XACK + XDEL in one script): the
   stream holds exactly the unacked work, depth is XLEN + ZCARD(delayed), and
@@ -73,6 +73,7 @@ from loanflow.broker.base import (
     Delivery,
     Submission,
 )
+from loanflow.broker.redis_durability import DurabilityGuard, refused_unless_durable
 from loanflow.errors import BrokerUnavailable
 from loanflow.models import Envelope
 from loanflow.redis_errors import unavailable_as
@@ -120,6 +121,7 @@ class RedisStreamsBroker:
         max_connections: int = 64,
         idle_block_s: float = IDLE_BLOCK_S,
         idle_after_s: float = IDLE_AFTER_S,
+        allow_unsafe: bool = False,
     ) -> None:
         if visibility_timeout_s <= 0:
             raise ValueError(f"expected visibility_timeout_s > 0, got {visibility_timeout_s}")
@@ -137,6 +139,11 @@ class RedisStreamsBroker:
         self._redis: Redis | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closer: AsyncGenerator[None, None] | None = None
+        self._durability = DurabilityGuard(redact(url), allow_unsafe=allow_unsafe)
+
+    @property
+    def durability(self) -> str:
+        return self._durability.in_force
 
     def __repr__(self) -> str:
         return f"RedisStreamsBroker({redact(self._url)!r})"
@@ -145,11 +152,10 @@ class RedisStreamsBroker:
         self._opened = True
         try:
             redis = await self._client()
-            with _unavailable("open"):
+            with _unavailable("open"), refused_unless_durable():
                 await _ensure_group(redis)
                 for name in SCRIPT_NAMES:
                     await redis.script_load(_script(name).text)
-                await _warn_unless_durable(redis)
         except BaseException:
             await self.close()
             raise
@@ -348,6 +354,7 @@ class RedisStreamsBroker:
                 retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
                 client_name="loanflow-broker",
                 driver_info=None,  # no CLIENT SETINFO: one round trip less per connect
+                redis_connect_func=self._durability.on_connect,
             )
             self._redis, self._loop = Redis.from_pool(pack_with_hiredis(pool)), loop
             self._closer = _close_with_loop(self._redis)
@@ -378,22 +385,6 @@ async def _ensure_group(redis: Redis) -> None:
     except ResponseError as exc:
         if "BUSYGROUP" not in str(exc):
             raise
-
-
-async def _warn_unless_durable(redis: Redis) -> None:
-    try:
-        raw = await redis.config_get("appendonly", "appendfsync", "maxmemory-policy")
-    except ResponseError:
-        return  # CONFIG is often disabled on managed Redis: durability is set up there
-    config = {str(k): str(v) for k, v in raw.items()}
-    if config.get("appendonly") != "yes" or config.get("appendfsync") not in ("always", "everysec"):
-        log.warning("redis is not durable (appendonly/appendfsync = %s/%s): a 202 may be lost",
-                    config.get("appendonly"), config.get("appendfsync"))
-    elif config.get("appendfsync") == "everysec":
-        log.info("redis appendfsync everysec: a crash may lose the last second of 202s")
-    if config.get("maxmemory-policy") != "noeviction":
-        log.warning("redis maxmemory-policy is %s, expected noeviction: queued work may be evicted",
-                    config.get("maxmemory-policy"))
 
 
 def _unavailable(action: str) -> contextlib.AbstractContextManager[None]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ from loanflow.broker.base import (
     Submission,
 )
 from loanflow.broker.buckets import TokenBuckets
+from loanflow.broker.sqlite_holders import Holders
 from loanflow.embedded import SQLiteDatabase
 from loanflow.errors import BrokerUnavailable
 from loanflow.models import Envelope
@@ -55,15 +57,29 @@ CREATE INDEX IF NOT EXISTS idempotency_keys_age ON idempotency_keys (received_at
 #: Not fenced: the result is stored, so the envelope is done whoever holds it now.
 ACK_SQL = "DELETE FROM messages WHERE seq = ?"
 
+#: Claims a key, or one past its TTL that the janitor (every JANITOR_INTERVAL_S) has not
+#: deleted yet: the age is checked on lookup, so no key outlives its documented 72 h.
+CLAIM_KEY_SQL = (
+    "INSERT INTO idempotency_keys VALUES (?, ?, ?, ?, ?)"
+    " ON CONFLICT (api_key_id, key) DO UPDATE SET fingerprint = excluded.fingerprint,"
+    " application_id = excluded.application_id, received_at_ns = excluded.received_at_ns"
+    " WHERE idempotency_keys.received_at_ns"
+    f" < excluded.received_at_ns - {IDEMPOTENCY_TTL_S * 1_000_000_000}"
+)
+
 #: An idle consumer's poll: how late it may see a replay from another process, a due
 #: retry or an expired lease.
 IDLE_POLL_S = 0.1
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder(Envelope).decode
+log = logging.getLogger(__name__)
 
 
 class SQLiteBroker:
+    #: Every commit is fsync'd before its callers hear back (embedded.py).
+    durability = "sqlite synchronous=FULL"
+
     def __init__(
         self, path: Path, *, visibility_timeout_s: float, poll_interval_s: float = 0.01
     ) -> None:
@@ -72,15 +88,27 @@ class SQLiteBroker:
         self._poll_interval_s = poll_interval_s
         self._activity = Activity()
         self._buckets = TokenBuckets()
+        self._holders = Holders(path.with_suffix(".lock"))
 
     def __repr__(self) -> str:
         return f"SQLiteBroker({str(self._db.path)!r})"
 
     async def open(self) -> None:
         self._db.open(SCHEMA)
+        try:
+            if self._holders.enter():  # every earlier holder is gone: nobody alive holds work
+                handed_back = await self._db.write(_hand_back_every_lease)
+                self._holders.share()
+                if handed_back:
+                    log.warning("handed back %d applications reserved by a process that is"
+                                " gone", handed_back)
+        except BaseException:
+            await self.close()
+            raise
 
     async def close(self) -> None:
         self._db.close()
+        self._holders.leave()
 
     async def append(self, submissions: Sequence[Submission]) -> list[AppendResult]:
         rows = [
@@ -222,6 +250,13 @@ class SQLiteBroker:
         return int(cur.rowcount)
 
 
+def _hand_back_every_lease(conn: sqlite3.Connection) -> int:
+    # Deliveries stay counted, as when a lease runs out: the holder may have died of one.
+    cur = conn.execute("UPDATE messages SET lease_until_ns = 0 WHERE lease_until_ns > ?",
+                       (time.time_ns(),))
+    return int(cur.rowcount)
+
+
 def _token(seq: int, lease_no: int) -> str:
     # The lease number fences a holder whose lease ran out: once the envelope is
     # handed out again, the late holder's release or retry matches no row.
@@ -246,7 +281,7 @@ def _append(
     after its claim was found free, in the same transaction, as the Redis script does."""
     results = []
     for api_key_id, key, fingerprint, app_id, received_at_ns, blob, limit in rows:
-        if limit is not None and not _claimed(conn, api_key_id, key):
+        if limit is not None and not _claimed(conn, api_key_id, key, received_at_ns):
             wait_s = buckets.take(limit.bucket, 1, rate_per_s=limit.rate_per_s,
                                   burst=limit.burst, now_s=time.monotonic())
             if wait_s:
@@ -254,8 +289,7 @@ def _append(
                                             retry_after_s=wait_s))
                 continue
         claimed = conn.execute(
-            "INSERT INTO idempotency_keys VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (api_key_id, key, fingerprint, app_id, received_at_ns),
+            CLAIM_KEY_SQL, (api_key_id, key, fingerprint, app_id, received_at_ns),
         ).rowcount
         if claimed:
             conn.execute(
@@ -274,6 +308,9 @@ def _append(
     return results
 
 
-def _claimed(conn: sqlite3.Connection, api_key_id: str, key: str) -> bool:
-    return conn.execute("SELECT 1 FROM idempotency_keys WHERE api_key_id = ? AND key = ?",
-                        (api_key_id, key)).fetchone() is not None
+def _claimed(conn: sqlite3.Connection, api_key_id: str, key: str, now_ns: int) -> bool:
+    """Whether the key is held: claimed within its TTL (as CLAIM_KEY_SQL judges)."""
+    return conn.execute(
+        "SELECT 1 FROM idempotency_keys WHERE api_key_id = ? AND key = ?"
+        " AND received_at_ns >= ?",
+        (api_key_id, key, now_ns - IDEMPOTENCY_TTL_S * 1_000_000_000)).fetchone() is not None

@@ -7,6 +7,7 @@ import { createBulk } from "./bulk.js";
 import { createCharts } from "./charts.js";
 import { createDeadLetters } from "./deadletters.js";
 import { byId, say } from "./dom.js";
+import { createDurability, DURABILITY_REFRESH_MS } from "./durability.js";
 import { createDrawer } from "./drawer.js";
 import { createErrorLog } from "./errorlog.js";
 import * as fmt from "./format.js";
@@ -205,8 +206,12 @@ function start() {
     if (state.connection.state === "reconnecting") showConnection();
   }, 1000);
 
+  const durability = createDurability({ pill: byId("durability"), banner: byId("durability-banner") });
+  setInterval(durability.refresh, DURABILITY_REFRESH_MS);
+
   loadSession();
   loadHistory();
+  durability.refresh();
   feed.start();
 }
 
