@@ -7,6 +7,24 @@
 -- received_at_ns} the key's earlier claim, or {2, wait ms} over the rate limit.
 local ttl = ARGV[1]
 local now_ms = nil
+-- Each bucket is read once and written once per call, however many submissions share it.
+local buckets = {}
+local function bucket_of(key, rate, burst)
+  local b = buckets[key]
+  if not b then
+    if not now_ms then
+      local t = redis.call('TIME')
+      now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    end
+    local held = redis.call('HMGET', key, 'tokens', 'at')
+    local tokens = tonumber(held[1]) or burst
+    local at = tonumber(held[2]) or now_ms
+    b = {tokens = math.min(burst, tokens + math.max(0, now_ms - at) * rate / 1000),
+         rate = rate, burst = burst}
+    buckets[key] = b
+  end
+  return b
+end
 local out = {}
 for i = 1, (#KEYS - 1) / 3 do
   local idem, app, bucket = KEYS[3 * i - 1], KEYS[3 * i], KEYS[3 * i + 1]
@@ -17,23 +35,12 @@ for i = 1, (#KEYS - 1) / 3 do
   else
     local rate, wait_ms = tonumber(ARGV[a + 4]), 0
     if rate > 0 then
-      if not now_ms then
-        local t = redis.call('TIME')
-        now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-      end
-      local burst = tonumber(ARGV[a + 5])
-      local b = redis.call('HMGET', bucket, 'tokens', 'at')
-      local tokens = tonumber(b[1]) or burst
-      local at = tonumber(b[2]) or now_ms
-      tokens = math.min(burst, tokens + math.max(0, now_ms - at) * rate / 1000)
-      if tokens >= 1 then
-        tokens = tokens - 1
+      local b = bucket_of(bucket, rate, tonumber(ARGV[a + 5]))
+      if b.tokens >= 1 then
+        b.tokens = b.tokens - 1
       else
-        wait_ms = math.ceil((1 - tokens) * 1000 / rate)
+        wait_ms = math.ceil((1 - b.tokens) * 1000 / rate)
       end
-      -- Refused or not, the bucket keeps its refill time: as ratelimit_redis.py does.
-      redis.call('HSET', bucket, 'tokens', tostring(tokens), 'at', now_ms)
-      redis.call('PEXPIRE', bucket, math.ceil(burst * 1000 / rate) + 1000)
     end
     if wait_ms > 0 then
       out[i] = {2, wait_ms}
@@ -45,5 +52,10 @@ for i = 1, (#KEYS - 1) / 3 do
       out[i] = {0, entry}
     end
   end
+end
+-- Refused or not, a bucket keeps its refill time: as ratelimit_redis.py does.
+for key, b in pairs(buckets) do
+  redis.call('HSET', key, 'tokens', tostring(b.tokens), 'at', now_ms)
+  redis.call('PEXPIRE', key, math.ceil(b.burst * 1000 / b.rate) + 1000)
 end
 return out
