@@ -155,9 +155,11 @@ class PostgresStore(PostgresReview, PostgresLogins):
                 await conn.execute(_INSERT, *columns)
             return
         async with self._transaction("save_results") as conn:
+            # The dead letters first: one the upsert refuses keeps its application row too.
+            saved = await save_dead_letters(conn, sorted(dead_letters, key=lambda d: d.id))
+            rows = _rows(review.without_refused(records, dead_letters, saved))
             if rows:
-                await conn.execute(_INSERT, *columns)
-            await save_dead_letters(conn, sorted(dead_letters, key=lambda d: d.id))
+                await conn.execute(_INSERT, *[list(column) for column in zip(*rows, strict=True)])
 
     async def get_application(self, application_id: str) -> ApplicationRecord | None:
         if "\x00" in application_id:
