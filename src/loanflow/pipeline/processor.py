@@ -32,6 +32,7 @@ from loanflow.pipeline.assess import assess
 from loanflow.pipeline.backlog import Backlog
 from loanflow.pipeline.flags import FLAG_DUPLICATE_SSN as FLAG_DUPLICATE_SSN
 from loanflow.pipeline.flags import NO_FINDINGS, Findings
+from loanflow.pipeline.poison import crash_if_marked, isolate_suspect
 from loanflow.pipeline.product import Product, ProductSource
 from loanflow.pipeline.review_flags import ReviewFlags
 from loanflow.pipeline.velocity import VelocityCheck
@@ -84,6 +85,7 @@ class Processor:
         max_attempts: int = 5,
         clock_ns: Callable[[], int] = time.time_ns,
         fail_marker: str = "",
+        crash_marker: str = "",
         recorder: Recorder | None = None,
         events: EventPublisher | None = None,
         backlog: Backlog | None = None,
@@ -102,6 +104,7 @@ class Processor:
         self._batch_size, self._max_attempts = batch_size, max_attempts
         self._clock_ns = clock_ns
         self._fail_marker = fail_marker
+        self._crash_marker = crash_marker
         self._recorder = recorder if recorder is not None else Recorder()
         self._events = events
         self._backlog = backlog if backlog is not None else Backlog()
@@ -154,6 +157,7 @@ class Processor:
             self._batch_size, consumer=self.name, ack=self._committed)
         self._committed = []
         self._backlog.saw(len(deliveries), self._batch_size)
+        deliveries = await isolate_suspect(self._broker, deliveries, consumer=self.name)
         if not deliveries:
             return 0
         records: list[ApplicationRecord] = []
@@ -264,6 +268,7 @@ class Processor:
         marker = self._fail_marker
         if marker and (application.external_id or "").startswith(marker):
             raise InjectedFault(f"external_id starts with the fault marker {marker!r}")
+        crash_if_marked(self._crash_marker, application.external_id)
         # Decide as of the day it was received, so a retry or replay decides the same way.
         received = dt.datetime.fromtimestamp(envelope.received_at_ns / 1e9, tz=dt.UTC).date()
         assessment = assess(application, product=product, today=received,
