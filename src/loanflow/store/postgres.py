@@ -24,6 +24,7 @@ from loanflow.apikeys import ApiKey, Scope
 from loanflow.errors import StoreUnavailable
 from loanflow.store import migrations, review
 from loanflow.store.base import ApplicationRecord
+from loanflow.store.postgres_errors import refused_for_data
 from loanflow.store.postgres_logins import PostgresLogins
 from loanflow.store.postgres_review import PostgresReview, save_dead_letters
 from loanflow.store.review import DeadLetter
@@ -59,7 +60,9 @@ MIGRATION_TIMEOUT_S = 60.0
 CLIENT_MARGIN_S = 1.0
 
 #: Everything that means "the store cannot do this now". Server errors are
-#: included: the processor must keep the batch and retry, never crash on them.
+#: included: the processor must keep the batch and retry, never crash on them;
+#: only a batch write's data and constraint errors become StoreRefused
+#: (postgres_errors.py), the batch's own fault.
 _BACKEND_ERRORS = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
@@ -144,6 +147,12 @@ class PostgresStore(PostgresReview, PostgresLogins):
 
     async def save_results(
         self, records: Sequence[ApplicationRecord], dead_letters: Sequence[DeadLetter] = ()
+    ) -> None:
+        with refused_for_data():
+            await self._save_results(records, dead_letters)
+
+    async def _save_results(
+        self, records: Sequence[ApplicationRecord], dead_letters: Sequence[DeadLetter]
     ) -> None:
         rows = _rows(records)
         if not rows and not dead_letters:
