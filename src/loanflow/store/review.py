@@ -204,7 +204,11 @@ def upsert_dead_letter(first_attempt_at: str) -> str:
     An open letter takes the new attempts (a redelivery that failed once more). A
     replayed one reopens only with a history that began after it was dead-lettered:
     the replay failed anew; a stale redelivery of the old delivery (committed but not
-    yet acked when the replay came) leaves it replayed. A discarded one never changes.
+    yet acked when the replay came) carries its earlier attempts and leaves it
+    replayed. A discarded one never changes. A stale delivery with no earlier attempt
+    (max_attempts 1, a crash loop) that a processor held while the replay was made
+    cannot be told from the replay's own failure and reopens it: a replay number in
+    the envelope and the row would tell them apart.
     It returns the id of each letter written; give those to `without_refused`."""
     return (
         " ON CONFLICT (id) DO UPDATE SET status = 'open', channel = excluded.channel,"
