@@ -73,7 +73,9 @@ def test_an_application_that_kills_its_worker_is_dead_lettered_alone(where: Depl
     culprit = ids[3]
 
     # When workers (restarted after each crash) process it: two attempts, so a crash
-    # loop is declared on the fifth delivery
+    # loop is declared on the fifth delivery. Production runs two API processes: with
+    # one, serve would run the processor inside it, and a crash would take the API along
+    # with no supervisor to restart it.
     server = ServerProcess(
         where, api_workers="2" if where.mode == "production" else "1", processors="1",
         crash_marker=CRASH_MARKER, max_attempts="2", visibility_timeout_s="1",
