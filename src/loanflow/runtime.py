@@ -83,6 +83,7 @@ class Runtime:
             batch_size=s.batch_size,
             max_attempts=s.max_attempts,
             fail_marker=s.fail_marker,
+            crash_marker=s.crash_marker,
             recorder=self.metrics.recorder,
             events=self.metrics.publisher,
             backlog=backlog,

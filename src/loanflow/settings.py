@@ -68,6 +68,10 @@ class Settings:
     fail_marker: str = _setting(
         "", "TEST ONLY: applications whose external_id starts with this fail every attempt"
     )
+    crash_marker: str = _setting(
+        "", "TEST ONLY: a processor assessing an application whose external_id starts with"
+        " this ends its process at once (os._exit), as a segfault or OOM kill would"
+    )
     velocity_limit: int = _setting(
         3, "applications one email or phone may make per velocity window; more are flagged"
         " for review (0 = no check)"

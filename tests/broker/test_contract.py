@@ -548,13 +548,52 @@ def test_requeued_envelope_is_delivered_again_under_its_id(broker: Broker) -> No
     assert asyncio.run(broker.depth()) == 1
 
 
-def test_requeue_of_an_application_still_held_adds_nothing(broker: Broker) -> None:
+def test_requeue_of_an_application_still_held_replaces_it(broker: Broker) -> None:
     sub = submission()
     append_one(broker, sub)
+    replayed = msgspec.structs.replace(sub.envelope, sealed_application=b"corrected")
 
-    asyncio.run(broker.requeue([sub.envelope]))
+    asyncio.run(broker.requeue([replayed]))
 
     assert asyncio.run(broker.depth()) == 1
+    [taken] = reserve(broker)
+    assert (taken.envelope, taken.deliveries) == (replayed, 1)
+
+
+def test_a_requeue_survives_the_late_ack_of_the_delivery_it_replaced(broker: Broker) -> None:
+    # Given a delivery whose result (a dead letter) is stored but whose ack is still
+    # pending: it rides on the processor's next reserve
+    sub = submission()
+    append_one(broker, sub)
+    [dead_lettered] = reserve(broker)
+    # When an operator replays it meanwhile, and then the ack comes
+    replayed = msgspec.structs.replace(sub.envelope, attempts=())
+    asyncio.run(broker.requeue([replayed]))
+    taken = asyncio.run(broker.reserve(10, consumer="c1", ack=[dead_lettered]))
+
+    # Then the replay is still there to be processed, once
+    assert [(d.envelope, d.deliveries) for d in taken] == [(replayed, 1)]
+    assert asyncio.run(broker.depth()) == 1
+
+
+@pytest.mark.parametrize("hand_back", ["retry_later", "release"])
+def test_the_replaced_holder_cannot_hand_back_over_a_requeue(
+    broker: Broker, hand_back: str
+) -> None:
+    sub = submission()
+    append_one(broker, sub)
+    [old] = reserve(broker)
+    asyncio.run(broker.requeue([msgspec.structs.replace(sub.envelope, attempts=())]))
+    [new] = reserve(broker)
+
+    if hand_back == "retry_later":
+        asyncio.run(broker.retry_later(old, old.envelope, 0))
+    else:
+        asyncio.run(broker.release([old], 0))
+
+    assert reserve(broker) == []
+    asyncio.run(broker.ack([new]))
+    assert asyncio.run(broker.depth()) == 0
 
 
 def test_requeue_claims_no_idempotency_key(broker: Broker) -> None:

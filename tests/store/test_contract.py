@@ -526,8 +526,7 @@ def test_a_replay_that_fails_again_reopens_its_dead_letter(store: Store) -> None
     app, letter = dead()
     save_dead(store, (app, letter))
     resolve(store, letter, DeadLetterStatus.REPLAYED)
-    again = msgspec.structs.replace(letter, dead_lettered_at_ns=letter.dead_lettered_at_ns + 5,
-                                    error_code="StillBroken")
+    again = failed_again(letter, first_attempt_at_ns=letter.dead_lettered_at_ns + 1)
 
     save_dead(store, (app, again))
 
@@ -535,6 +534,68 @@ def test_a_replay_that_fails_again_reopens_its_dead_letter(store: Store) -> None
     assert reopened is not None
     assert (reopened.status, reopened.error_code, reopened.resolved_by) == (
         "open", "StillBroken", None)
+    assert reopened.attempts == again.attempts
+    assert get(store, app.id).status == "dead_lettered"  # type: ignore[union-attr]
+
+
+def failed_again(letter: DeadLetter, *, first_attempt_at_ns: int) -> DeadLetter:
+    """The letter as the processor writes it when the application fails anew: a later
+    dead-letter time and an attempt history whose first attempt is `first_attempt_at_ns`."""
+    attempt = AttemptRecord(attempt=1, at_ns=first_attempt_at_ns, error_code="StillBroken",
+                            message="still broken")
+    return msgspec.structs.replace(
+        letter, dead_lettered_at_ns=letter.dead_lettered_at_ns + 5, error_code="StillBroken",
+        last_error="still broken", attempts=(attempt,))
+
+
+def test_a_stale_redelivery_that_fails_again_leaves_a_replayed_dead_letter_replayed(
+    store: Store,
+) -> None:
+    # Given a dead letter an operator replayed
+    app, letter = dead()
+    save_dead(store, (app, letter))
+    resolve(store, letter, DeadLetterStatus.REPLAYED)
+    # When the old delivery (committed, not yet acked) comes back and fails once more:
+    # its history begins before the letter was written
+    stale = failed_again(letter, first_attempt_at_ns=letter.attempts[0].at_ns)
+
+    save_dead(store, (app, stale))
+
+    # Then the letter and its application stay replayed, awaiting the replay's result
+    kept = run(store.get_dead_letter(app.id))
+    assert kept is not None
+    assert (kept.status, kept.error_code, kept.resolved_by) == (
+        "replayed", letter.error_code, "ops-key")
+    assert get(store, app.id).status == "replayed"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("first_attempt", ["stale", "new"])
+def test_a_discarded_dead_letter_stays_discarded_when_saved_again(
+    store: Store, first_attempt: str
+) -> None:
+    app, letter = dead()
+    save_dead(store, (app, letter))
+    resolve(store, letter, DeadLetterStatus.DISCARDED)
+    first_at_ns = {"stale": letter.attempts[0].at_ns,
+                   "new": letter.dead_lettered_at_ns + 1}[first_attempt]
+
+    save_dead(store, (app, failed_again(letter, first_attempt_at_ns=first_at_ns)))
+
+    kept = run(store.get_dead_letter(app.id))
+    assert kept is not None
+    assert (kept.status, kept.error_code, kept.resolution) == (
+        "discarded", letter.error_code, "checked by hand")
+    assert get(store, app.id).status == "discarded"  # type: ignore[union-attr]
+
+
+def test_an_open_dead_letter_saved_again_takes_the_new_attempts(store: Store) -> None:
+    app, letter = dead()
+    save_dead(store, (app, letter))
+    again = failed_again(letter, first_attempt_at_ns=letter.attempts[0].at_ns)
+
+    save_dead(store, (app, again))
+
+    assert run(store.get_dead_letter(app.id)) == again
 
 
 def test_the_audit_trail_refuses_edits(store_factory: StoreFactory) -> None:

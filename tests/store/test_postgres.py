@@ -16,7 +16,7 @@ import pytest
 from loanflow.apikeys import ApiKey, Scope
 from loanflow.errors import InvalidValue, StoreUnavailable
 from loanflow.store import migrations
-from loanflow.store.base import ApplicationRecord
+from loanflow.store.base import ApplicationRecord, StoreRefused
 from loanflow.store.postgres import CLIENT_MARGIN_S, PLAN_LIFETIME_S, PostgresStore
 from loanflow.store.review import DeadLetterFilter, DeadLetterStatus
 from tests.store.test_contract import dead
@@ -149,7 +149,7 @@ def test_a_batch_is_one_transaction(url: str) -> None:
     good, bad = record(), record(document=b"not json")
 
     async def scenario(store: PostgresStore) -> None:
-        with pytest.raises(StoreUnavailable):
+        with pytest.raises(StoreRefused):  # a data error: the batch's own fault
             await store.save_results([good, bad])
         assert await store.get_application(good.id) is None
         await store.save_results([good])  # and the connection is still usable
@@ -163,7 +163,7 @@ def test_a_batch_with_dead_letters_is_one_transaction(url: str) -> None:
     dead_row, letter = dead()
 
     async def scenario(store: PostgresStore) -> None:
-        with pytest.raises(StoreUnavailable):
+        with pytest.raises(StoreRefused):  # a data error: the batch's own fault
             await store.save_results([good, dead_row, bad], [letter])
         assert await store.get_application(good.id) is None
         assert await store.get_dead_letter(letter.id) is None
@@ -183,7 +183,7 @@ def test_a_connection_goes_back_to_the_pool_clean_without_a_reset_round_trip(url
         return str(row["query"])
 
     async def scenario(store: PostgresStore) -> None:  # one pooled connection throughout
-        with pytest.raises(StoreUnavailable):
+        with pytest.raises(StoreRefused):  # a data error: the batch's own fault
             await store.save_results([good, bad])
         await store.save_results([good])  # the failed transaction was rolled back
         # The batch's own INSERT was the last statement, not asyncpg's RESET ALL after it.

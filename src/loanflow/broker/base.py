@@ -83,7 +83,9 @@ class Broker(Protocol):
 
     async def requeue(self, envelopes: Sequence[Envelope]) -> None:
         """Durably enqueue again under the same ids, claiming no idempotency key (a replay
-        from the dead letters); an application the broker still holds is left as it is."""
+        from the dead letters), each as a new delivery (count 0). What the broker still
+        holds of an application is replaced, and its holder's late ack, retry or release
+        then touches nothing: a dead-lettered delivery's ack may still be pending."""
         ...
 
     async def reserve(

@@ -187,8 +187,8 @@ class RedisStreamsBroker:
 
     async def requeue(self, envelopes: Sequence[Envelope]) -> None:
         calls: list[_Call] = [
-            (_script("requeue"), [keys.STREAM, keys.application_key(env.id)],
-             [env.id, env.received_at_ns, _encode(env)])
+            (_script("requeue"), [keys.STREAM, keys.application_key(env.id), keys.DELAYED],
+             [env.id, env.received_at_ns, _encode(env), keys.GROUP])
             for env in envelopes
         ]
         with _unavailable("requeue"):

@@ -120,13 +120,19 @@ class SQLiteBroker:
 
     async def requeue(self, envelopes: Sequence[Envelope]) -> None:
         rows = [(e.id, _encode(e), time.time_ns()) for e in envelopes]
-        await self._db.write(
-            lambda conn: conn.executemany(
+
+        def replace(conn: sqlite3.Connection) -> None:
+            # A row still held (the dead-lettered delivery whose ack is pending) goes: the
+            # new row's new seq fences that holder's late ack, retry and release.
+            conn.executemany("DELETE FROM messages WHERE application_id = ?",
+                             [(row[0],) for row in rows])
+            conn.executemany(
                 "INSERT INTO messages (application_id, envelope, available_at_ns)"
-                " VALUES (?, ?, ?) ON CONFLICT (application_id) DO NOTHING",
+                " VALUES (?, ?, ?)",
                 rows,
             )
-        )
+
+        await self._db.write(replace)
 
     async def reserve(
         self, max_count: int, *, consumer: str, ack: Sequence[Delivery] = ()

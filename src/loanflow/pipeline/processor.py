@@ -32,10 +32,12 @@ from loanflow.pipeline.assess import assess
 from loanflow.pipeline.backlog import Backlog
 from loanflow.pipeline.flags import FLAG_DUPLICATE_SSN as FLAG_DUPLICATE_SSN
 from loanflow.pipeline.flags import NO_FINDINGS, Findings
+from loanflow.pipeline.poison import crash_if_marked, isolate_suspect
 from loanflow.pipeline.product import Product, ProductSource
+from loanflow.pipeline.refusals import save_isolating
 from loanflow.pipeline.review_flags import ReviewFlags
 from loanflow.pipeline.velocity import VelocityCheck
-from loanflow.store.base import ApplicationRecord, Store
+from loanflow.store.base import ApplicationRecord, Store, StoreRefused
 from loanflow.store.review import DeadLetter, DeadLetterStatus
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,7 @@ class Processor:
         max_attempts: int = 5,
         clock_ns: Callable[[], int] = time.time_ns,
         fail_marker: str = "",
+        crash_marker: str = "",
         recorder: Recorder | None = None,
         events: EventPublisher | None = None,
         backlog: Backlog | None = None,
@@ -102,6 +105,7 @@ class Processor:
         self._batch_size, self._max_attempts = batch_size, max_attempts
         self._clock_ns = clock_ns
         self._fail_marker = fail_marker
+        self._crash_marker = crash_marker
         self._recorder = recorder if recorder is not None else Recorder()
         self._events = events
         self._backlog = backlog if backlog is not None else Backlog()
@@ -154,6 +158,7 @@ class Processor:
             self._batch_size, consumer=self.name, ack=self._committed)
         self._committed = []
         self._backlog.saw(len(deliveries), self._batch_size)
+        deliveries = await isolate_suspect(self._broker, deliveries, consumer=self.name)
         if not deliveries:
             return 0
         records: list[ApplicationRecord] = []
@@ -213,6 +218,10 @@ class Processor:
             # Nothing is dead-lettered for an outage: the batch waits in the broker.
             await self._broker.release(deliveries, OUTAGE_DELAY_S)
             raise
+        except StoreRefused as refusal:
+            records, done, refused = await self._isolate_refused(
+                refusal, deliveries, records, dead_letters, done)
+            failures += refused
         self._after_commit(records, events)
         self._committed = done
         for failure in failures:
@@ -264,6 +273,7 @@ class Processor:
         marker = self._fail_marker
         if marker and (application.external_id or "").startswith(marker):
             raise InjectedFault(f"external_id starts with the fault marker {marker!r}")
+        crash_if_marked(self._crash_marker, application.external_id)
         # Decide as of the day it was received, so a retry or replay decides the same way.
         received = dt.datetime.fromtimestamp(envelope.received_at_ns / 1e9, tz=dt.UTC).date()
         assessment = assess(application, product=product, today=received,
@@ -370,6 +380,42 @@ class Processor:
             rules_version=rules_version,
             product_version=product_version,
         )
+
+    async def _isolate_refused(
+        self,
+        refusal: StoreRefused,
+        deliveries: list[Delivery],
+        records: list[ApplicationRecord],
+        dead_letters: list[DeadLetter],
+        done: list[Delivery],
+    ) -> tuple[list[ApplicationRecord], list[Delivery], list[_Failure]]:
+        """The store refused the batch for its data: save it in parts to find the
+        result(s) at fault (refusals.py). Each becomes a failed attempt; its neighbours
+        are stored. Returns the records saved, the deliveries done, the failures to retry."""
+        try:
+            refused = await save_isolating(self._store, records, dead_letters, refusal)
+            failures: list[_Failure] = []
+            saved = [r for r in records if r.id not in refused]
+            for delivery in [d for d in done if d.envelope.id in refused]:
+                failure = self._record_failure(delivery, refused[delivery.envelope.id])
+                if len(failure.envelope.attempts) < self._max_attempts:
+                    failures.append(failure)
+                    continue
+                dead, letter = self._dead_letter(failure.envelope)
+                try:
+                    await self._store.save_results([dead], [letter])
+                    saved.append(dead)
+                except StoreRefused:
+                    # Its dead letter holds the same data: it can only wait, in sight.
+                    log.error("processor %s: application %s: the store refuses even its"
+                              " dead letter; left in the broker, tried again in %.0f s",
+                              self.name, delivery.envelope.id, RETRY_CAP_S)
+                    await self._broker.release([delivery], RETRY_CAP_S)
+        except Unavailable:
+            await self._broker.release(deliveries, OUTAGE_DELAY_S)
+            raise
+        saved_ids = {r.id for r in saved}
+        return saved, [d for d in done if d.envelope.id in saved_ids], failures
 
 
 def masked(application: Application) -> dict[str, object]:

@@ -1,7 +1,9 @@
 """What a store promises. Every backend passes the same contract tests.
 
 - `save_results` writes a whole batch in one transaction and is idempotent on
-  the application id: saving the same result twice leaves one row.
+  the application id: saving the same result twice leaves one row. A batch the
+  store refuses for its data (the same write would fail every time) raises
+  StoreRefused and writes nothing; an outage raises StoreUnavailable.
 - A record's `document` reads back as equal JSON, not necessarily the same
   bytes (a store may keep it in a normalised form).
 - API keys are kept as hashes only; dashboard logins as store/logins.py says.
@@ -15,8 +17,14 @@ from typing import Protocol
 import msgspec
 
 from loanflow.apikeys import ApiKey
+from loanflow.errors import LoanflowError
 from loanflow.store.logins import LoginStore
 from loanflow.store.review import DeadLetter, ReviewStore
+
+
+class StoreRefused(LoanflowError):
+    """The store refused a batch for its data (a data or constraint error): the fault
+    of an application in it, not an outage; retrying the same write cannot succeed."""
 
 
 class ApplicationRecord(msgspec.Struct, frozen=True, kw_only=True):

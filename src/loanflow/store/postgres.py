@@ -27,6 +27,7 @@ from loanflow.apikeys import ApiKey, Scope
 from loanflow.errors import InvalidValue, StoreUnavailable
 from loanflow.store import migrations, review
 from loanflow.store.base import ApplicationRecord
+from loanflow.store.postgres_errors import refused_for_data
 from loanflow.store.postgres_logins import PostgresLogins
 from loanflow.store.postgres_review import PostgresReview, save_dead_letters
 from loanflow.store.review import DeadLetter
@@ -62,7 +63,9 @@ MIGRATION_TIMEOUT_S = 60.0
 CLIENT_MARGIN_S = 1.0
 
 #: Everything that means "the store cannot do this now". Server errors are
-#: included: the processor must keep the batch and retry, never crash on them.
+#: included: the processor must keep the batch and retry, never crash on them;
+#: only a batch write's data and constraint errors become StoreRefused
+#: (postgres_errors.py), the batch's own fault.
 _BACKEND_ERRORS = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
@@ -148,6 +151,12 @@ class PostgresStore(PostgresReview, PostgresLogins):
     async def save_results(
         self, records: Sequence[ApplicationRecord], dead_letters: Sequence[DeadLetter] = ()
     ) -> None:
+        with refused_for_data():
+            await self._save_results(records, dead_letters)
+
+    async def _save_results(
+        self, records: Sequence[ApplicationRecord], dead_letters: Sequence[DeadLetter]
+    ) -> None:
         rows = _rows(records)
         if not rows and not dead_letters:
             return
@@ -158,9 +167,11 @@ class PostgresStore(PostgresReview, PostgresLogins):
                 await conn.execute(_INSERT, *columns)
             return
         async with self._transaction("save_results") as conn:
+            # The dead letters first: one the upsert refuses keeps its application row too.
+            saved = await save_dead_letters(conn, sorted(dead_letters, key=lambda d: d.id))
+            rows = _rows(review.without_refused(records, dead_letters, saved))
             if rows:
-                await conn.execute(_INSERT, *columns)
-            await save_dead_letters(conn, sorted(dead_letters, key=lambda d: d.id))
+                await conn.execute(_INSERT, *[list(column) for column in zip(*rows, strict=True)])
 
     async def get_application(self, application_id: str) -> ApplicationRecord | None:
         if "\x00" in application_id:

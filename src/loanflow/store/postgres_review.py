@@ -13,7 +13,8 @@ from loanflow.store.review import AuditEntry, DeadLetter, DeadLetterFilter, Dead
 
 INSERT_DEAD_LETTER = (
     f"INSERT INTO dead_letters ({review.DEAD_LETTER_COLUMNS})"
-    f" VALUES ({', '.join(f'${i}' for i in range(1, 17))})" + review.UPSERT_DEAD_LETTER
+    f" VALUES ({', '.join(f'${i}' for i in range(1, 17))})"
+    + review.upsert_dead_letter("$17::bigint")
 )
 #: The audit action each resolution is recorded as.
 ACTIONS = {DeadLetterStatus.REPLAYED: "replay", DeadLetterStatus.DISCARDED: "discard"}
@@ -126,9 +127,12 @@ class PostgresReview:
         ]
 
 
-async def save_dead_letters(conn: Any, dead_letters: Sequence[DeadLetter]) -> None:
-    """In the caller's transaction; attempts go as JSON bytes through the jsonb codec."""
-    if dead_letters:
-        await conn.executemany(
-            INSERT_DEAD_LETTER, [review.dead_letter_row(d) for d in dead_letters]
-        )
+async def save_dead_letters(conn: Any, dead_letters: Sequence[DeadLetter]) -> set[str]:
+    """In the caller's transaction; the ids of the letters written (see
+    `review.upsert_dead_letter`). Attempts go as JSON bytes through the jsonb codec."""
+    saved = set()
+    for letter in dead_letters:  # few: one statement each, to learn which were written
+        written = await conn.fetchval(INSERT_DEAD_LETTER, *review.dead_letter_row(letter))
+        if written is not None:
+            saved.add(written)
+    return saved

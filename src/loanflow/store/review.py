@@ -8,11 +8,22 @@ result replace the `dead_lettered` row, and nothing else.
 from __future__ import annotations
 
 import enum
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
 from loanflow.models import AttemptRecord
+
+R = TypeVar("R", bound="_HasIdAndStatus")
+
+
+class _HasIdAndStatus(Protocol):
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def status(self) -> str: ...
 
 
 class DeadLetterStatus(enum.StrEnum):
@@ -167,9 +178,11 @@ _encode = msgspec.json.Encoder().encode
 
 
 def dead_letter_row(d: DeadLetter) -> tuple[object, ...]:
+    """The 16 columns, then the first attempt's time for `upsert_dead_letter`."""
     return (d.id, d.status, d.api_key_id, d.idempotency_key, d.channel, d.partner_id,
             d.external_id, d.received_at_ns, d.dead_lettered_at_ns, d.error_code, d.last_error,
-            _encode(d.attempts), d.envelope, d.resolved_at_ns, d.resolved_by, d.resolution)
+            _encode(d.attempts), d.envelope, d.resolved_at_ns, d.resolved_by, d.resolution,
+            d.attempts[0].at_ns if d.attempts else 0)
 
 
 def dead_letter_from_row(row: Any) -> DeadLetter:
@@ -191,16 +204,41 @@ UPSERT_APPLICATION = (
     " product_version = excluded.product_version"
     " WHERE applications.status IN ('dead_lettered', 'replayed')"
 )
-#: A dead letter saved again (a replay that failed anew) reopens with its new attempts.
-UPSERT_DEAD_LETTER = (
-    " ON CONFLICT (id) DO UPDATE SET status = 'open', channel = excluded.channel,"
-    " partner_id = excluded.partner_id, external_id = excluded.external_id,"
-    " dead_lettered_at_ns = excluded.dead_lettered_at_ns, error_code = excluded.error_code,"
-    " last_error = excluded.last_error, attempts = excluded.attempts,"
-    " envelope = excluded.envelope, resolved_at_ns = NULL, resolved_by = NULL,"
-    " resolution = NULL"
-)
+def upsert_dead_letter(first_attempt_at: str) -> str:
+    """` ON CONFLICT …` for a dead letter saved again; `first_attempt_at` is the parameter
+    holding the new letter's first attempt time (`dead_letter_row` puts it last).
 
+    An open letter takes the new attempts (a redelivery that failed once more). A
+    replayed one reopens only with a history that began after it was dead-lettered:
+    the replay failed anew; a stale redelivery of the old delivery (committed but not
+    yet acked when the replay came) carries its earlier attempts and leaves it
+    replayed. A discarded one never changes. A stale delivery with no earlier attempt
+    (max_attempts 1, a crash loop) that a processor held while the replay was made
+    cannot be told from the replay's own failure and reopens it: a replay number in
+    the envelope and the row would tell them apart.
+    It returns the id of each letter written; give those to `without_refused`."""
+    return (
+        " ON CONFLICT (id) DO UPDATE SET status = 'open', channel = excluded.channel,"
+        " partner_id = excluded.partner_id, external_id = excluded.external_id,"
+        " dead_lettered_at_ns = excluded.dead_lettered_at_ns, error_code = excluded.error_code,"
+        " last_error = excluded.last_error, attempts = excluded.attempts,"
+        " envelope = excluded.envelope, resolved_at_ns = NULL, resolved_by = NULL,"
+        " resolution = NULL"
+        " WHERE dead_letters.status = 'open' OR (dead_letters.status = 'replayed'"
+        f" AND {first_attempt_at} > dead_letters.dead_lettered_at_ns)"
+        " RETURNING id"
+    )
+
+
+def without_refused(
+    records: Sequence[R], dead_letters: Sequence[DeadLetter], saved: set[str]
+) -> list[R]:
+    """The records to save once the dead letters are: a dead letter the upsert refused
+    (discarded, or replayed and awaiting its replay) keeps its application row as well."""
+    refused = {d.id for d in dead_letters} - saved
+    if not refused:
+        return list(records)
+    return [r for r in records if not (r.id in refused and r.status == "dead_lettered")]
 
 def page(
     rows: list[DeadLetter], limit: int

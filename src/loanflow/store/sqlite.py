@@ -43,26 +43,28 @@ class SQLiteStore(SQLiteLogins):
     async def save_results(
         self, records: Sequence[ApplicationRecord], dead_letters: Sequence[DeadLetter] = ()
     ) -> None:
-        rows = [
-            (r.id, r.status, r.api_key_id, r.idempotency_key, r.channel, r.partner_id,
-             r.external_id, r.received_at_ns, r.processed_at_ns, r.ssn_hash, r.pii_sealed,
-             r.document, r.rules_version, r.product_version)
-            for r in records
-        ]
         letters = [review.dead_letter_row(d) for d in dead_letters]
 
         def save(conn: sqlite3.Connection) -> None:
+            # The dead letters first: one the upsert refuses keeps its application row too.
+            saved = {
+                row[0] for letter in letters for row in conn.execute(
+                    f"INSERT INTO dead_letters ({review.DEAD_LETTER_COLUMNS})"
+                    f" VALUES ({', '.join('?' * 16)})" + review.upsert_dead_letter("?"),
+                    letter,
+                ).fetchall()
+            }
+            rows = [
+                (r.id, r.status, r.api_key_id, r.idempotency_key, r.channel, r.partner_id,
+                 r.external_id, r.received_at_ns, r.processed_at_ns, r.ssn_hash, r.pii_sealed,
+                 r.document, r.rules_version, r.product_version)
+                for r in review.without_refused(records, dead_letters, saved)
+            ]
             conn.executemany(
                 f"INSERT INTO applications ({_COLUMNS}) VALUES ({', '.join('?' * 14)})"
                 + review.UPSERT_APPLICATION,
                 rows,
             )
-            if letters:
-                conn.executemany(
-                    f"INSERT INTO dead_letters ({review.DEAD_LETTER_COLUMNS})"
-                    f" VALUES ({', '.join('?' * 16)})" + review.UPSERT_DEAD_LETTER,
-                    letters,
-                )
 
         await self._db.write(save)
 

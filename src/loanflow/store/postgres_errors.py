@@ -1,0 +1,39 @@
+"""Which PostgreSQL errors of a batch write are the batch's own fault.
+
+A data or constraint error (SQLSTATE class 22 data exception, 23 integrity
+constraint violation, 54 program limit exceeded such as an index row too large;
+asyncpg's own argument checks raise class 22 too) fails the same write every time:
+retrying the batch as an outage would hold it, and its neighbours, for ever.
+Everything else (connection lost, timeouts and cancels, shutdown, too many
+connections, disk full, serialization failures, a read-only standby after a
+failover) may pass on its own: an outage, and the batch waits in the broker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import asyncpg
+
+from loanflow.errors import StoreUnavailable
+from loanflow.store.base import StoreRefused
+
+#: SQLSTATE classes whose errors the data of a statement causes.
+DATA_CLASSES = frozenset({"22", "23", "54"})
+
+
+def caused_by_data(exc: BaseException | None) -> bool:
+    return isinstance(exc, asyncpg.PostgresError) and (exc.sqlstate or "")[:2] in DATA_CLASSES
+
+
+@contextlib.contextmanager
+def refused_for_data() -> Iterator[None]:
+    """Turns a StoreUnavailable whose cause is a data or constraint error into
+    StoreRefused (same message: class and SQLSTATE, no row values)."""
+    try:
+        yield
+    except StoreUnavailable as exc:
+        if caused_by_data(exc.__cause__):
+            raise StoreRefused(str(exc)) from exc.__cause__
+        raise
