@@ -160,18 +160,17 @@ class PostgresStore(PostgresReview, PostgresLogins):
         rows = _rows(records)
         if not rows and not dead_letters:
             return
-        columns = [list(column) for column in zip(*rows, strict=True)] if rows else []
         if not dead_letters:
             # One statement outside a transaction block commits on its own: one round trip.
             async with self._connection("save_results") as conn:
-                await conn.execute(_INSERT, *columns)
+                await conn.execute(_INSERT, *_columns(rows))
             return
         async with self._transaction("save_results") as conn:
             # The dead letters first: one the upsert refuses keeps its application row too.
             saved = await save_dead_letters(conn, sorted(dead_letters, key=lambda d: d.id))
             rows = _rows(review.without_refused(records, dead_letters, saved))
             if rows:
-                await conn.execute(_INSERT, *[list(column) for column in zip(*rows, strict=True)])
+                await conn.execute(_INSERT, *_columns(rows))
 
     async def get_application(self, application_id: str) -> ApplicationRecord | None:
         if "\x00" in application_id:
@@ -325,6 +324,11 @@ def _rows(records: Sequence[ApplicationRecord]) -> list[tuple[object, ...]]:
          _document(r.document), r.rules_version, r.product_version)
         for _, r in sorted(first.items())
     ]
+
+
+def _columns(rows: list[tuple[object, ...]]) -> list[list[object]]:
+    """Rows as one list per column: the arrays `_INSERT` unnests."""
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 def _text(value: str | None) -> str | None:
