@@ -64,8 +64,8 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = _command(
         commands, "serve",
-        "API, processors and dashboard: one process, or with --api-workers N > 1, N API"
-        " processes and --processors M worker processes",
+        "API, processors and dashboard: --api-workers N API processes and --processors M"
+        " worker processes (a lone production API process runs its processors itself)",
         _serve,
     )
     api = _command(commands, "api", "the HTTP API only (scale-out role)", _api)
