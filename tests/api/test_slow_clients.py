@@ -166,3 +166,22 @@ def test_over_100_header_lines_are_answered_431_problem_json(embedded_server):
     assert answer.status_code == 431
     assert answer.headers["content-type"] == "application/problem+json"
     assert answer.json()["type"] == "/problems/headers-too-large"
+
+
+def test_a_submission_whose_body_arrives_in_parts_is_accepted_whole(embedded_server, submit_key):
+    body = json.dumps(sample_application()).encode()
+    head = (
+        "POST /v1/applications HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {submit_key}\r\nIdempotency-Key: {uuid.uuid4()}\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", embedded_server.port), timeout=10) as sock:
+        sock.sendall(head + body[:100])
+        time.sleep(0.2)  # the server has read the first part on its own by now
+        sock.sendall(body[100:])
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+
+    assert answer.startswith(b"HTTP/1.1 202")
+    assert b'"status":"queued"' in answer

@@ -112,14 +112,20 @@ def valid_idempotency_key(key: str) -> bool:
     return 1 <= len(key) <= MAX_IDEMPOTENCY_KEY and key.isprintable() and key.isascii()
 
 
+def refuse_declared_length(declared: str | None, limit: int) -> None:
+    """400 for a Content-Length that is no number, 413 for one over `limit`."""
+    if declared is None:
+        return
+    if not (declared.isascii() and declared.isdigit()):
+        raise MalformedRequest("Content-Length is not a number")
+    if int(declared) > limit:
+        raise PayloadTooLarge(f"body of {declared} bytes is over the {limit}-byte limit")
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """The body, refusing more than `limit` bytes before reading them all."""
     declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise MalformedRequest("Content-Length is not a number")
-        if int(declared) > limit:
-            raise PayloadTooLarge(f"body of {declared} bytes is over the {limit}-byte limit")
+    refuse_declared_length(declared, limit)
     chunks, size = [], 0
     try:
         async with asyncio.timeout(BODY_TIMEOUT_S):

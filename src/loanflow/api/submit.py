@@ -11,18 +11,18 @@ same handlers (built through Starlette only on that rare path).
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 
 from starlette.requests import Request
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from loanflow.api import security_headers
 from loanflow.api.applications import (
-    BODY_TIMEOUT_S,
     make_submission,
     note_outcome,
+    read_body,
+    refuse_declared_length,
     require_queue_room,
     valid_idempotency_key,
 )
@@ -36,9 +36,7 @@ from loanflow.errors import (
     IdempotencyKeyReused,
     LoanflowError,
     MalformedRequest,
-    PayloadTooLarge,
     RateLimited,
-    RequestTimeout,
     UnsupportedMediaType,
 )
 from loanflow.logs import request_id as log_request_id
@@ -108,7 +106,7 @@ class Submit:
         if not valid_idempotency_key(idempotency_key):
             raise MalformedRequest(
                 "expected an Idempotency-Key of 1-255 printable ASCII characters")
-        body = await _read_body(receive, head.content_length, rt.settings.max_body_bytes)
+        body = await _read_body(scope, receive, head.content_length, rt.settings.max_body_bytes)
         application = decode_application(body)
         require_queue_room(rt)
         client = scope.get("client")
@@ -160,34 +158,21 @@ class _Head:
                 self.request_id = sane_request_id(value)
 
 
-async def _read_body(receive: Receive, declared: bytes | None, limit: int) -> bytes:
+async def _read_body(scope: Scope, receive: Receive, declared: bytes | None,
+                     limit: int) -> bytes:
     """The body, refusing more than `limit` bytes before reading them all."""
-    if declared is not None:
-        if not declared.isdigit():
-            raise MalformedRequest("Content-Length is not a number")
-        if int(declared) > limit:
-            raise PayloadTooLarge(f"body of {int(declared)} bytes is over the {limit}-byte limit")
+    refuse_declared_length(None if declared is None else declared.decode("latin-1"), limit)
     message = await receive()
     body: bytes = message.get("body", b"")
-    if len(body) > limit:
-        raise PayloadTooLarge(f"body is over the {limit}-byte limit")
-    if not message.get("more_body", False):
+    if not message.get("more_body", False) and len(body) <= limit:
         return body  # most bodies arrive whole, with their headers
-    chunks, size = [body], len(body)
-    try:
-        async with asyncio.timeout(BODY_TIMEOUT_S):
-            while message.get("more_body", False):
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    raise RequestTimeout("the client went away before sending the whole body")
-                chunk = message.get("body", b"")
-                size += len(chunk)
-                if size > limit:
-                    raise PayloadTooLarge(f"body is over the {limit}-byte limit")
-                chunks.append(chunk)
-    except TimeoutError:
-        raise RequestTimeout(f"the body took over {BODY_TIMEOUT_S:.0f}s to arrive") from None
-    return b"".join(chunks)
+    first = [message]
+
+    async def replay_first() -> Message:
+        return first.pop() if first else await receive()
+
+    # A body in parts, or too long: the route's own reader, from its first part on.
+    return await read_body(Request(scope, replay_first), limit)
 
 
 async def _send_error(scope: Scope, receive: Receive, send: Send, rid: bytes,
