@@ -61,8 +61,9 @@ class Coalescer(Generic[ItemT, ResultT]):
             # After the current loop turn: requests parsed in the same turn join this call.
             self._scheduled = True
             loop.call_soon(self._send_what_waits)
-        # Shielded: a cancelled request must not cancel the call its neighbours share.
-        return await asyncio.shield(answer)
+        # No shield needed: a cancelled request cancels only its own answer; the call its
+        # neighbours share is a task of its own, and it skips answers already done.
+        return await answer
 
     def _send_what_waits(self) -> None:
         self._scheduled = False
