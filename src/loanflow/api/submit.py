@@ -14,11 +14,13 @@ from __future__ import annotations
 import math
 import time
 
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
 from loanflow.api import security_headers
 from loanflow.api.applications import (
+    MAX_IDEMPOTENCY_KEY,
     make_submission,
     note_outcome,
     read_body,
@@ -89,9 +91,9 @@ class Submit:
             log_request_id.reset(token)
 
     async def _submit(
-        self, rt: Runtime, app: object, scope: Scope, receive: Receive, head: _Head
+        self, rt: Runtime, app: Starlette, scope: Scope, receive: Receive, head: _Head
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-        auth = app.state.auth  # type: ignore[attr-defined]
+        auth = app.state.auth
         if head.authorization is not None:
             key = await auth.require_bearer(head.authorization.decode("latin-1"), KeyScope.SUBMIT)
         else:  # a dashboard session: the cookie and CSRF checks of every other route
@@ -104,13 +106,13 @@ class Submit:
             raise MalformedRequest("the Idempotency-Key header is required (a UUID is recommended)")
         idempotency_key = head.idempotency_key.decode("latin-1")
         if not valid_idempotency_key(idempotency_key):
-            raise MalformedRequest(
-                "expected an Idempotency-Key of 1-255 printable ASCII characters")
+            raise MalformedRequest(f"expected an Idempotency-Key of 1-{MAX_IDEMPOTENCY_KEY}"
+                                   " printable ASCII characters")
         body = await _read_body(scope, receive, head.content_length, rt.settings.max_body_bytes)
         application = decode_application(body)
         require_queue_room(rt)
         client = scope.get("client")
-        limit = app.state.limiter.for_append(key.id)  # type: ignore[attr-defined]
+        limit = app.state.limiter.for_append(key.id)
         submission = make_submission(rt, client[0] if client else None, key.id, idempotency_key,
                                      application, rate_limit=limit)
         result = await rt.appender.append(submission)
