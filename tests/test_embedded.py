@@ -25,3 +25,46 @@ def test_openers_racing_to_switch_a_new_file_to_wal_all_get_it(tmp_path: Path) -
     assert errors == []
     with sqlite3.connect(tmp_path / "0.db") as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+#: PRAGMA synchronous's answers.
+FULL, NORMAL = 2, 1
+
+
+def test_the_queue_and_the_results_fsync_each_commit_and_derived_data_does_not(
+    tmp_path: Path,
+) -> None:
+    # A 202 and a stored result rest on their commits; velocity counts and metrics are
+    # derived data, kept across a crash of any process but not worth an fsync each.
+    import asyncio
+
+    from loanflow.broker.sqlite import SQLiteBroker
+    from loanflow.metrics.events_sqlite import SQLiteEventLog
+    from loanflow.metrics.series_sqlite import SQLiteSeries
+    from loanflow.pipeline.velocity_sqlite import SQLiteVelocityCounter
+    from loanflow.store.sqlite import SQLiteStore
+
+    async def level(owner: object) -> int:
+        db = owner._db  # type: ignore[attr-defined]
+        answer: int = await db.write(lambda c: c.execute("PRAGMA synchronous").fetchone()[0])
+        return answer
+
+    async def levels() -> dict[str, int]:
+        owners = {
+            "broker": SQLiteBroker(tmp_path / "broker.sqlite", visibility_timeout_s=30),
+            "store": SQLiteStore(tmp_path / "store.sqlite"),
+            "velocity": SQLiteVelocityCounter(tmp_path / "store.sqlite"),
+            "series": SQLiteSeries(tmp_path / "metrics.sqlite"),
+            "events": SQLiteEventLog(tmp_path / "metrics.sqlite"),
+        }
+        found = {}
+        for name, owner in owners.items():
+            await owner.open()  # type: ignore[attr-defined]
+            try:
+                found[name] = await level(owner)
+            finally:
+                await owner.close()  # type: ignore[attr-defined]
+        return found
+
+    assert asyncio.run(levels()) == {"broker": FULL, "store": FULL, "velocity": NORMAL,
+                                     "series": NORMAL, "events": NORMAL}
