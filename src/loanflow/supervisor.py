@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import functools
 import logging
 import os
 import signal
 import subprocess
 import sys
 import threading
+from typing import Any
 
 from loanflow.settings import ENV_PREFIX, Settings
 
@@ -51,7 +53,7 @@ class WorkerPool:
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         return subprocess.Popen([sys.executable, "-m", "loanflow", "worker"], env=self._env,
-                                preexec_fn=_end_with_parent)
+                                preexec_fn=functools.partial(_end_with_parent, _prctl()))
 
     def _watch(self) -> None:
         while not self._stopping.wait(1.0):
@@ -76,14 +78,16 @@ class WorkerPool:
                 proc.wait()
 
 
-#: Looked up here, not in the forked child, which should do as little as it can.
-_prctl = ctypes.CDLL(None, use_errno=True).prctl
+@functools.cache
+def _prctl() -> Any:
+    """libc's prctl, looked up in the parent: the forked child should do as little as it can."""
+    return ctypes.CDLL(None, use_errno=True).prctl
 
 
-def _end_with_parent() -> None:
+def _end_with_parent(prctl: Any) -> None:
     """In the child before exec: SIGTERM it when this supervisor dies, even by SIGKILL
     (no worker is left running on without the `serve` that started it)."""
-    if _prctl(PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+    if prctl(PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
 
 

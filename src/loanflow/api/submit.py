@@ -73,13 +73,8 @@ class Submit:
         try:
             try:
                 status, headers, body = await self._submit(rt, app, scope, receive, head)
-            except LoanflowError as exc:
-                recorder.answered(exc.status)
-                recorder.observe(names.API, time.perf_counter() - started)
-                await _send_error(scope, receive, send, rid, exc)
-                return
-            except Exception as exc:  # logged by the handler, as the stack's would be
-                recorder.answered(500)
+            except Exception as exc:  # ours mapped, any other logged, as by the stack
+                recorder.answered(exc.status if isinstance(exc, LoanflowError) else 500)
                 recorder.observe(names.API, time.perf_counter() - started)
                 await _send_error(scope, receive, send, rid, exc)
                 return
