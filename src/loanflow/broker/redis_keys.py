@@ -29,8 +29,9 @@ DELAYED = PREFIX + "delayed"
 CLAIM_CURSOR = PREFIX + "claim-cursor"
 
 #: Hash per application held by the broker: `at` (received_at_ns), `entry`
-#: (current stream entry id, "" while delayed), `n` (deliveries so far),
-#: `lease` (ms until which a processor holds it), `env` (while delayed).
+#: (current stream entry id, "" while delayed), and while delayed `env` (the
+#: envelope) and `n` (its deliveries so far). Whether a processor holds it is
+#: the group's pending list; the stream entry's own `n` counts earlier deliveries.
 #: No TTL: it lives exactly as long as the envelope and goes in the same
 #: script as the XACK, so it cannot outlive it nor expire under a backlog.
 APPLICATION_PREFIX = PREFIX + "app:"

@@ -17,21 +17,23 @@ connection checks those settings (`redis_durability.py`). Key layout: `redis_key
   two: the worker's CPU -15%, Redis's -10 to -18%).
   XDEL tombstones stay until their stream node empties; FIFO makes that soon.
 - Streams have no delayed delivery: `retry_later`/`release` take the entry
-  back and park the envelope in a sorted set scored by ready time; `reserve`
-  first moves due ones back to the stream, in the same script.
-- `reserve` never blocks: it is one atomic script (promote, XAUTOCLAIM,
-  XREADGROUP, count) and scripts cannot block, and `drain()` needs an empty
-  answer at once. Between reserves `wait_for_work` sleeps 10 ms while work
-  flows (the next batch gathers meanwhile: waking on each append made batches
-  of one or two, whose extra fsyncs in Redis and PostgreSQL raised latency at
-  500/s). After `idle_after_s` without work it blocks instead: XREAD BLOCK for
-  an entry after the newest id that empty `reserve` saw, so an append wakes it
-  at once, and it looks again after `idle_block_s` for due retries and expired
-  leases (polling every 10 ms cost an idle worker 7% of a core).
-- Deliveries are counted in the application hash: a retry re-adds the
-  envelope as a new entry, whose pending-list count would restart. The token
-  `<entry id>/<deliveries>` names one delivery, so a holder whose lease ran
-  out cannot hand back what another consumer now holds.
+  back and park the envelope in a sorted set scored by ready time.
+- `reserve` is one round trip: a script (`lua/ready.lua`) moves due retries
+  back to the stream and re-adds entries whose lease ran out (looked for four
+  times per lease), then a plain XREADGROUP hands out the oldest. It never
+  blocks: `drain()` needs an empty answer at once. Between reserves
+  `wait_for_work` sleeps 10 ms while work flows (the next batch gathers
+  meanwhile: waking on each append made batches of one or two, whose extra
+  fsyncs in Redis and PostgreSQL raised latency at 500/s). After
+  `idle_after_s` without work it blocks instead: XREAD BLOCK for an entry
+  after the last one the group handed out, so an append wakes it at once, and
+  it looks again after `idle_block_s` for due retries and expired leases
+  (polling every 10 ms cost an idle worker 7% of a core).
+- Every delivery is of a fresh entry: a retry, a release and an expired lease
+  re-add the envelope under a new entry id, whose field `n` carries the
+  deliveries before it. The token `<entry id>/<deliveries>` so names one
+  delivery, and a holder whose lease ran out cannot hand back, nor ack away,
+  what another consumer now holds.
 - Every Redis error (connection, timeout, OOM, LOADING, ...) becomes
   BrokerUnavailable, and so does uvloop's RuntimeError for a closed
   connection. Socket timeouts bound the wait on a frozen Redis; only a
@@ -51,6 +53,8 @@ import contextlib
 import functools
 import hashlib
 import logging
+import math
+import time
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -85,12 +89,14 @@ _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder(Envelope).decode
 
 SCRIPT_NAMES = (
-    "append", "reserve", "ack", "hand_back", "pending_state", "expire_keys", "requeue",
+    "append", "ready", "ack", "hand_back", "pending_state", "expire_keys", "requeue",
 )
 #: A consumer's pause between reserves while work flows.
 BUSY_POLL_S = 0.01
 #: Longest wait of an idle consumer: how late it may see a due retry or an expired lease.
 IDLE_BLOCK_S = 0.1
+#: Share of the lease between two looks for expired leases (a look scans the pending list).
+LEASE_SCAN_FRACTION = 0.25
 #: Idempotency keys a sweep (`expire_idempotency_keys(now_ns=...)`) checks per script call.
 SWEEP_BATCH = 500
 
@@ -129,12 +135,12 @@ class RedisStreamsBroker:
             raise ValueError(f"expected 0 < idle_block_s < socket_timeout_s, got {idle_block_s}")
         self._url = url
         self._lease_ms = max(1, round(visibility_timeout_s * 1000))
+        self._scan_every_s = visibility_timeout_s * LEASE_SCAN_FRACTION
+        self._scanned_at = -math.inf  # time.monotonic() of the last look for expired leases
         self._socket_timeout_s, self._connect_timeout_s = socket_timeout_s, connect_timeout_s
         self._max_connections = max_connections
         self._idle_block_ms = max(1, round(idle_block_s * 1000))
         self._activity = Activity(idle_after_s)
-        #: consumer -> the stream's newest id when its last `reserve` found nothing.
-        self._seen_last: dict[str, bytes] = {}
         self._opened = False
         self._redis: Redis | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -201,41 +207,48 @@ class RedisStreamsBroker:
         if max_count < 1:
             await self.ack(ack)
             return []
-        # The acks ride in the same pipeline: one round trip and one AOF fsync.
+        now = time.monotonic()
+        scan = now - self._scanned_at >= self._scan_every_s
+        # One round trip: the acks, due work made ready, then a plain read (envelopes
+        # read through a script cost Redis 4x as much: copied into Lua and out).
         calls = [_ack_call(ack)] if ack else []
         calls.append((
-            _script("reserve"),
+            _script("ready"),
             [keys.STREAM, keys.DELAYED, keys.CLAIM_CURSOR],
-            [keys.GROUP, consumer, max_count, self._lease_ms, keys.APPLICATION_PREFIX],
+            [keys.GROUP, consumer, max_count, self._lease_ms, keys.APPLICATION_PREFIX,
+             "1" if scan else "0"],
         ))
+        read = ("XREADGROUP", "GROUP", keys.GROUP, consumer, "COUNT", max_count,
+                "STREAMS", keys.STREAM, ">")
         with _unavailable("reserve"):
             try:
-                *_, (rows, last) = await self._run(calls)
+                *_, rows = await self._run(calls, then=read)
             except ResponseError as exc:
                 if not str(exc).startswith("NOGROUP"):
                     raise
                 # The stream was deleted and an append made it anew (say, a Redis without
                 # persistence restarted): without the group nothing is delivered again.
                 await _ensure_group(await self._client())
-                *_, (rows, last) = await self._run(calls)
-        if rows:
+                *_, rows = await self._run(calls, then=read)
+        if scan:
+            self._scanned_at = now
+        entries = rows[0][1] if rows else []
+        if entries:
             self._activity.worked(consumer)
-        else:
-            self._seen_last[consumer] = last
-        deliveries = [
-            Delivery(f"{entry.decode()}/{n}", _decode(blob), int(n)) for entry, blob, n in rows
-        ]
-        deliveries.sort(key=lambda d: _entry_order(d.token))
-        return deliveries
+        return [_delivery(entry, fields) for entry, fields in entries]
 
     async def wait_for_work(self, consumer: str, *, wake: asyncio.Event | None = None) -> None:
         # `wake` is not needed: every append, from any process, reaches the stream.
         if not self._activity.idle(consumer):
             await asyncio.sleep(BUSY_POLL_S)
             return
-        after = self._seen_last.get(consumer, b"$")
         redis = await self._client()
         with _unavailable("wait_for_work"):
+            # After the last entry the group handed out: an append since the empty
+            # reserve is after it too, so it wakes this read at once.
+            groups = await redis.xinfo_groups(keys.STREAM)
+            after = next((g["last-delivered-id"] for g in groups
+                          if g["name"] == keys.GROUP.encode()), b"$")
             await redis.xread({keys.STREAM: after}, count=1, block=self._idle_block_ms)
 
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
@@ -252,7 +265,9 @@ class RedisStreamsBroker:
             await self._hand_back([(d, b"") for d in deliveries], delay_s, uncount=True)
 
     async def pending_state(self, application_id: str) -> tuple[str, int] | None:
-        call: _Call = (_script("pending_state"), [keys.application_key(application_id)], [])
+        call: _Call = (_script("pending_state"),
+                       [keys.application_key(application_id), keys.STREAM],
+                       [keys.GROUP, self._lease_ms])
         with _unavailable("pending_state"):
             [held] = await self._run([call])
         if held is None:
@@ -321,15 +336,19 @@ class RedisStreamsBroker:
         with _unavailable("retry" if not uncount else "release"):
             await self._run([(_script("hand_back"), [keys.STREAM, keys.DELAYED], args)])
 
-    async def _run(self, calls: Sequence[_Call]) -> list[Any]:
-        """EVALSHA each call in one round trip (a pipeline, no MULTI: each script is atomic)."""
+    async def _run(self, calls: Sequence[_Call], *, then: tuple[str | int, ...] = ()
+                   ) -> list[Any]:
+        """EVALSHA each call, then the command `then` if given, in one round trip (a
+        pipeline, no MULTI: each script is atomic)."""
         redis = await self._client()
-        results = await _evalsha(redis, calls)
-        missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+        results = await _evalsha(redis, calls, then)
+        missing = [i for i, r in enumerate(results[:len(calls)]) if isinstance(r, NoScriptError)]
         if missing:
             # Redis restarted and lost its script cache; those calls did not run.
             for script in {calls[i][0] for i in missing}:
                 await redis.script_load(script.text)
+            # Not `then` again: what it read is handed out; what these make ready waits
+            # for the next read.
             again = await _evalsha(redis, [calls[i] for i in missing])
             for i, result in zip(missing, again, strict=True):
                 results[i] = result
@@ -371,10 +390,13 @@ async def _close_with_loop(redis: Redis) -> AsyncGenerator[None, None]:
             await redis.aclose()
 
 
-async def _evalsha(redis: Redis, calls: Sequence[_Call]) -> list[Any]:
+async def _evalsha(redis: Redis, calls: Sequence[_Call], then: tuple[str | int, ...] = ()
+                   ) -> list[Any]:
     async with redis.pipeline(transaction=False) as pipe:
         for script, script_keys, args in calls:
             pipe.evalsha(script.sha, len(script_keys), *script_keys, *args)
+        if then:
+            pipe.execute_command(*then)
         results: list[Any] = await pipe.execute(raise_on_error=False)
         return results
 
@@ -411,14 +433,15 @@ def _ack_call(deliveries: Sequence[Delivery]) -> _Call:
     return _script("ack"), [keys.STREAM], args
 
 
+def _delivery(entry: bytes, fields: dict[bytes, bytes]) -> Delivery:
+    """A read entry: fields `id`, `e` (the envelope), `n` (earlier deliveries, if any)."""
+    deliveries = int(fields.get(b"n", 0)) + 1
+    return Delivery(f"{entry.decode()}/{deliveries}", _decode(fields[b"e"]), deliveries)
+
+
 def _split_token(token: str) -> tuple[str, str]:
     entry, _, deliveries = token.rpartition("/")
     return entry, deliveries
-
-
-def _entry_order(token: str) -> tuple[int, int]:
-    ms, _, seq = _split_token(token)[0].partition("-")
-    return int(ms), int(seq)
 
 
 def redact(url: str) -> str:

@@ -48,7 +48,7 @@ for i = 1, (#KEYS - 1) / 3 do
       local entry = redis.call('XADD', KEYS[1], '*', 'id', ARGV[a + 1], 'e', ARGV[a + 3])
       redis.call('HSET', idem, 'fp', ARGV[a], 'id', ARGV[a + 1], 'at', ARGV[a + 2])
       redis.call('EXPIRE', idem, ttl)
-      redis.call('HSET', app, 'at', ARGV[a + 2], 'entry', entry, 'n', 0, 'lease', 0)
+      redis.call('HSET', app, 'at', ARGV[a + 2], 'entry', entry)
       out[i] = {0, entry}
     end
   end

@@ -15,5 +15,5 @@ end
 redis.call('ZREM', KEYS[3], ARGV[1])
 local entry = redis.call('XADD', KEYS[1], '*', 'id', ARGV[1], 'e', ARGV[3])
 redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[2], 'at', ARGV[2], 'entry', entry, 'n', 0, 'lease', 0)
+redis.call('HSET', KEYS[2], 'at', ARGV[2], 'entry', entry)
 return entry
