@@ -24,13 +24,15 @@ test: $(BIN)/loanflow lint /usr/bin/chromium /usr/bin/promtool
 	apt-get install -y prometheus
 
 lint: $(BIN)/loanflow
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 
 # The benchmark suite (~19 min on 2 cores): every scenario against fresh services,
 # report in docs/benchmarks.md, charts and raw figures in docs/bench/.
+# Options through BENCH_ARGS, e.g. make bench BENCH_ARGS='--quick --only steady --out /tmp/b'.
+BENCH_ARGS ?=
 bench: $(VENV)/.bench-deps /usr/bin/wrk
-	$(BIN)/loanflow bench
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 # The references scenario loads every target with wrk.
 /usr/bin/wrk:

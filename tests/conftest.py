@@ -7,7 +7,6 @@ import contextlib
 import copy
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import httpx
 import pytest
 
 from loanflow.pii import new_key_text
+from tests.throwaway import free_port
 from tests.throwaway.postgres import SHARED_ADMIN_URL, fresh_database
 from tests.throwaway.redis import RedisServer
 
@@ -100,12 +100,6 @@ def sample_application(**changes: Any) -> dict[str, Any]:
             node = node[part]
         node[last] = value
     return app
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Deployment:

@@ -22,7 +22,6 @@ import uvloop
 from loanflow import __version__, apikeys, cli_login, cli_review, logs
 from loanflow.apikeys import ApiKey, Scope
 from loanflow.backends import make_store
-from loanflow.bench import cli as bench_cli
 from loanflow.errors import StartupError
 from loanflow.importer import cli as import_cli
 from loanflow.loadgen import cli as loadgen_cli
@@ -90,7 +89,6 @@ def _parser() -> argparse.ArgumentParser:
     cli_review.add_commands(commands, _add_setting_flags)
     cli_login.add_command(commands, _add_setting_flags)
     loadgen_cli.add_command(commands)
-    bench_cli.add_command(commands)
     import_cli.add_command(commands)
     return parser
 

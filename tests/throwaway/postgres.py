@@ -26,17 +26,18 @@ import pwd
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+
+from tests.throwaway import free_port
 
 BIN = Path("/usr/lib/postgresql/15/bin")
 OS_USER = "postgres"
@@ -59,19 +60,16 @@ SERVER_SETTINGS = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class PostgresServer:
     """One postmaster over its own data directory; `url` stays the same across restarts."""
 
-    def __init__(self, *, port: int | None = None) -> None:
+    def __init__(
+        self, *, port: int | None = None, settings: Mapping[str, str] = SERVER_SETTINGS
+    ) -> None:
         self.directory = Path(tempfile.mkdtemp(prefix="loanflow-pg-"))
         self.data_dir = self.directory / "data"
         self.port = port or free_port()
+        self.settings = dict(settings)
         self.proc: subprocess.Popen[bytes] | None = None
         self._as_user: dict[str, Any] = {}
         if os.geteuid() == 0:
@@ -99,7 +97,7 @@ class PostgresServer:
     def start(self) -> PostgresServer:
         if self.proc is not None and self.proc.poll() is None:
             raise RuntimeError(f"expected a stopped postgres, got pid {self.proc.pid} running")
-        settings = [arg for k, v in SERVER_SETTINGS.items() for arg in ("-c", f"{k}={v}")]
+        settings = [arg for k, v in self.settings.items() for arg in ("-c", f"{k}={v}")]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [str(BIN / "postgres"), "-D", str(self.data_dir), "-p", str(self.port),

@@ -4,7 +4,8 @@ Configured as production must be (DESIGN "What accepted promises"): AOF on,
 `appendfsync always`, `noeviction`, no RDB snapshots. It can be stopped,
 killed (SIGKILL, as in a crash), started again on the same directory and
 port (the AOF is replayed), and frozen/thawed (SIGSTOP/SIGCONT) to play a
-Redis that accepts connections but never answers.
+Redis that accepts connections but never answers. The benchmarks use it too,
+without a directory (a temporary one, deleted by `remove()`).
 
     redis_server = redis_server_fixture()                  # module scope, in a test module
     small_redis = redis_server_fixture(scope="function", extra_args=("--maxmemory", "2mb"))
@@ -12,9 +13,12 @@ Redis that accepts connections but never answers.
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -22,6 +26,8 @@ from typing import Any
 
 import pytest
 import redis
+
+from tests.throwaway import free_port
 
 REDIS_SERVER = Path("/usr/bin/redis-server")
 
@@ -35,12 +41,9 @@ DURABLE_ARGS = (
 
 #: Bounded wait for a started server to answer PING (AOF replay included).
 START_TIMEOUT_S = 10.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+#: Bounded wait for an AOF rewrite (`compact_aof`) and for FLUSHALL of a benchmark's data.
+REWRITE_TIMEOUT_S = 30.0
+FLUSH_TIMEOUT_S = 10.0
 
 
 class RedisServer:
@@ -48,13 +51,13 @@ class RedisServer:
 
     def __init__(
         self,
-        directory: Path,
+        directory: Path | None = None,
         *,
         extra_args: Sequence[str] = (),
         password: str | None = None,
         port: int | None = None,
     ) -> None:
-        self.directory = directory
+        self.directory = directory or Path(tempfile.mkdtemp(prefix="loanflow-redis-"))
         self.extra_args = tuple(extra_args)
         self.password = password
         self.port = port or free_port()
@@ -134,14 +137,35 @@ class RedisServer:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGCONT)
 
-    def client(self) -> redis.Redis:
+    def remove(self) -> None:
+        """Stop and delete the directory."""
+        self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def client(self, *, timeout_s: float = 5.0) -> redis.Redis:
         """A synchronous client for setting up and inspecting; use it in a `with` block."""
         return redis.Redis(host="127.0.0.1", port=self.port, password=self.password,
-                           socket_timeout=5)
+                           socket_timeout=timeout_s)
 
     def flushall(self) -> None:
-        with self.client() as c:
+        with self.client(timeout_s=FLUSH_TIMEOUT_S) as c:
             c.flushall()
+
+    def compact_aof(self) -> None:
+        """Rewrite the append-only file now and wait for it: after FLUSHALL the old AOF
+        still holds every earlier run's writes, and the rewrite Redis would otherwise
+        start on its own (at twice the last size) would land inside a later run."""
+        with self.client(timeout_s=FLUSH_TIMEOUT_S) as c:
+            # "already in progress" is refused with an error; that rewrite will do.
+            with contextlib.suppress(redis.ResponseError):
+                c.bgrewriteaof()
+            deadline = time.monotonic() + REWRITE_TIMEOUT_S
+            while time.monotonic() < deadline:
+                info = c.info("persistence")
+                if not info["aof_rewrite_in_progress"] and not info["aof_rewrite_scheduled"]:
+                    return
+                time.sleep(0.05)
+        raise RuntimeError(f"redis AOF rewrite did not finish in {REWRITE_TIMEOUT_S}s")
 
 
 def redis_server_fixture(

@@ -12,127 +12,27 @@ still open at `duration + grace` is abandoned and counted as unanswered.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import math
-import resource
-import ssl
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import msgspec
 
-from loanflow.loadgen.openloop import OpenLoop
-from loanflow.loadgen.payloads import BATCH_PATH, MAX_DISTINCT, SUBMIT_PATH, Payloads
+from loanflow.loadgen.payloads import BATCH_PATH, SUBMIT_PATH
+from loanflow.loadgen.processes import run_processes
 from loanflow.loadgen.report import Tally, progress_line, summarize
+from loanflow.loadgen.share import run_share
+from loanflow.loadgen.spec import MAX_BATCH, LoadSpec, Share
 
 SUMMARY_PATH = "/v1/metrics/summary"
-#: The batch endpoint's item limit (api/batch.py MAX_ITEMS).
-MAX_BATCH = 1000
 #: The service settles a second's metrics this long after it ends (metrics/aggregate.py).
 METRICS_SETTLE_S = 1.5
 #: The widest summary window the service serves (api/metrics.py MAX_WINDOW_S).
 MAX_WINDOW_S = 300
-#: Time between the pool being open and the first intended send.
-START_MARGIN_S = 0.05
 
 __all__ = ["BATCH_PATH", "MAX_BATCH", "SUBMIT_PATH", "LoadSpec", "Share", "run", "run_share"]
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class LoadSpec:
-    """One run. `batch_size` 0 posts single applications; `get_path` GETs that path instead."""
-
-    url: str
-    key: str = dataclasses.field(repr=False)
-    rate_per_s: float
-    duration_s: float
-    invalid_ratio: float = 0.0
-    duplicate_ratio: float = 0.0
-    batch_size: int = 0
-    connections: int = 64
-    seed: int | None = None
-    get_path: str | None = None
-    grace_s: float = 10.0
-    #: Read `GET /v1/metrics/summary` afterwards; waits up to this long for it to settle.
-    end_to_end_wait_s: float | None = 5.0
-    #: Generator processes (each with connections / processes of the pool).
-    processes: int = 1
-    #: Distinct applications generated before the run (see payloads.py).
-    distinct: int = MAX_DISTINCT
-
-    def __post_init__(self) -> None:
-        checks = (
-            ("rate_per_s", self.rate_per_s > 0, "> 0"),
-            ("duration_s", self.duration_s > 0, "> 0"),
-            ("invalid_ratio", 0 <= self.invalid_ratio <= 1, "in 0..1"),
-            ("duplicate_ratio", 0 <= self.duplicate_ratio <= 1, "in 0..1"),
-            ("batch_size", 0 <= self.batch_size <= MAX_BATCH, f"in 0..{MAX_BATCH}"),
-            ("connections", self.connections >= 1, ">= 1"),
-            ("grace_s", self.grace_s >= 0, ">= 0"),
-            ("processes", 1 <= self.processes <= self.connections, "in 1..connections"),
-            ("distinct", self.distinct >= 1, ">= 1"),
-        )
-        for name, ok, expected in checks:
-            if not ok:
-                raise ValueError(f"expected {name} {expected}, got {getattr(self, name)!r}")
-        parts = urlsplit(self.url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"expected an http(s)://host[:port] URL, got {self.url!r}")
-
-    @property
-    def planned(self) -> int:
-        return int(self.rate_per_s * self.duration_s)
-
-
-@dataclasses.dataclass(frozen=True)
-class Share:
-    """Process `index` of `count` sends requests index, index + count, ..."""
-
-    index: int = 0
-    count: int = 1
-
-
-async def run_share(
-    spec: LoadSpec, share: Share = Share(), *, start_at: Callable[[], float] | None = None,
-    each_second: Callable[[Tally, float], None] | None = None,
-) -> Tally:
-    """This process's share of the run. `start_at()` gives t0 (perf_counter seconds)
-    once the pool is open; default: now."""
-    parts = urlsplit(spec.url)
-    tls = parts.scheme == "https"
-    host, port = parts.hostname or "", parts.port or (443 if tls else 80)
-    planned = len(range(share.index, spec.planned, share.count))
-    payloads = Payloads(
-        host=parts.netloc, key=spec.key,
-        distinct=min(spec.distinct, planned * max(spec.batch_size, 1)),
-        seed=None if spec.seed is None else spec.seed + share.index,
-        invalid_ratio=spec.invalid_ratio, duplicate_ratio=spec.duplicate_ratio,
-        batch_size=spec.batch_size, get_path=spec.get_path,
-    )
-    engine = OpenLoop(
-        payloads, host=host, port=port, ssl=ssl.create_default_context() if tls else None,
-        connections=max(1, spec.connections // share.count), planned=planned,
-        interval_s=share.count / spec.rate_per_s, batch_size=spec.batch_size,
-        request_timeout_s=spec.grace_s or math.inf,
-        global_index=lambda j: j * share.count + share.index,
-    )
-    await engine.open()
-    t0 = start_at() if start_at is not None else time.perf_counter() + START_MARGIN_S
-    cpu_before_s = _cpu_s()
-    tally = await engine.run(
-        t0=t0, first_s=t0 + share.index / spec.rate_per_s,
-        deadline_s=t0 + spec.duration_s + spec.grace_s, each_second=each_second)
-    tally.cpu_s, tally.wall_s = _cpu_s() - cpu_before_s, time.perf_counter() - t0
-    tally.t0_unix_s = time.time() - tally.wall_s
-    return tally
-
-
-def _cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 async def run(spec: LoadSpec, *, on_progress: Callable[[str], None] | None = None
@@ -140,8 +40,6 @@ async def run(spec: LoadSpec, *, on_progress: Callable[[str], None] | None = Non
     """Offer the load `spec` describes; the summary (see report.summarize)."""
     started_wall_s = time.time()
     if spec.processes > 1:
-        from loanflow.loadgen.processes import run_processes
-
         tally = await run_processes(spec, on_progress=on_progress)
     else:
         tally = await run_share(spec, each_second=_printer(on_progress) if on_progress else None)

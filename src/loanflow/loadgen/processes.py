@@ -23,8 +23,9 @@ from typing import Any
 
 import uvloop
 
-from loanflow.loadgen.driver import LoadSpec, Share, run_share
 from loanflow.loadgen.report import Tally, progress_line
+from loanflow.loadgen.share import run_share
+from loanflow.loadgen.spec import LoadSpec, Share
 
 #: How long children may take to build their payloads and connect.
 READY_TIMEOUT_S = 60.0

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from loanflow.bench.context import Result
+from benchmarks.harness.context import Result
 
 
 def write_charts(results: list[Result], directory: Path) -> list[Path]:

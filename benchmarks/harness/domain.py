@@ -1,6 +1,6 @@
 """Benchmark of the domain alone: rules, enrichment and scorecard, no I/O.
 
-    python -m loanflow.bench.domain          # prints the figures as JSON
+    python -m benchmarks.harness.domain          # prints the figures as JSON
 
 The applications are generated and decoded once; only `assess()` is timed, over the
 whole batch, `repeats` times. The target is under 50 ms per 1,000 applications.

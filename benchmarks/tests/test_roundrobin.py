@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from loanflow.bench.roundrobin import Measured, median_by_target, round_ratios, table
+from benchmarks.harness.roundrobin import Measured, median_by_target, round_ratios, table
 
 
 def measured(target: str, round_no: int, stored: float, **cpu: float) -> Measured:

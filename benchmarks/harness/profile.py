@@ -19,7 +19,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from loanflow.bench.procs import cmdline, label
+from benchmarks.harness.procs import cmdline, label
 
 #: Samples per second (py-spy's default).
 RATE_HZ = 100

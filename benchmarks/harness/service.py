@@ -9,9 +9,11 @@ measures capacity, not the per-key quota.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -20,15 +22,29 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import asyncpg
 import httpx
+from tests.throwaway import free_port
+from tests.throwaway.postgres import PostgresServer
+from tests.throwaway.redis import RedisServer
 
-from loanflow.bench.procs import tree
-from loanflow.bench.throwaway import PostgresServer, RedisServer, free_port
+from benchmarks.harness.procs import tree
 from loanflow.pii import new_key_text
 
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
 _KEY_LINE = re.compile(r"API key \(scopes [^)]*\): (lf_\S+)")
+#: Durable like production, sized for a 2-core, 24 GiB machine running everything.
+POSTGRES_SETTINGS = {
+    "fsync": "on",
+    "synchronous_commit": "on",
+    "shared_buffers": "256MB",
+    "max_connections": "200",
+    "listen_addresses": "127.0.0.1",
+    "log_min_messages": "warning",
+}
+#: Every database `Production.create_database` makes starts so; `empty` drops those.
+DATABASE_PREFIX = "bench_"
 
 
 @dataclasses.dataclass
@@ -69,6 +85,27 @@ class Production:
     redis: RedisServer
     postgres: PostgresServer
 
+    @classmethod
+    def start(cls) -> Production:
+        """A new Redis (AOF, `appendfsync always`) and PostgreSQL (fsync on); `remove()` ends
+        both and deletes their data."""
+        redis = RedisServer().start()
+        try:
+            return cls(redis, PostgresServer(settings=POSTGRES_SETTINGS).start())
+        except BaseException:
+            redis.remove()
+            raise
+
+    def remove(self) -> None:
+        self.redis.remove()
+        self.postgres.remove()
+
+    def create_database(self) -> str:
+        """A new empty database; its URL."""
+        name = f"{DATABASE_PREFIX}{secrets.token_hex(4)}"
+        asyncio.run(_execute(self.postgres.url, f"CREATE DATABASE {name}"))
+        return f"postgresql://postgres@127.0.0.1:{self.postgres.port}/{name}"
+
     def pids(self) -> list[int]:
         roots = [p.proc.pid for p in (self.redis, self.postgres) if p.proc is not None]
         return [pid for root in roots for pid in tree(root)]
@@ -78,7 +115,29 @@ class Production:
         of the background work it would cause (AOF rewrite, autovacuum, checkpoint)."""
         self.redis.flushall()
         self.redis.compact_aof()
-        self.postgres.drop_databases()
+        asyncio.run(_drop_databases(self.postgres.url))
+
+
+async def _drop_databases(admin_url: str) -> None:
+    """Drop every database `create_database` made, then checkpoint: autovacuum working
+    through an earlier run's tables, or a checkpoint writing them out, would land inside
+    a later run."""
+    conn = await asyncpg.connect(admin_url, timeout=10)
+    try:
+        for row in await conn.fetch("SELECT datname FROM pg_database"):
+            if row["datname"].startswith(DATABASE_PREFIX):
+                await conn.execute(f'DROP DATABASE "{row["datname"]}" WITH (FORCE)')
+        await conn.execute("CHECKPOINT")
+    finally:
+        await conn.close()
+
+
+async def _execute(url: str, sql: str) -> None:
+    conn = await asyncpg.connect(url, timeout=10)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
 
 
 def _spawn(name: str, argv: list[str], env: dict[str, str], log_path: Path
@@ -120,7 +179,7 @@ def loanflow_service(
         mode = "production"
         production.empty()
         env.update(LOANFLOW_BROKER_URL=production.redis.url,
-                   LOANFLOW_STORE_URL=production.postgres.create_database(),
+                   LOANFLOW_STORE_URL=production.create_database(),
                    LOANFLOW_PII_KEY=new_key_text())
     log_path = data_dir / "serve.log"
     proc = _spawn(mode, [sys.executable, "-m", "loanflow", "serve"], env, log_path)
@@ -140,7 +199,7 @@ def naive_service(
     """The naive baseline (benchmarks/naive/app.py) under uvicorn with `workers` processes."""
     port, token = free_port(), "lf_naive_" + new_key_text()[:16]
     production.empty()
-    env = {**os.environ, "NAIVE_DATABASE_URL": production.postgres.create_database(),
+    env = {**os.environ, "NAIVE_DATABASE_URL": production.create_database(),
            "NAIVE_REDIS_URL": production.redis.url, "NAIVE_TOKEN": token}
     log_path = Path(tempfile.mkdtemp(prefix="naive-", dir=work_dir)) / "naive.log"
     proc = _spawn("naive", [

@@ -7,11 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from loanflow.bench.measure import Run
-from loanflow.bench.plan import Plan
-from loanflow.bench.search import SearchResult
-from loanflow.bench.service import Production, Service, loanflow_service
-from loanflow.bench.throwaway import PostgresServer, RedisServer
+from benchmarks.harness.measure import Run
+from benchmarks.harness.plan import Plan
+from benchmarks.harness.search import SearchResult
+from benchmarks.harness.service import Production, Service, loanflow_service
 
 
 @dataclasses.dataclass
@@ -52,18 +51,12 @@ class Bench:
     def production(self) -> Production:
         if self._production is None:
             self.log("starting throwaway Redis (AOF, appendfsync always) and PostgreSQL")
-            redis = RedisServer().start()
-            try:
-                self._production = Production(redis, PostgresServer().start())
-            except BaseException:
-                redis.remove()
-                raise
+            self._production = Production.start()
         return self._production
 
     def close(self) -> None:
         if self._production is not None:
-            self._production.redis.remove()
-            self._production.postgres.remove()
+            self._production.remove()
 
     def embedded(self) -> Service:
         return loanflow_service(self.work_dir, production=None)

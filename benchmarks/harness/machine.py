@@ -10,7 +10,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from loanflow.bench.throwaway import POSTGRES_BIN, REDIS_SERVER
+from tests.throwaway.postgres import BIN as POSTGRES_BIN
+from tests.throwaway.redis import REDIS_SERVER
 
 #: The libraries on the hot path, by distribution name.
 LIBRARIES = ("uvicorn", "starlette", "uvloop", "httptools", "msgspec", "asyncpg", "redis",

@@ -1,4 +1,4 @@
-"""`loanflow bench --quick` end to end, so the benchmark tooling cannot rot unnoticed."""
+"""`python -m benchmarks --quick` end to end, so the benchmark tooling cannot rot unnoticed."""
 
 from __future__ import annotations
 
@@ -13,13 +13,14 @@ import asyncpg
 import pytest
 import redis
 
-from loanflow.bench.machine import cpu_ticks, steal_share
-from loanflow.bench.profile import summarize
-from loanflow.bench.report import NOTES_BEGIN, NOTES_END, kept_notes
-from loanflow.bench.service import Production
-from loanflow.bench.throwaway import PostgresServer, RedisServer
+from benchmarks.harness.machine import cpu_ticks, steal_share
+from benchmarks.harness.profile import summarize
+from benchmarks.harness.report import NOTES_BEGIN, NOTES_END, kept_notes
+from benchmarks.harness.service import Production
 
 pytestmark = pytest.mark.slow
+#: Where `python -m benchmarks` runs from: the repository's root.
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.timeout(180)
@@ -30,9 +31,9 @@ def test_quick_bench_runs_its_scenarios_and_writes_the_report(tmp_path: Path) ->
     notes = f"{NOTES_BEGIN}\nthe analysis written by hand\n{NOTES_END}"
     (tmp_path / "benchmarks.md").write_text(f"old figures\n{notes}\n")
     done = subprocess.run(
-        [sys.executable, "-m", "loanflow", "bench", "--quick", "--only",
+        [sys.executable, "-m", "benchmarks", "--quick", "--only",
          "embedded-max,steady,soak", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=150,
+        capture_output=True, text=True, timeout=150, cwd=ROOT,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     raw = json.loads((tmp_path / "bench" / "results.json").read_text())
@@ -87,9 +88,9 @@ def test_steal_is_the_share_of_cpu_ticks_stolen_between_two_readings() -> None:
 def test_emptied_backends_keep_nothing_of_an_earlier_run() -> None:
     """Each service must start as on new servers: an earlier run's databases (autovacuum)
     or its AOF (a rewrite of it) would do background work inside the next run."""
-    production = Production(RedisServer().start(), PostgresServer().start())
+    production = Production.start()
     try:
-        database_url = production.postgres.create_database()
+        database_url = production.create_database()
         with redis.Redis.from_url(production.redis.url) as client:
             with client.pipeline(transaction=False) as pipe:
                 for n in range(20_000):
@@ -103,7 +104,7 @@ def test_emptied_backends_keep_nothing_of_an_earlier_run() -> None:
             assert client.info("persistence")["aof_current_size"] < grown / 20
 
         async def databases() -> list[str]:
-            conn = await asyncpg.connect(production.postgres.admin_url, timeout=10)
+            conn = await asyncpg.connect(production.postgres.url, timeout=10)
             try:
                 return [r["datname"] for r in await conn.fetch("SELECT datname FROM pg_database")]
             finally:
@@ -113,5 +114,4 @@ def test_emptied_backends_keep_nothing_of_an_earlier_run() -> None:
         assert database_url.rsplit("/", 1)[1] not in names
         assert not [name for name in names if name.startswith("bench_")]
     finally:
-        production.redis.remove()
-        production.postgres.remove()
+        production.remove()

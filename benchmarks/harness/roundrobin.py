@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from tests.throwaway import free_port
 
-from loanflow.bench.context import Bench, Figure, Result
-from loanflow.bench.procs import tree
-from loanflow.bench.service import Production, loanflow_service, naive_service
-from loanflow.bench.throwaway import free_port
+from benchmarks.harness.context import Bench, Figure, Result
+from benchmarks.harness.procs import tree
+from benchmarks.harness.service import Production, loanflow_service, naive_service
 from loanflow.loadgen.synthetic import generate
 
 #: Distinct application bodies wrk cycles through (SSNs repeat after these).
@@ -156,7 +156,7 @@ class Targets:
 
     def _reference(self, module: str) -> Running:
         self._prod.empty()
-        dsn = self._prod.postgres.create_database()
+        dsn = self._prod.create_database()
         subprocess.run(["psql", dsn, "-qf", str(self._references / "schema.sql")], check=True,
                        capture_output=True)
         env = {**os.environ, "REF_DATABASE_URL": dsn, "REF_REDIS_URL": self._prod.redis.url}

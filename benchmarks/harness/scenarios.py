@@ -16,12 +16,12 @@ import subprocess
 import sys
 from collections.abc import Callable
 
-from loanflow.bench.context import Bench, Figure, Result, at_most, cores, p99_ms, under
-from loanflow.bench.measure import final_count, offer, ok_rate, read_summary, wait_drained
-from loanflow.bench.roundrobin import references
-from loanflow.bench.search import PROBE_DISTINCT, PROBE_RATE_PER_S, find_max, warm
-from loanflow.bench.service import Service, naive_service
-from loanflow.bench.soak import profile, soak
+from benchmarks.harness.context import Bench, Figure, Result, at_most, cores, p99_ms, under
+from benchmarks.harness.measure import final_count, offer, ok_rate, read_summary, wait_drained
+from benchmarks.harness.roundrobin import references
+from benchmarks.harness.search import PROBE_DISTINCT, PROBE_RATE_PER_S, find_max, warm
+from benchmarks.harness.service import Service, naive_service
+from benchmarks.harness.soak import profile, soak
 
 #: The load generator must offer this on one core (issue #10).
 OFFER_TARGET_PER_S = 10_000.0
@@ -208,12 +208,12 @@ def live(bench: Bench) -> Result:
 
 
 def domain(bench: Bench) -> Result:
-    """assess() alone (rules, enrichment, scorecard), timed by loanflow.bench.domain."""
+    """assess() alone (rules, enrichment, scorecard), timed by benchmarks.harness.domain."""
     result = Result("domain", "Domain micro-benchmark (rules, enrichment, scorecard; no I/O)")
     try:
-        module = importlib.import_module("loanflow.bench.domain")
+        module = importlib.import_module("benchmarks.harness.domain")
     except ImportError:
-        result.notes.append("skipped: loanflow.bench.domain is not there yet")
+        result.notes.append("skipped: benchmarks.harness.domain is not there yet")
         return result
     quick = bench.plan.steady_s < 10
     figures: dict[str, float] = (module.measure_domain(n=100, repeats=3) if quick

@@ -5,11 +5,11 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from loanflow.bench.context import Bench, Figure, Result, cores, p99_ms, under
-from loanflow.bench.measure import offer
-from loanflow.bench.procs import RssSampler
-from loanflow.bench.profile import Profiler
-from loanflow.bench.search import warm
+from benchmarks.harness.context import Bench, Figure, Result, cores, p99_ms, under
+from benchmarks.harness.measure import offer
+from benchmarks.harness.procs import RssSampler
+from benchmarks.harness.profile import Profiler
+from benchmarks.harness.search import warm
 
 #: RSS a loanflow process may gain from the end of the soak's first fifth to its end.
 RSS_GROWTH_LIMIT = 0.10

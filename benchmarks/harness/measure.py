@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 import uvloop
 
-from loanflow.bench.live import with_dashboards
-from loanflow.bench.machine import cpu_ticks, steal_share
-from loanflow.bench.procs import cpu_by_label, cpu_seconds
-from loanflow.bench.service import Service
+from benchmarks.harness.live import with_dashboards
+from benchmarks.harness.machine import cpu_ticks, steal_share
+from benchmarks.harness.procs import cpu_by_label, cpu_seconds
+from benchmarks.harness.service import Service
 from loanflow.loadgen.driver import LoadSpec, run
 
 #: How long the end-to-end read-back may wait for the run's seconds to settle.

@@ -1,4 +1,4 @@
-"""`loanflow bench [--quick] [--only NAMES] [--out DIR]`: the standard scenarios, unattended.
+"""`python -m benchmarks [--quick] [--only NAMES] [--out DIR]`: the standard scenarios.
 
 Runs each selected scenario in order against freshly started services, then
 writes OUT/benchmarks.md, OUT/bench/*.png and OUT/bench/results.json. A
@@ -17,23 +17,33 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loanflow.bench.plan import QUICK, SCENARIOS, Plan
+from benchmarks.harness.plan import QUICK, SCENARIOS, Plan
+from loanflow import logs
 from loanflow.settings import Settings
 
 if TYPE_CHECKING:
-    from loanflow.bench.context import Bench, Result
+    from benchmarks.harness.context import Bench, Result
 
+PROG = "python -m benchmarks"
 _HELP = "run the standard benchmark scenarios and write docs/benchmarks.md"
+#: benchmarks/: the harness finds the baselines beside it, wherever it is run from.
+BENCHMARKS_DIR = Path(__file__).resolve().parents[1]
 
 
-def add_command(commands: Any) -> None:
-    """Register `bench` on the `loanflow` subparsers."""
-    parser: argparse.ArgumentParser = commands.add_parser("bench", help=_HELP,
-                                                          description=_HELP)
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    # As `loanflow` configures its own logging (LOANFLOW_LOG_LEVEL, LOANFLOW_LOG_FORMAT).
+    settings = Settings.from_env()
+    logs.configure(level=settings.log_level, json=settings.log_format == "json")
+    return _run(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description=_HELP)
     parser.add_argument("--quick", action="store_true",
                         help="tiny durations: a smoke test of the tooling (~1 min)")
     parser.add_argument("--only", default=",".join(SCENARIOS), metavar="NAMES",
@@ -45,21 +55,21 @@ def add_command(commands: Any) -> None:
                         " which makes the run ~19 min)")
     parser.add_argument("--step-s", type=float, default=None,
                         help="seconds per step of the rate searches (default 15)")
-    parser.add_argument("--naive-dir", type=Path, default=Path("benchmarks/naive"),
+    parser.add_argument("--naive-dir", type=Path, default=BENCHMARKS_DIR / "naive",
                         help="the naive baseline's app directory")
-    parser.set_defaults(run=_run)
+    return parser
 
 
-def _run(settings: Settings, args: argparse.Namespace) -> int:
-    # Imported here: `loanflow serve` need not load the benchmark's dependencies.
-    from loanflow.bench import machine
-    from loanflow.bench.context import Bench
-    from loanflow.bench.scenarios import SCENARIO_FUNCTIONS
+def _run(args: argparse.Namespace) -> int:
+    # Imported here: `--help` and a wrong --only answer without loading the scenarios.
+    from benchmarks.harness import machine
+    from benchmarks.harness.context import Bench
+    from benchmarks.harness.scenarios import SCENARIO_FUNCTIONS
 
     names = tuple(n.strip() for n in args.only.split(",") if n.strip())
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
-        print(f"loanflow bench: expected scenarios from {','.join(SCENARIOS)}, got"
+        print(f"{PROG}: expected scenarios from {','.join(SCENARIOS)}, got"
               f" {','.join(unknown)}", file=sys.stderr)
         return 2
     plan = QUICK if args.quick else Plan()
@@ -102,7 +112,7 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 
 
 def _scenario(bench: Bench, name: str, function: Callable[[Bench], Result]) -> Result:
-    from loanflow.bench.context import Result
+    from benchmarks.harness.context import Result
 
     bench.log(f"{name} ...")
     started = time.monotonic()
@@ -121,12 +131,12 @@ def _scenario(bench: Bench, name: str, function: Callable[[Bench], Result]) -> R
 
 def _write(results: list[Result], out: Path, facts: dict[str, Any], header: dict[str, Any],
            log: Any) -> None:
-    from loanflow.bench.report import kept_notes, render
+    from benchmarks.harness.report import kept_notes, render
 
     charts_dir = out / "bench"
     charts_dir.mkdir(parents=True, exist_ok=True)
     try:
-        from loanflow.bench.charts import write_charts
+        from benchmarks.harness.charts import write_charts
 
         charts = {p.stem for p in write_charts(results, charts_dir)}
     except ImportError:

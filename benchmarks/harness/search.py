@@ -16,9 +16,9 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from loanflow.bench.measure import Run, final_count, offer, ok_rate, read_summary, wait_drained
-from loanflow.bench.plan import Plan
-from loanflow.bench.service import Service
+from benchmarks.harness.measure import Run, final_count, offer, ok_rate, read_summary, wait_drained
+from benchmarks.harness.plan import Plan
+from benchmarks.harness.service import Service
 
 #: The probe's offered rate: far above what 2 cores can accept.
 PROBE_RATE_PER_S = 20_000.0

@@ -1,0 +1,1 @@
+"""Tests of the benchmark harness: it runs, and its arithmetic holds."""

@@ -1,1 +1,0 @@
-"""The benchmark suite (`loanflow bench`): scenarios, throwaway backends, report, charts."""
