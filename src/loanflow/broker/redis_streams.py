@@ -392,6 +392,14 @@ async def _close_with_loop(redis: Redis) -> AsyncGenerator[None, None]:
 
 async def _evalsha(redis: Redis, calls: Sequence[_Call], then: tuple[str | int, ...] = ()
                    ) -> list[Any]:
+    """The replies in order, an error as its exception (a pipeline's raise_on_error=False)."""
+    if len(calls) == 1 and not then:
+        # A lone call skips the pipeline's own work: a quarter of the client's CPU per call.
+        script, script_keys, args = calls[0]
+        try:
+            return [await redis.evalsha(script.sha, len(script_keys), *script_keys, *args)]
+        except ResponseError as exc:  # a connection error propagates, as from a pipeline
+            return [exc]
     async with redis.pipeline(transaction=False) as pipe:
         for script, script_keys, args in calls:
             pipe.evalsha(script.sha, len(script_keys), *script_keys, *args)
