@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import pytest
 
 from loanflow.loadgen.synthetic import BREAKERS, generate
 from loanflow.models import Application, Envelope
@@ -271,8 +272,15 @@ def read_golden() -> dict[str, str]:
     return dict(line.split(" ", 1) for line in lines if line and not line.startswith("#"))
 
 
-def test_every_document_and_velocity_key_is_byte_identical_to_the_golden_digests() -> None:
-    expected, actual = read_golden(), digests(outputs())
+@pytest.fixture(scope="module")
+def found() -> dict[str, bytes]:
+    return outputs()
+
+
+def test_every_document_and_velocity_key_is_byte_identical_to_the_golden_digests(
+    found: dict[str, bytes],
+) -> None:
+    expected, actual = read_golden(), digests(found)
     assert actual.keys() == expected.keys(), "the case set changed: see the module docstring"
     differ = [label for label in expected if actual[label] != expected[label]]
     assert not differ, (
@@ -282,8 +290,8 @@ def test_every_document_and_velocity_key_is_byte_identical_to_the_golden_digests
     )
 
 
-def test_the_cases_cover_stored_rejected_and_flagged_outcomes() -> None:
-    documents = outputs().values()
+def test_the_cases_cover_stored_rejected_and_flagged_outcomes(found: dict[str, bytes]) -> None:
+    documents = found.values()
     assert sum(b'"outcome":"stored"' in d for d in documents) > VALID_CASES // 2
     assert sum(b'"outcome":"rejected"' in d for d in documents) > len(BREAKERS) * 5
     assert any(b'"route":"decline_recommended"' in d for d in documents)
