@@ -108,7 +108,7 @@ MONEY_FIELDS: tuple[tuple[str, str], ...] = (
 
 def to_cents(dollars: float) -> int | None:
     """Dollars to integer cents; None when not finite or with more than 2 decimals."""
-    # Called ten times per application: the tolerance is written out because a max()
+    # On every application's hot path: the tolerance is written out because a max()
     # call costs more than the arithmetic; round() of a float is already an int.
     if not math.isfinite(dollars):
         return None

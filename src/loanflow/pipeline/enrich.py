@@ -206,7 +206,7 @@ def enrich(
     )
     lti = ratio_bps(amount, annual_income)
     zip5 = info.zip5
-    # Entries are built as literal dicts, not through **kwargs: about 16 per application.
+    # Entries take literal dicts, not **kwargs: one dict per entry instead of two or three.
     trace = [
         # The date of birth is PII: the trace names it but never shows it.
         TraceEntry(

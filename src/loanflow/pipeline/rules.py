@@ -137,7 +137,7 @@ def parse_phone(text: str) -> phonenumbers.PhoneNumber:
 
     Cached, so that a phone is parsed once for the velocity check (run on the whole
     batch first) and again for free by the phone rule: do not modify the number
-    returned. The cache holds more numbers than a batch has applications.
+    returned. The cache holds more numbers than a default batch has applications.
     """
     match = _PLAIN_NANP.fullmatch(text.strip())
     if match is not None:
