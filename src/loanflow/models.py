@@ -108,12 +108,16 @@ MONEY_FIELDS: tuple[tuple[str, str], ...] = (
 
 def to_cents(dollars: float) -> int | None:
     """Dollars to integer cents; None when not finite or with more than 2 decimals."""
+    # On every application's hot path: the tolerance is written out because a max()
+    # call costs more than the arithmetic; round() of a float is already an int.
     if not math.isfinite(dollars):
         return None
-    cents = round(dollars * 100)
-    if abs(dollars * 100 - cents) > 1e-6 * max(1.0, abs(dollars)):
+    scaled = dollars * 100
+    cents = round(scaled)
+    magnitude = abs(dollars)
+    if abs(scaled - cents) > 1e-6 * (magnitude if magnitude > 1.0 else 1.0):
         return None
-    return int(cents)
+    return cents
 
 
 class Status(enum.StrEnum):

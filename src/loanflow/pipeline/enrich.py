@@ -13,6 +13,7 @@ the route.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 
 import msgspec
@@ -23,7 +24,7 @@ from loanflow.pipeline.product import Product, Tier
 from loanflow.pipeline.route import Reason, Route, recommend_route
 from loanflow.pipeline.rules import ZipInfo, age_in_years, cents_or_none, lookup_zip
 from loanflow.pipeline.scorecard import ScoreFactor, ScoreInputs, score_application
-from loanflow.pipeline.trace import Trace, TraceEntry
+from loanflow.pipeline.trace import TraceEntry
 
 _BPS = 10_000
 _NOT_ALNUM = re.compile(r"[^0-9a-z]+")
@@ -78,9 +79,21 @@ def monthly_payment_cents(principal_cents: int, apr_bps: int, term_months: int) 
         raise ValueError(f"expected term_months > 0, got {term_months}")
     if apr_bps == 0:
         return _div_half_up(principal_cents, term_months)
+    numerator_per_cent, denominator = _annuity_factors(apr_bps, term_months)
+    # _div_half_up(principal_cents * a·(a+b)^n, denominator), with the 2x folded in.
+    return (principal_cents * numerator_per_cent + denominator) // (2 * denominator)
+
+
+@functools.lru_cache(maxsize=1024)
+def _annuity_factors(apr_bps: int, term_months: int) -> tuple[int, int]:
+    """2·a·(a+b)^n and b·((a+b)^n - b^n) of monthly_payment_cents, per APR and term.
+
+    The powers are large integers: they are computed once per (APR, term) pair (a
+    product has a few dozen), not once per application.
+    """
     a, b = apr_bps, 12 * _BPS
     growth = (a + b) ** term_months
-    return _div_half_up(principal_cents * a * growth, b * (growth - b**term_months))
+    return 2 * a * growth, b * (growth - b**term_months)
 
 
 def _normal_city(name: str) -> str:
@@ -117,7 +130,7 @@ class _Obligations(msgspec.Struct, frozen=True):
 
 
 def _affordability(
-    trace: Trace,
+    trace: list[TraceEntry],
     *,
     prefix: str,
     amount: int,
@@ -127,29 +140,39 @@ def _affordability(
 ) -> tuple[int, int | None, int | None]:
     """The payment at an APR, and the DTI and PTI it leads to, all traced."""
     apr_name, apr_bps = apr
+    payment_name, dti_name, pti_name = _affordability_names(prefix)
     payment = monthly_payment_cents(amount, apr_bps, term_months)
-    payment_name = f"{prefix}monthly_payment_cents"
-    trace.add(
-        payment_name,
-        payment,
-        loan_amount_cents=amount,
-        **{apr_name: apr_bps},
-        term_months=term_months,
-    )
     dti = ratio_bps(monthly.debts + monthly.housing + payment, monthly.income)
-    trace.add(
-        f"{prefix}dti_bps",
-        dti,
-        monthly_debt_payments_cents=monthly.debts,
-        monthly_housing_payment_cents=monthly.housing,
-        **{payment_name: payment},
-        monthly_income_cents=monthly.income,
-    )
     pti = ratio_bps(payment, monthly.income)
-    trace.add(
-        f"{prefix}pti_bps", pti, **{payment_name: payment}, monthly_income_cents=monthly.income
+    trace += (
+        TraceEntry(
+            name=payment_name,
+            value=payment,
+            inputs={"loan_amount_cents": amount, apr_name: apr_bps, "term_months": term_months},
+        ),
+        TraceEntry(
+            name=dti_name,
+            value=dti,
+            inputs={
+                "monthly_debt_payments_cents": monthly.debts,
+                "monthly_housing_payment_cents": monthly.housing,
+                payment_name: payment,
+                "monthly_income_cents": monthly.income,
+            },
+        ),
+        TraceEntry(
+            name=pti_name,
+            value=pti,
+            inputs={payment_name: payment, "monthly_income_cents": monthly.income},
+        ),
     )
     return payment, dti, pti
+
+
+@functools.cache
+def _affordability_names(prefix: str) -> tuple[str, str, str]:
+    """The trace names of the payment, DTI and PTI computed under `prefix`."""
+    return f"{prefix}monthly_payment_cents", f"{prefix}dti_bps", f"{prefix}pti_bps"
 
 
 def enrich(
@@ -171,14 +194,7 @@ def enrich(
     info = lookup_zip(applicant.address.zip)
     if info is None:
         raise ValueError("expected a known ZIP; run the rules before enrich()")
-    trace = Trace()
     age = age_in_years(applicant.date_of_birth, today)
-    # The date of birth is PII: the trace names it but never shows it.
-    trace.add("age_years", age, date_of_birth="withheld", as_of=today.isoformat())
-    trace.add("city", info.city, zip=info.zip5)
-    trace.add("county", info.county, zip=info.zip5)
-    trace.add("time_zone", info.time_zone, zip=info.zip5)
-
     annual_income = _require_cents(applicant.annual_income, "applicant.annual_income")
     amount = _require_cents(loan.amount, "loan.amount")
     monthly = _Obligations(
@@ -188,11 +204,30 @@ def enrich(
             applicant.monthly_housing_payment, "applicant.monthly_housing_payment"
         ),
     )
-    trace.add("monthly_income_cents", monthly.income, annual_income_cents=annual_income, months=12)
     lti = ratio_bps(amount, annual_income)
-    trace.add(
-        "loan_to_income_bps", lti, loan_amount_cents=amount, annual_income_cents=annual_income
-    )
+    zip5 = info.zip5
+    # Entries take literal dicts, not **kwargs: one dict per entry instead of two or three.
+    trace = [
+        # The date of birth is PII: the trace names it but never shows it.
+        TraceEntry(
+            name="age_years",
+            value=age,
+            inputs={"date_of_birth": "withheld", "as_of": today.isoformat()},
+        ),
+        TraceEntry(name="city", value=info.city, inputs={"zip": zip5}),
+        TraceEntry(name="county", value=info.county, inputs={"zip": zip5}),
+        TraceEntry(name="time_zone", value=info.time_zone, inputs={"zip": zip5}),
+        TraceEntry(
+            name="monthly_income_cents",
+            value=monthly.income,
+            inputs={"annual_income_cents": annual_income, "months": 12},
+        ),
+        TraceEntry(
+            name="loan_to_income_bps",
+            value=lti,
+            inputs={"loan_amount_cents": amount, "annual_income_cents": annual_income},
+        ),
+    ]
 
     card = product.scorecard
     _, scoring_dti, scoring_pti = _affordability(
@@ -212,33 +247,34 @@ def enrich(
         age_years=age,
     )
     result = score_application(inputs, card)
-    trace.add("score", result.score, **{f.name: f.points for f in result.factors})
     floors = card.tier_min_score
-    trace.add(
-        "risk_tier",
-        result.tier,
-        score=result.score,
-        min_score_A=floors.A,
-        min_score_B=floors.B,
-        min_score_C=floors.C,
-        min_score_D=floors.D,
-    )
     apr = product.apr_bps.for_tier(result.tier)
-    trace.add("apr_bps", apr, risk_tier=result.tier, product_version=product.version)
+    trace += (
+        TraceEntry(
+            name="score", value=result.score, inputs={f.name: f.points for f in result.factors}
+        ),
+        TraceEntry(
+            name="risk_tier",
+            value=result.tier,
+            inputs={
+                "score": result.score,
+                "min_score_A": floors.A,
+                "min_score_B": floors.B,
+                "min_score_C": floors.C,
+                "min_score_D": floors.D,
+            },
+        ),
+        TraceEntry(
+            name="apr_bps",
+            value=apr,
+            inputs={"risk_tier": result.tier, "product_version": product.version},
+        ),
+    )
 
     payment, dti, pti = _affordability(
         trace, prefix="", amount=amount, apr=("apr_bps", apr), term_months=term, monthly=monthly
     )
     total = payment * term
-    trace.add("total_repayment_cents", total, monthly_payment_cents=payment, term_months=term)
-    trace.add(
-        "total_interest_cents",
-        total - amount,
-        total_repayment_cents=total,
-        loan_amount_cents=amount,
-    )
-
-    trace.entries.extend(evidence)
     all_flags = address_flags(application, info) + flags
     route, reasons = recommend_route(
         tier=result.tier,
@@ -247,13 +283,28 @@ def enrich(
         flags=all_flags,
         config=product.route,
     )
-    trace.add(
-        "route",
-        route,
-        risk_tier=result.tier,
-        dti_bps=dti,
-        loan_amount_cents=amount,
-        flags=",".join(all_flags) or None,
+    trace += (
+        TraceEntry(
+            name="total_repayment_cents",
+            value=total,
+            inputs={"monthly_payment_cents": payment, "term_months": term},
+        ),
+        TraceEntry(
+            name="total_interest_cents",
+            value=total - amount,
+            inputs={"total_repayment_cents": total, "loan_amount_cents": amount},
+        ),
+        *evidence,
+        TraceEntry(
+            name="route",
+            value=route,
+            inputs={
+                "risk_tier": result.tier,
+                "dti_bps": dti,
+                "loan_amount_cents": amount,
+                "flags": ",".join(all_flags) or None,
+            },
+        ),
     )
     return Enrichment(
         age_years=age,
@@ -276,5 +327,5 @@ def enrich(
         route=route,
         route_reasons=reasons,
         flags=all_flags,
-        trace=tuple(trace.entries),
+        trace=tuple(trace),
     )

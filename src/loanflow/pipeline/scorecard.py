@@ -66,37 +66,23 @@ def score_application(inputs: ScoreInputs, card: Scorecard) -> ScoreResult:
     """Score the inputs with the product's scorecard; the tier and every reason."""
     tables = card.factors
     income_dollars = inputs.annual_income_cents // 100
+    dti = band_points(tables.dti_bps, inputs.dti_bps)
+    pti = band_points(tables.pti_bps, inputs.pti_bps)
+    income = band_points(tables.annual_income_dollars, income_dollars)
     employment: int = getattr(tables.employment_status, inputs.employment_status)
+    lti = band_points(tables.loan_to_income_bps, inputs.loan_to_income_bps)
+    age = band_points(tables.age_years, inputs.age_years)
     factors = (
         ScoreFactor(name="base_points", value=None, points=card.base_points),
-        ScoreFactor(
-            name="dti_bps",
-            value=inputs.dti_bps,
-            points=band_points(tables.dti_bps, inputs.dti_bps),
-        ),
-        ScoreFactor(
-            name="pti_bps",
-            value=inputs.pti_bps,
-            points=band_points(tables.pti_bps, inputs.pti_bps),
-        ),
-        ScoreFactor(
-            name="annual_income_dollars",
-            value=income_dollars,
-            points=band_points(tables.annual_income_dollars, income_dollars),
-        ),
+        ScoreFactor(name="dti_bps", value=inputs.dti_bps, points=dti),
+        ScoreFactor(name="pti_bps", value=inputs.pti_bps, points=pti),
+        ScoreFactor(name="annual_income_dollars", value=income_dollars, points=income),
         ScoreFactor(name="employment_status", value=inputs.employment_status, points=employment),
-        ScoreFactor(
-            name="loan_to_income_bps",
-            value=inputs.loan_to_income_bps,
-            points=band_points(tables.loan_to_income_bps, inputs.loan_to_income_bps),
-        ),
-        ScoreFactor(
-            name="age_years",
-            value=inputs.age_years,
-            points=band_points(tables.age_years, inputs.age_years),
-        ),
+        ScoreFactor(name="loan_to_income_bps", value=inputs.loan_to_income_bps, points=lti),
+        ScoreFactor(name="age_years", value=inputs.age_years, points=age),
     )
-    score = sum(factor.points for factor in factors)
+    # The points of `factors`, added up without a generator.
+    score = card.base_points + dti + pti + income + employment + lti + age
     return ScoreResult(
         score=score, tier=tier_for_score(score, card.tier_min_score), factors=factors
     )

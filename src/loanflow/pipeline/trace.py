@@ -14,12 +14,3 @@ class TraceEntry(msgspec.Struct, frozen=True, kw_only=True):
     value: TraceValue
     inputs: dict[str, TraceValue]
 
-
-class Trace:
-    """The decision trace being built for one application."""
-
-    def __init__(self) -> None:
-        self.entries: list[TraceEntry] = []
-
-    def add(self, name: str, value: TraceValue, **inputs: TraceValue) -> None:
-        self.entries.append(TraceEntry(name=name, value=value, inputs=inputs))
