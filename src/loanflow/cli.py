@@ -14,6 +14,7 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,8 @@ def _parser() -> argparse.ArgumentParser:
     cli_login.add_command(commands, _add_setting_flags)
     loadgen_cli.add_command(commands)
     import_cli.add_command(commands)
+    _command(commands, "alert-rules",
+             "print the Prometheus alerting rules for loanflow's /metrics", _alert_rules)
     return parser
 
 
@@ -116,6 +119,12 @@ def _add_setting_flags(parser: argparse.ArgumentParser, only: Sequence[str] = ()
             default=None,
             help=f"{field.metadata['help']} (LOANFLOW_{field.name.upper()})",
         )
+
+
+def _alert_rules(settings: Settings, args: argparse.Namespace) -> int:
+    rules = resources.files("loanflow.metrics").joinpath("alerts.yml").read_text()
+    sys.stdout.write(rules)
+    return 0
 
 
 # --- serve / api / worker -------------------------------------------------------------

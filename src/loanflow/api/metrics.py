@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
+
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
@@ -10,10 +13,11 @@ from starlette.websockets import WebSocket
 from loanflow.api.applications import runtime_of
 from loanflow.api.params import int_param
 from loanflow.apikeys import Scope
-from loanflow.errors import RequestError
+from loanflow.errors import RequestError, Unavailable
 from loanflow.metrics.live_ws import live_endpoint
 from loanflow.metrics.prometheus import CONTENT_TYPE, render
 from loanflow.metrics.series_base import RETENTION_S
+from loanflow.metrics.tally import Tally
 from loanflow.runtime import Runtime
 
 #: Policy violation: the WebSocket closes before accept when auth fails.
@@ -43,9 +47,29 @@ async def series(request: Request) -> Response:
 
 async def prometheus(request: Request) -> Response:
     # Unauthenticated like /healthz: scrapers rarely carry keys, and it holds no PII.
+    # It answers while a backend is down: that is when the alerts need it (alerts.yml).
     rt = runtime_of(request)
-    body = render(await rt.metrics.aggregator.totals(), queue=rt.queue_state())
+    broker_up, store_up, totals = await asyncio.gather(
+        _answers(rt.broker.ping()), _answers(rt.store.ping()),
+        _or_none(rt.metrics.aggregator.totals()))
+    backends_up = {"broker": broker_up, "store": store_up, "metrics": totals is not None}
+    body = render(totals, queue=rt.queue_state(), backends_up=backends_up)
     return Response(body, media_type=CONTENT_TYPE)
+
+
+async def _answers(ping: Awaitable[None]) -> bool:
+    try:
+        await ping
+    except Unavailable:
+        return False
+    return True
+
+
+async def _or_none(totals: Awaitable[Tally]) -> Tally | None:
+    try:
+        return await totals
+    except Unavailable:
+        return None
 
 
 async def live(websocket: WebSocket) -> None:

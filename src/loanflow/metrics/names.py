@@ -140,6 +140,8 @@ PROMETHEUS_BUCKETS_S = (
 PROMETHEUS_QUEUE_DEPTH = "queue_depth"
 #: Gauge of the oldest queued application's age (seconds).
 PROMETHEUS_QUEUE_LAG = "queue_lag_seconds"
+#: Gauge per backend (`backend`: broker, store, metrics): 1 reachable, 0 not.
+PROMETHEUS_BACKEND_UP = "backend_up"
 
 
 def labelled(counter: str, label: str | int) -> str:
