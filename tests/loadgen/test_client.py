@@ -82,6 +82,7 @@ def test_a_request_without_answer_in_time_is_cut_and_counted_as_a_timeout() -> N
     assert summary["sent"] == 1 and summary["unanswered"] == 0
 
 
+@pytest.mark.slow  # starts a process
 def test_processes_share_the_schedule_and_their_histograms_merge() -> None:
     summary, requests, connections = asyncio.run(_against_sink(
         rate_per_s=400, duration_s=1, connections=4, processes=2))
