@@ -1,4 +1,5 @@
-"""Shared fixtures: a real `loanflow serve` process on a free port, keys made by the CLI."""
+"""The two test tiers (the `slow` marker, added here), and shared fixtures: a real
+`loanflow serve` process on a free port, keys made by the CLI."""
 
 from __future__ import annotations
 
@@ -71,7 +72,7 @@ def is_slow(item: pytest.Item, root: Path) -> bool:
     """The slow tier: marked so, or found by where it lives, its fixtures or its parameters."""
     if item.get_closest_marker("slow") or item.get_closest_marker("faults"):
         return True
-    where = item.path.relative_to(root).as_posix()
+    where = item.path.relative_to(root).as_posix() if item.path.is_relative_to(root) else ""
     if where.startswith(SLOW_DIRS):
         return True
     if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
@@ -110,7 +111,8 @@ PROCESS_EVENTS = frozenset({"subprocess.Popen", "os.posix_spawn", "os.fork", "os
 class FastTierGuard:
     """In a run of the fast tier alone, a test that starts a process fails saying so: it
     belongs in the slow tier, which a fixture of SLOW_FIXTURES or `pytest.mark.slow` puts
-    it in. An audit hook cannot be removed: it stays, idle outside a fast test."""
+    it in. multiprocessing's spawn raises no audit event: such a test is marked by hand.
+    An audit hook cannot be removed: it stays, idle outside a fast test."""
 
     def __init__(self) -> None:
         self.running: str | None = None
