@@ -3,7 +3,7 @@ VENV   := .venv
 PYTHON ?= python3
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint bench screenshot clean
+.PHONY: run test test-fast lint bench screenshot clean
 
 $(BIN)/loanflow: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ run: $(BIN)/loanflow
 # The browser tests drive Debian's Chromium; the metrics tests check /metrics with promtool.
 test: $(BIN)/loanflow lint /usr/bin/chromium /usr/bin/promtool
 	$(BIN)/pytest
+
+# The fast tier: no server process, no Redis or PostgreSQL, no browser (tests/conftest.py).
+test-fast: $(BIN)/loanflow
+	$(BIN)/pytest -m "not slow"
 
 /usr/bin/chromium:
 	apt-get install -y chromium

@@ -1,4 +1,5 @@
-"""Shared fixtures: a real `loanflow serve` process on a free port, keys made by the CLI."""
+"""The two test tiers (the `slow` marker, added here), and shared fixtures: a real
+`loanflow serve` process on a free port, keys made by the CLI."""
 
 from __future__ import annotations
 
@@ -52,10 +53,45 @@ SAMPLE_APPLICATION: dict[str, Any] = {
 }
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Files with slow tests first. The suite is spread over xdist workers a file at a
-    time; a long file handed out last would run alone at the end while the other
-    worker idles. Stable: the order within a file (and its fixtures) is kept."""
+#: Where every test is slow: faults under load, the browser, the bench harness.
+SLOW_DIRS = ("tests/faults", "tests/dashboard", "benchmarks/tests")
+#: Fixtures that start a process: `loanflow serve`, the CLI, a throwaway Redis or
+#: PostgreSQL. A test using one (directly or through another fixture) is slow.
+SLOW_FIXTURES = frozenset({
+    "server", "embedded_server", "second_server", "proxied",
+    "redis_server", "own_redis", "small_redis", "locked_redis", "metrics_redis",
+    "durable_redis", "non_durable_redis", "start_redis",
+    "postgres_database", "database_url", "postgres_server", "store_url",
+})
+#: Parameter values naming a backend that runs as a throwaway server (the production
+#: mode, the Redis and PostgreSQL cases of a contract suite): those cases are slow.
+SLOW_PARAMS = frozenset({"production", "redis", "postgres"})
+
+
+def is_slow(item: pytest.Item, root: Path) -> bool:
+    """The slow tier: marked so, or found by where it lives, its fixtures or its parameters."""
+    if item.get_closest_marker("slow") or item.get_closest_marker("faults"):
+        return True
+    where = item.path.relative_to(root).as_posix() if item.path.is_relative_to(root) else ""
+    if where.startswith(SLOW_DIRS):
+        return True
+    if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        return True
+    callspec = getattr(item, "callspec", None)
+    params = callspec.params.values() if callspec is not None else ()
+    return any(isinstance(value, str) and value in SLOW_PARAMS for value in params)
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Two tiers: `slow` added to every test of the slow tier (`make test-fast` runs the
+    rest, `-m "not slow"`). Then files with slow tests first: the suite is spread over
+    xdist workers a file at a time; a long file handed out last would run alone at the
+    end while the other worker idles. Stable: the order within a file is kept."""
+    for item in items:
+        if not item.get_closest_marker("slow") and is_slow(item, config.rootpath):
+            item.add_marker(pytest.mark.slow)
+
     def weight(item: pytest.Item) -> int:
         if item.get_closest_marker("faults"):
             return 2
@@ -65,6 +101,44 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         heaviest[item.path] = max(heaviest.get(item.path, 0), weight(item))
     items.sort(key=lambda item: -heaviest[item.path])
+
+
+#: Audit events of a process being started (`sys.addaudithook`).
+PROCESS_EVENTS = frozenset({"subprocess.Popen", "os.posix_spawn", "os.fork", "os.system",
+                            "os.exec", "os.spawn"})
+
+
+class FastTierGuard:
+    """In a run of the fast tier alone, a test that starts a process fails saying so: it
+    belongs in the slow tier, which a fixture of SLOW_FIXTURES or `pytest.mark.slow` puts
+    it in. multiprocessing's spawn raises no audit event: such a test is marked by hand.
+    An audit hook cannot be removed: it stays, idle outside a fast test."""
+
+    def __init__(self) -> None:
+        self.running: str | None = None
+
+    def __call__(self, event: str, args: tuple[Any, ...]) -> None:
+        if self.running is not None and event in PROCESS_EVENTS:
+            running, self.running = self.running, None  # once: let its teardown finish
+            raise RuntimeError(
+                f"{running} started a process ({event}) in the fast tier: use a fixture"
+                " of tests/conftest.py SLOW_FIXTURES or mark it @pytest.mark.slow"
+            )
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_protocol(self, item: pytest.Item) -> Any:
+        self.running = item.nodeid
+        try:
+            return (yield)
+        finally:
+            self.running = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if "not slow" in (config.getoption("markexpr") or ""):
+        guard = FastTierGuard()
+        sys.addaudithook(guard)
+        config.pluginmanager.register(guard, "fast-tier-guard")
 
 
 T = TypeVar("T")

@@ -6,9 +6,13 @@ import re
 import subprocess
 
 import httpx
+import pytest
 
 from tests.api.test_submit import submit
 from tests.conftest import LOANFLOW, ServerProcess, cli, sample_application
+
+#: Every test runs the `loanflow` command in a process of its own: the slow tier.
+pytestmark = pytest.mark.slow
 
 KEY = re.compile(r"lf_[0-9a-f]{12}_[A-Za-z0-9_-]{43}")
 

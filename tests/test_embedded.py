@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from loanflow.embedded import connect
 from tests.conftest import all_at_once
 
@@ -19,6 +21,7 @@ def open_at_once(path: Path) -> list[Exception]:
     return [outcome for outcome in outcomes if isinstance(outcome, Exception)]
 
 
+@pytest.mark.slow  # many rounds of races: seconds
 def test_openers_racing_to_switch_a_new_file_to_wal_all_get_it(tmp_path: Path) -> None:
     errors = [error for n in range(ROUNDS) for error in open_at_once(tmp_path / f"{n}.db")]
 

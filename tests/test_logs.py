@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 
 import httpx
+import pytest
 
 from tests.api.test_submit import submit
 from tests.conftest import ServerProcess, create_key, sample_application, wait_for_status
+
+#: Starts `loanflow serve`: the slow tier.
+pytestmark = pytest.mark.slow
 
 
 def test_logs_are_json_and_hold_no_ssn_or_birth_date(tmp_path):

@@ -19,6 +19,9 @@ from tests.conftest import LOANFLOW, Deployment, ServerProcess, free_port
 from tests.throwaway.postgres import SHARED_ADMIN_URL, fresh_database
 from tests.throwaway.redis import RedisServer
 
+#: Every test starts `loanflow` or a throwaway Redis in a process: the slow tier.
+pytestmark = pytest.mark.slow
+
 #: Every way to start the service: one process, its multiprocess form, each role.
 COMMANDS = [
     pytest.param(["serve"], id="serve"),

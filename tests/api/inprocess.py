@@ -4,11 +4,19 @@ ASGITransport, its lifespan run on an event loop of its own (an anyio portal).
     with running_app(Settings(data_dir=tmp_path)) as app:
         key = app.key("read")
         answer = app.request("GET", "/v1/dead-letters", headers=auth(key))
+
+A test module of HTTP behaviour takes the `client` and `keys` that tests written
+against `loanflow serve` take, served in-process over the module's `deployment`:
+
+    app = app_fixture(max_attempts="2")   # settings as `ServerProcess` takes them
+    client = client_fixture()
+    keys = keys_fixture()
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -17,6 +25,7 @@ from typing import Any, TypeVar
 import anyio.from_thread
 import httpx
 import msgspec
+import pytest
 from starlette.applications import Starlette
 
 from loanflow import apikeys
@@ -26,15 +35,16 @@ from loanflow.models import Application, AttemptRecord, Envelope, new_applicatio
 from loanflow.runtime import Runtime
 from loanflow.settings import Settings
 from loanflow.store.review import DeadLetter, DeadLetterStatus
-from tests.conftest import production_deployment, sample_application
+from tests.conftest import Deployment, production_deployment, sample_application
 
 T = TypeVar("T")
 
 
 class InProcessApp:
     def __init__(self, app: Starlette, portal: anyio.from_thread.BlockingPortal,
-                 client: httpx.AsyncClient) -> None:
+                 transport: httpx.ASGITransport, client: httpx.AsyncClient) -> None:
         self.app, self._portal, self._client = app, portal, client
+        self._transport = transport
 
     @property
     def runtime(self) -> Runtime:
@@ -50,6 +60,12 @@ class InProcessApp:
             return await self._client.request(method, url, **kwargs)
 
         return self._portal.call(send)
+
+    def client(self, **options: Any) -> httpx.Client:
+        """A synchronous httpx client of the app (cookies, redirects and all), as a test of
+        a `loanflow serve` process uses one; `options` as `httpx.Client` takes them."""
+        return httpx.Client(transport=_PortalTransport(self._portal, self._transport),
+                            base_url="http://loanflow.test", **options)
 
     def key(self, scopes: str) -> str:
         """A new API key with `scopes` (comma-separated), as `loanflow keys create` makes."""
@@ -112,16 +128,46 @@ async def _handshake(app: Starlette, path: str, headers: list[tuple[bytes, bytes
     return sent[0] if sent else "nothing"
 
 
+class _PortalTransport(httpx.BaseTransport):
+    """The app's ASGITransport, for a synchronous client: each request crosses to the
+    app's event loop through the portal, body read there, raw (still encoded)."""
+
+    def __init__(self, portal: anyio.from_thread.BlockingPortal,
+                 transport: httpx.ASGITransport) -> None:
+        self._portal, self._transport = portal, transport
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        # ASGITransport reads an async stream; a sync client's body may be sync only.
+        body = request.read()
+        forwarded = httpx.Request(request.method, request.url, headers=request.headers,
+                                  content=body, extensions=request.extensions)
+
+        async def send() -> tuple[httpx.Response, bytes]:
+            answer = await self._transport.handle_async_request(forwarded)
+            try:
+                return answer, b"".join([chunk async for chunk in answer.aiter_raw()])
+            finally:
+                await answer.aclose()
+
+        answer, raw = self._portal.call(send)
+        return httpx.Response(answer.status_code, headers=answer.headers,
+                              stream=httpx.ByteStream(raw), extensions=answer.extensions)
+
+
 @contextlib.contextmanager
-def running_app(settings: Settings) -> Iterator[InProcessApp]:
-    """The app started (lifespan) over `settings`, processing nothing: requests only."""
-    app = create_app(settings, processors=0)
+def running_app(settings: Settings, *, processors: int = 0) -> Iterator[InProcessApp]:
+    """The app started (lifespan) over `settings`, with `processors` loops (0: requests
+    only, nothing processed)."""
+    app = create_app(settings, processors=processors)
     with anyio.from_thread.start_blocking_portal() as portal, \
             portal.wrap_async_context_manager(app.router.lifespan_context(app)):
+        # The lifespan froze every object so far out of collection (gc_freeze.py): right
+        # for a server, a leak for a test session that starts many apps.
+        gc.unfreeze()
         transport = httpx.ASGITransport(app, raise_app_exceptions=False)
         client = httpx.AsyncClient(transport=transport, base_url="http://loanflow.test")
         try:
-            yield InProcessApp(app, portal, client)
+            yield InProcessApp(app, portal, transport, client)
         finally:
             portal.call(client.aclose)
 
@@ -143,3 +189,46 @@ def app_in_mode(mode: str, data_dir: Path) -> Iterator[InProcessApp]:
         pii_key=deployment.pii_key,
     )) as app:
         yield app
+
+
+def deployment_settings(deployment: Deployment, **settings: str) -> Settings:
+    """What `ServerProcess(deployment, **settings)` would run with."""
+    env = {"LOANFLOW_POLL_INTERVAL_S": "0.02", **deployment.env()}
+    env.update({f"LOANFLOW_{name.upper()}": value for name, value in settings.items()})
+    return Settings.from_env(env)
+
+
+def app_fixture(**settings: str) -> Callable[..., Iterator[InProcessApp]]:
+    """A module fixture: the app in-process over the module's `deployment`, processing
+    (one loop); `settings` as `ServerProcess` takes them. Assign it to `app`."""
+
+    @pytest.fixture(scope="module")
+    def app(deployment: Deployment) -> Iterator[InProcessApp]:
+        config = deployment_settings(deployment, **settings)
+        with running_app(config, processors=config.processors) as running:
+            yield running
+
+    return app
+
+
+def client_fixture() -> Callable[..., Iterator[httpx.Client]]:
+    """A fixture: a synchronous client of the module's `app`. Assign it to `client`."""
+
+    @pytest.fixture
+    def client(app: InProcessApp) -> Iterator[httpx.Client]:
+        with app.client(timeout=10) as c:
+            yield c
+
+    return client
+
+
+def keys_fixture() -> Callable[..., dict[str, str]]:
+    """A module fixture: keys of the scopes `tests.conftest.keys` makes, in the `app`'s
+    store. Assign it to `keys`."""
+
+    @pytest.fixture(scope="module")
+    def keys(app: InProcessApp) -> dict[str, str]:
+        return {"submit": app.key("submit,read"), "read": app.key("read"),
+                "operate": app.key("operate")}
+
+    return keys

@@ -1,4 +1,5 @@
-"""`POST /v1/applications/batch`: valid items accepted in one append, invalid ones reported."""
+"""`POST /v1/applications/batch`: valid items accepted in one append, invalid ones reported
+(the app in-process over each mode's backends)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,12 @@ from typing import Any
 
 import httpx
 
+from tests.api.inprocess import app_fixture, client_fixture, keys_fixture
 from tests.conftest import auth, sample_application, wait_for_status
+
+app = app_fixture()
+client = client_fixture()
+keys = keys_fixture()
 
 
 def item(application: dict[str, Any], key: str | None = None) -> dict[str, Any]:

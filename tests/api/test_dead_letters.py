@@ -1,6 +1,6 @@
 """Retries, dead letters and manual review, end to end over HTTP in both modes.
 
-The server runs with the documented test-only LOANFLOW_FAIL_MARKER: an
+The app runs in-process with the documented test-only LOANFLOW_FAIL_MARKER: an
 application whose external_id starts with it fails every processing attempt.
 """
 
@@ -8,30 +8,25 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.api.inprocess import InProcessApp, app_fixture, client_fixture, keys_fixture
 from tests.api.test_submit import submit
-from tests.conftest import Deployment, ServerProcess, auth, sample_application, wait_for_status
+from tests.conftest import auth, sample_application, wait_for_status
 
 MARKER = "POISON-"
 
-
-@pytest.fixture(scope="module")
-def server(deployment: Deployment) -> Iterator[ServerProcess]:
-    srv = ServerProcess(deployment, fail_marker=MARKER, max_attempts="2").start()
-    yield srv
-    srv.stop()
+app = app_fixture(fail_marker=MARKER, max_attempts="2")
+client = client_fixture()
+keys = keys_fixture()
 
 
 @pytest.fixture(scope="module")
-def operator(deployment: Deployment) -> str:
-    from tests.conftest import create_key
-
-    return create_key(deployment, "read,operate")
+def operator(app: InProcessApp) -> str:
+    return app.key("read,operate")
 
 
 def poison(client: httpx.Client, keys: dict[str, str], tag: str | None = None) -> str:

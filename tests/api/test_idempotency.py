@@ -1,4 +1,5 @@
-"""Idempotency-Key: replays answer the original, other bodies are refused, races make one."""
+"""Idempotency-Key: replays answer the original, other bodies are refused (the app
+in-process), races make one (against a `loanflow serve` process)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
+from tests.api.inprocess import app_fixture, client_fixture, keys_fixture
 from tests.api.test_submit import submit
 from tests.conftest import create_key, sample_application, wait_for_status
+
+app = app_fixture()
+client = client_fixture()
+keys = keys_fixture()
 
 
 def test_same_key_same_body_replays_the_original_answer(client, keys):
@@ -43,8 +49,8 @@ def test_same_key_different_body_is_refused(client, keys):
     assert other.json()["type"] == "/problems/idempotency-key-reused"
 
 
-def test_keys_are_scoped_to_the_api_key(client, keys, deployment):
-    other_key = create_key(deployment, "submit")
+def test_keys_are_scoped_to_the_api_key(client, keys, app):
+    other_key = app.key("submit")
     key = str(uuid.uuid4())
 
     first = submit(client, keys["submit"], sample_application(), idem=key)
@@ -54,12 +60,12 @@ def test_keys_are_scoped_to_the_api_key(client, keys, deployment):
     assert second.json()["id"] != first.json()["id"]
 
 
-def test_fifty_concurrent_submissions_of_one_key_make_one_application(server, keys):
-    key = str(uuid.uuid4())
+def test_fifty_concurrent_submissions_of_one_key_make_one_application(server):
+    key, api_key = str(uuid.uuid4()), create_key(server.deployment, "submit,read")
 
     def one(_: int) -> httpx.Response:
         with httpx.Client(base_url=server.url, timeout=10) as c:
-            return submit(c, keys["submit"], sample_application(), idem=key)
+            return submit(c, api_key, sample_application(), idem=key)
 
     with ThreadPoolExecutor(50) as pool:
         answers = list(pool.map(one, range(50)))
@@ -69,7 +75,7 @@ def test_fifty_concurrent_submissions_of_one_key_make_one_application(server, ke
     assert len(ids) == 1
     [app_id] = ids
     with httpx.Client(base_url=server.url, timeout=10) as c:
-        assert wait_for_status(c, keys["submit"], app_id)["status"] == "stored"
+        assert wait_for_status(c, api_key, app_id)["status"] == "stored"
     assert [row for row in server.deployment.stored() if row[1] == key] == [
         (app_id, key, "stored")
     ]

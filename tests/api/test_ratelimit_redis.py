@@ -5,9 +5,14 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from loanflow.api.ratelimit_redis import RedisTokenBucketLimiter
 from loanflow.errors import BrokerUnavailable, RateLimited
 from tests.throwaway.redis import RedisServer
+
+#: Each test starts a throwaway Redis: the slow tier.
+pytestmark = pytest.mark.slow
 
 
 def burst_of_checks(url: str, count: int, *, burst: int) -> list[object]:

@@ -1,4 +1,5 @@
-"""POST /v1/applications over a real socket: the happy path and every 4xx."""
+"""POST /v1/applications, the app in-process over each mode's backends: the happy path
+and every 4xx."""
 
 from __future__ import annotations
 
@@ -7,7 +8,12 @@ import uuid
 
 import httpx
 
+from tests.api.inprocess import app_fixture, client_fixture, keys_fixture
 from tests.conftest import auth, sample_application, wait_for_status
+
+app = app_fixture()
+client = client_fixture()
+keys = keys_fixture()
 
 
 def submit(client: httpx.Client, key: str, body: object, *, idem: str | None = None,

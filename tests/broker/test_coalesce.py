@@ -117,6 +117,7 @@ def test_limits_below_one_are_refused(max_in_flight: int, max_batch: int) -> Non
         Coalescer(never, max_in_flight=max_in_flight, max_batch=max_batch)
 
 
+@pytest.mark.slow  # starts a process
 def test_every_request_of_a_failed_call_gets_the_outage(tmp_path: Path) -> None:
     (tmp_path / "redis").mkdir()
     server = RedisServer(tmp_path / "redis").start()

@@ -80,6 +80,7 @@ def reserve_after_open(path: Path) -> list[int]:
     return asyncio.run(main())
 
 
+@pytest.mark.slow  # starts a process
 def test_a_start_after_a_sigkill_hands_back_what_the_dead_process_held_at_once(
     tmp_path: Path, predecessor: subprocess.Popen[str]
 ) -> None:
@@ -90,6 +91,7 @@ def test_a_start_after_a_sigkill_hands_back_what_the_dead_process_held_at_once(
     assert reserve_after_open(tmp_path / "broker.db") == [2] * HELD
 
 
+@pytest.mark.slow  # starts a process
 def test_a_start_beside_a_live_process_leaves_its_reservations_alone(
     tmp_path: Path, predecessor: subprocess.Popen[str]
 ) -> None:

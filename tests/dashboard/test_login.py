@@ -2,16 +2,39 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import httpx
 import pytest
 from playwright.sync_api import BrowserContext, Page
 
+from loanflow.backends import make_store
 from loanflow.logins import LOGIN_CODE_TTL_S, hash_secret, new_login_code
-from tests.api.test_dashboard_login import with_store
-from tests.conftest import ServerProcess, cli
+from loanflow.settings import Settings
+from loanflow.store.base import Store
+from tests.conftest import Deployment, ServerProcess, cli
 from tests.dashboard.browser import log_in
+
+T = TypeVar("T")
+
+
+def with_store(deployment: Deployment, use: Callable[[Store], Awaitable[T]]) -> T:
+    async def run() -> T:
+        store = make_store(Settings(data_dir=deployment.data_dir,
+                                    store_url=deployment.store_url))
+        await store.open()
+        try:
+            return await use(store)
+        finally:
+            await store.close()
+
+    # In a thread of its own: Playwright's sync API keeps an event loop on this one.
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, run()).result()
 
 
 def printed_link(server: ServerProcess) -> tuple[str, str]:

@@ -64,6 +64,7 @@ def test_a_server_hanging_up_mid_request_counts_a_transport_error_and_the_run_en
     assert sum(summary["transport_errors"].values()) == 20
 
 
+@pytest.mark.slow  # runs for seconds
 def test_latency_runs_from_the_intended_send_time_not_the_actual_one() -> None:
     # One connection, a server taking 50 ms, 40 requests intended within one second:
     # they queue in the generator, and the last one waits ~1.5 s before it is even sent.
@@ -82,6 +83,7 @@ def test_a_request_without_answer_in_time_is_cut_and_counted_as_a_timeout() -> N
     assert summary["sent"] == 1 and summary["unanswered"] == 0
 
 
+@pytest.mark.slow  # starts a process
 def test_processes_share_the_schedule_and_their_histograms_merge() -> None:
     summary, requests, connections = asyncio.run(_against_sink(
         rate_per_s=400, duration_s=1, connections=4, processes=2))

@@ -10,6 +10,7 @@ import time
 
 import msgspec
 import phonenumbers
+import pytest
 from email_validator import validate_email
 
 from loanflow.loadgen.synthetic import BREAKERS, generate, make_invalid
@@ -64,6 +65,7 @@ def test_generated_phone_is_a_reserved_555_01xx_number_valid_in_the_us() -> None
         assert str(number.national_number)[3:8] == "55501"
 
 
+@pytest.mark.slow  # ten thousand applications: seconds
 def test_ten_thousand_generated_applications_are_all_stored() -> None:
     rng = random.Random(6)
     outcomes = collections.Counter(
@@ -96,6 +98,7 @@ def test_generated_applications_cover_every_tier_route_and_enum() -> None:
     }
 
 
+@pytest.mark.slow  # thousands of applications: seconds
 def test_make_invalid_breaks_exactly_the_rule_it_names() -> None:
     rng = random.Random(8)
     for _ in range(10_000):

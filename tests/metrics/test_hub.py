@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import pytest
 from starlette.websockets import WebSocket
 
 from loanflow.metrics import names
@@ -83,6 +84,7 @@ def test_a_new_subscriber_first_gets_the_last_snapshot_and_recent_events(tmp_pat
     assert asyncio.run(scenario()) == ["snapshot", "event", "event", "event"]
 
 
+@pytest.mark.slow  # watches for seconds
 def test_a_reader_gets_at_least_two_snapshots_a_second_while_a_stuck_client_is_dropped(
     tmp_path: Path,
 ) -> None:

@@ -7,9 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from loanflow.metrics import names
 from loanflow.metrics.series_sqlite import SQLiteSeries
 from tests.metrics.conftest import opened
+
+#: Starts writer processes: the slow tier.
+pytestmark = pytest.mark.slow
 
 T0 = 1_800_000_000
 SECONDS = 30

@@ -54,10 +54,12 @@ def _promtool_check(body: bytes) -> None:
     assert not done.stdout.strip() and not done.stderr.strip()  # no lint warnings either
 
 
+@pytest.mark.slow  # starts a process
 def test_promtool_accepts_the_metrics_output(backend: Backend) -> None:
     _promtool_check(_body(backend))
 
 
+@pytest.mark.slow  # starts a process
 def test_promtool_accepts_the_output_of_a_fresh_install_with_nothing_counted() -> None:
     _promtool_check(render(Tally(), queue=None))
 

@@ -86,6 +86,7 @@ def test_monthly_payment_matches_numpy_financial_across_random_loans() -> None:
         assert monthly_payment_cents(amount, apr, term) == npf_payment_cents(amount, apr, term)
 
 
+@pytest.mark.slow  # ten thousand loans: seconds
 def test_monthly_payment_matches_numpy_financial_on_10_000_generated_loans() -> None:
     # Given 10,000 realistic applications, priced by the whole enrichment (both the
     # scoring payment at the stress APR and the payment at the tier's APR)

@@ -13,6 +13,7 @@ import random
 from typing import Any
 
 import msgspec
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -173,6 +174,7 @@ def _check_assessment(app: Application) -> None:
     assert e.route != "fast_track"  # a flag always keeps it off the fast track
 
 
+@pytest.mark.slow  # many examples: seconds
 @settings(FAST, max_examples=150)  # long random texts make these slower to draw
 @given(schema_applications())
 def test_assess_never_raises_on_any_schema_valid_application(data: dict[str, Any]) -> None:

@@ -432,6 +432,7 @@ def test_unreachable_redis_raises_velocity_unavailable_on_open() -> None:
     run(counter.close)
 
 
+@pytest.mark.slow  # starts a process
 def test_redis_going_away_raises_velocity_unavailable(tmp_path: Path) -> None:
     server = RedisServer(tmp_path).start()
 
