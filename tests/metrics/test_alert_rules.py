@@ -19,6 +19,9 @@ from tests.conftest import LOANFLOW, Deployment, ServerProcess
 from tests.throwaway.postgres import SHARED_ADMIN_URL, fresh_database
 from tests.throwaway.redis import RedisServer
 
+#: They run promtool, the CLI and a server: processes of their own.
+pytestmark = pytest.mark.slow
+
 CASES = Path(__file__).with_name("alert_rules_test.yml")
 
 
