@@ -6,6 +6,7 @@ application whose external_id starts with it fails every processing attempt.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from typing import Any
@@ -178,3 +179,22 @@ def test_bulk_discard_by_filter_counts_first_then_acts(client, keys, operator):
     assert dry.json()["count"] == 3
     assert done.json()["count"] == 3
     assert {letter(client, keys["read"], i)["status"] for i in ids} == {"discarded"}
+
+
+def test_a_new_dead_letter_raises_the_dead_letter_alert_for_the_banner(client, keys):
+    bad = poison(client, keys)
+    wait_dead_lettered(client, keys["submit"], bad)
+
+    assert client.get("/v1/alerts").status_code == 401
+    deadline = time.monotonic() + 10  # until the metrics flush reaches the series
+    while True:
+        answer = client.get("/v1/alerts", headers=auth(keys["read"]))
+        assert answer.status_code == 200, answer.text
+        found = {a["name"]: a for a in answer.json()["alerts"]}
+        if "LoanflowDeadLettersGrowing" in found or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    alert = found["LoanflowDeadLettersGrowing"]
+    assert alert["severity"] == "warning"
+    assert re.fullmatch(r"Dead letters grew by \d+ in 15 minutes", alert["summary"])
+    assert "LoanflowBackendDown" not in found

@@ -116,6 +116,7 @@ def create_app(settings: Settings, *, processors: int | None = None) -> Starlett
             Route("/v1/audit", dead_letters.audit_trail, methods=["GET"]),
             Route("/v1/metrics/summary", metrics.summary, methods=["GET"]),
             Route("/v1/metrics/series", metrics.series, methods=["GET"]),
+            Route("/v1/alerts", metrics.alerts, methods=["GET"]),
             Route("/metrics", metrics.prometheus, methods=["GET"]),
             WebSocketRoute("/v1/live", metrics.live),
             Route("/healthz", healthz, methods=["GET"]),

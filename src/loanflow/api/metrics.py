@@ -14,6 +14,7 @@ from loanflow.api.applications import runtime_of
 from loanflow.api.params import int_param
 from loanflow.apikeys import Scope
 from loanflow.errors import RequestError, Unavailable
+from loanflow.metrics import alerting
 from loanflow.metrics.live_ws import live_endpoint
 from loanflow.metrics.prometheus import CONTENT_TYPE, render
 from loanflow.metrics.series_base import RETENTION_S
@@ -81,3 +82,19 @@ async def live(websocket: WebSocket) -> None:
         await websocket.close(code=CLOSE_POLICY_VIOLATION)
         return
     await live_endpoint(websocket, rt.metrics.hub)
+
+
+async def alerts(request: Request) -> Response:
+    """The conditions of the shipped alerting rules as they stand (alerting.py)."""
+    rt = runtime_of(request)
+    await request.app.state.auth.require(request, Scope.READ)
+    broker_up, store_up, last_5_min, last_15_min = await asyncio.gather(
+        _answers(rt.broker.ping()), _answers(rt.store.ping()),
+        _or_none(rt.metrics.aggregator.window_tally(alerting.ERROR_WINDOW_S)),
+        _or_none(rt.metrics.aggregator.window_tally(alerting.DEAD_LETTER_WINDOW_S)))
+    metrics_up = last_5_min is not None and last_15_min is not None
+    firing = alerting.firing(
+        queue=rt.queue_state(), last_5_min=last_5_min or Tally(),
+        last_15_min=last_15_min or Tally(),
+        backends_up={"broker": broker_up, "store": store_up, "metrics": metrics_up})
+    return Response(_encode({"alerts": firing}), media_type="application/json")

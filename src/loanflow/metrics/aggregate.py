@@ -118,6 +118,15 @@ class Aggregator:
         return series_of([self._points[s] for s in range(first, last + 1)],
                          at=format_ts(int(now_s * 1e9)))
 
+    async def window_tally(self, window_s: int, *, now_s: float | None = None) -> Tally:
+        """The last `window_s` settled seconds merged into one tally (for alerting)."""
+        _check_span("window_s", window_s)
+        last = self.last_settled_second(now_s)
+        merged = Tally()
+        for tally in (await self._series.read_seconds(last - window_s + 1, last)).values():
+            merge_into(merged, tally)
+        return merged
+
     async def totals(self) -> Tally:
         """Cumulative counters and histograms of all processes (for Prometheus)."""
         return await self._series.read_totals(histograms=True)

@@ -2,6 +2,7 @@
 // the review actions. All mutable page state lives in `state` (and in each view's own
 // closure); `start()`, called once at the end, is the only thing that runs on load.
 
+import { ALERTS_REFRESH_MS, createAlerts } from "./alerts.js";
 import { createApi } from "./api.js";
 import { createBulk } from "./bulk.js";
 import { createCharts } from "./charts.js";
@@ -208,10 +209,13 @@ function start() {
 
   const durability = createDurability({ pill: byId("durability"), banner: byId("durability-banner") });
   setInterval(durability.refresh, DURABILITY_REFRESH_MS);
+  const alerts = createAlerts({ api, banner: byId("alerts-banner") });
+  setInterval(alerts.refresh, ALERTS_REFRESH_MS);
 
   loadSession();
   loadHistory();
   durability.refresh();
+  alerts.refresh();
   feed.start();
 }
 
