@@ -10,8 +10,8 @@ from typing import TypeVar
 
 import pytest
 
+from loanflow.backends.redis.broker import RedisStreamsBroker
 from loanflow.broker.base import AppendOutcome, AppendResult, Broker, Submission
-from loanflow.broker.redis_streams import RedisStreamsBroker
 from loanflow.broker.sqlite import SQLiteBroker
 from loanflow.coalesce import Coalescer
 from loanflow.errors import BrokerUnavailable

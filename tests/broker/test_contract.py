@@ -15,6 +15,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from loanflow.backends.redis.broker import RedisStreamsBroker
 from loanflow.broker.base import (
     IDEMPOTENCY_TTL_S,
     AppendOutcome,
@@ -24,7 +25,6 @@ from loanflow.broker.base import (
     RateLimit,
     Submission,
 )
-from loanflow.broker.redis_streams import RedisStreamsBroker
 from loanflow.broker.sqlite import SQLiteBroker
 from loanflow.models import AttemptRecord, Envelope, new_application_id
 from tests.throwaway.redis import RedisServer, redis_server_fixture

@@ -20,7 +20,7 @@ import pytest
 import uvloop
 
 from loanflow.api.ratelimit_redis import RedisTokenBucketLimiter
-from loanflow.broker.redis_streams import RedisStreamsBroker
+from loanflow.backends.redis.broker import RedisStreamsBroker
 from loanflow.errors import BrokerUnavailable
 
 pytestmark = pytest.mark.faults

@@ -15,12 +15,12 @@ from collections.abc import Sequence
 
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from loanflow.broker import redis_keys as keys
+from loanflow.backends.redis import keys
+from loanflow.backends.redis.errors import unavailable_as
+from loanflow.backends.redis.packing import pack_with_hiredis
 from loanflow.broker.base import RateLimit
 from loanflow.coalesce import Coalescer
 from loanflow.errors import BrokerUnavailable, RateLimited
-from loanflow.redis_errors import unavailable_as
-from loanflow.redis_packing import pack_with_hiredis
 
 #: Connections to Redis per API process; more concurrent checks wait for one.
 MAX_CONNECTIONS = 64

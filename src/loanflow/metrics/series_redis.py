@@ -17,12 +17,12 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from loanflow.backends.redis.errors import unavailable_as
+from loanflow.backends.redis.packing import pack_with_hiredis
 from loanflow.metrics import names
 from loanflow.metrics import redis_keys as keys
 from loanflow.metrics.series_base import RETENTION_S, MetricsUnavailable, TaggedDelta
 from loanflow.metrics.tally import Tally, flatten, unflatten
-from loanflow.redis_errors import unavailable_as
-from loanflow.redis_packing import pack_with_hiredis
 
 # KEYS: totals-counters, totals-histograms, then (second key, flush key) per delta.
 # ARGV: ttl_s, then per delta: n_added, n_added x (field, amount),

@@ -18,9 +18,9 @@ from typing import Any, Final
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from loanflow.backends.redis.errors import unavailable_as
+from loanflow.backends.redis.packing import pack_with_hiredis
 from loanflow.pipeline.velocity import KEEP_WINDOWS, Observation, VelocityUnavailable
-from loanflow.redis_errors import unavailable_as
-from loanflow.redis_packing import pack_with_hiredis
 
 #: Sorted set per hashed value, `{loanflow}:velocity:<dimension>:<keyed hash>`: members
 #: application ids, scores received_at in µs; TTL KEEP_WINDOWS windows, renewed on each

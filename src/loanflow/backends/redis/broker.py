@@ -7,7 +7,7 @@ and Redis replies only after writing the AOF, fsync'd first with
 `appendfsync always` (`everysec`: a crash "may lose the last second"). With
 `noeviction` a full Redis refuses the script's first write: nothing is
 half-written and the caller gets BrokerUnavailable, never ACCEPTED. Each new
-connection checks those settings (`redis_durability.py`). Key layout: `redis_keys.py`.
+connection checks those settings (`durability.py`). Key layout: `keys.py`.
 
 - Acked entries are deleted, not trimmed (XACK + XDEL in one script): the
   stream holds exactly the unacked work, depth is XLEN + ZCARD(delayed), and
@@ -68,7 +68,10 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
-from loanflow.broker import redis_keys as keys
+from loanflow.backends.redis import keys
+from loanflow.backends.redis.durability import DurabilityGuard, refused_unless_durable
+from loanflow.backends.redis.errors import unavailable_as
+from loanflow.backends.redis.packing import pack_with_hiredis
 from loanflow.broker.activity import IDLE_AFTER_S, Activity
 from loanflow.broker.base import (
     IDEMPOTENCY_TTL_S,
@@ -77,11 +80,8 @@ from loanflow.broker.base import (
     Delivery,
     Submission,
 )
-from loanflow.broker.redis_durability import DurabilityGuard, refused_unless_durable
 from loanflow.errors import BrokerUnavailable
 from loanflow.models import Envelope
-from loanflow.redis_errors import unavailable_as
-from loanflow.redis_packing import pack_with_hiredis
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class _Script:
 
 @functools.cache
 def _script(name: str) -> _Script:
-    text = resources.files("loanflow.broker").joinpath(f"lua/{name}.lua").read_text()
+    text = resources.files("loanflow.backends.redis").joinpath(f"lua/{name}.lua").read_text()
     return _Script(text, hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest())
 
 

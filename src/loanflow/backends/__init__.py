@@ -23,7 +23,7 @@ def make_broker(settings: Settings) -> Broker:
             poll_interval_s=settings.poll_interval_s,
         )
     if _scheme(url) in ("redis", "rediss", "unix"):
-        from loanflow.broker.redis_streams import RedisStreamsBroker
+        from loanflow.backends.redis.broker import RedisStreamsBroker
 
         return RedisStreamsBroker(url, visibility_timeout_s=settings.visibility_timeout_s,
                                   allow_unsafe=settings.unsafe_redis)

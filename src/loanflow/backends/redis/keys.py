@@ -4,7 +4,7 @@ All keys carry the `{loanflow}` hash tag, so they share one hash slot: the
 multi-key Lua scripts stay legal behind slot-checking proxies and on a
 one-shard Cluster. Inside the stream each entry has two fields, `id` (the
 application id) and `e` (the msgpack envelope); the Lua scripts in
-`broker/lua/` rely on that order.
+`lua/` rely on that order.
 """
 
 from __future__ import annotations

@@ -16,9 +16,9 @@ import msgspec
 import pytest
 import redis
 
-from loanflow.broker import redis_keys as keys
+from loanflow.backends.redis import keys
+from loanflow.backends.redis.broker import RedisStreamsBroker
 from loanflow.broker.base import IDEMPOTENCY_TTL_S, AppendOutcome, AppendResult, Submission
-from loanflow.broker.redis_streams import RedisStreamsBroker
 from loanflow.errors import BrokerUnavailable
 from loanflow.models import AttemptRecord, Envelope, new_application_id
 from tests.throwaway.redis import RedisServer, redis_server_fixture
