@@ -19,8 +19,8 @@ from collections.abc import Iterator
 import pytest
 import uvloop
 
-from loanflow.api.ratelimit_redis import RedisTokenBucketLimiter
 from loanflow.backends.redis.broker import RedisStreamsBroker
+from loanflow.backends.redis.ratelimit import RedisTokenBucketLimiter
 from loanflow.errors import BrokerUnavailable
 
 pytestmark = pytest.mark.faults

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from loanflow.api.ratelimit_redis import RedisTokenBucketLimiter
+from loanflow.backends.redis.ratelimit import RedisTokenBucketLimiter
 
 pytestmark = pytest.mark.faults
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from loanflow.backends.redis.events import RedisEventLog
+from loanflow.backends.redis.series import RedisSeries
 from loanflow.metrics import names
 from loanflow.metrics.backends import make_event_log, make_series, open_metrics
 from loanflow.metrics.events import make_event
-from loanflow.metrics.events_redis import RedisEventLog
 from loanflow.metrics.series_base import QueueState
-from loanflow.metrics.series_redis import RedisSeries
 from loanflow.metrics.series_sqlite import SQLiteSeries
 from loanflow.settings import Settings
 

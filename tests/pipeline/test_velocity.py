@@ -20,6 +20,8 @@ import pytest
 import redis
 
 from loanflow.backends import make_velocity_counter
+from loanflow.backends.redis.keys import VELOCITY_PREFIX
+from loanflow.backends.redis.velocity import RedisVelocityCounter
 from loanflow.models import Application, Envelope
 from loanflow.pii import PiiCipher
 from loanflow.pipeline.flags import (
@@ -35,7 +37,6 @@ from loanflow.pipeline.velocity import (
     VelocityCounter,
     VelocityUnavailable,
 )
-from loanflow.pipeline.velocity_redis import VELOCITY_PREFIX, RedisVelocityCounter
 from loanflow.pipeline.velocity_sqlite import SQLiteVelocityCounter
 from loanflow.settings import Settings
 from loanflow.store.sqlite import SQLiteStore

@@ -22,11 +22,11 @@ from loanflow.api.batch import submit_batch
 from loanflow.api.health import healthz, readyz
 from loanflow.api.problems import on_http_exception, on_loanflow_error, on_unexpected
 from loanflow.api.ratelimit import TokenBucketLimiter
-from loanflow.api.ratelimit_redis import RedisTokenBucketLimiter
 from loanflow.api.request_id import RequestIdMiddleware
 from loanflow.api.security_headers import SecurityHeadersMiddleware
 from loanflow.api.session import Sessions
 from loanflow.api.submit import Submit, is_submission
+from loanflow.backends.redis.ratelimit import RedisTokenBucketLimiter
 from loanflow.errors import LoanflowError
 from loanflow.gc_freeze import freeze_startup_objects
 from loanflow.runtime import open_runtime

@@ -3,7 +3,7 @@
 This bucket lives in the API process, for the embedded mode. With several API
 processes on one host each gets an equal share of the rate (the kernel spreads
 connections evenly over the shared listening socket), so the sum is the
-configured rate. Production uses the shared bucket in ratelimit_redis.py.
+configured rate. Production uses the shared bucket in backends/redis/ratelimit.py.
 """
 
 from __future__ import annotations

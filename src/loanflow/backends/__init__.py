@@ -48,7 +48,7 @@ def make_store(settings: Settings) -> Store:
 def make_velocity_counter(settings: Settings) -> VelocityCounter:
     """The broker's Redis, so every host counts together; else the embedded store's file."""
     if settings.broker_url:
-        from loanflow.pipeline.velocity_redis import RedisVelocityCounter
+        from loanflow.backends.redis.velocity import RedisVelocityCounter
 
         return RedisVelocityCounter(settings.broker_url)
     if not settings.store_url:

@@ -13,16 +13,16 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from loanflow.backends.redis.events import RedisEventLog
+from loanflow.backends.redis.series import RedisSeries
 from loanflow.metrics.aggregate import Aggregator
 from loanflow.metrics.engagement import AuditCounts, EngagementReader, viewers_gauge
 from loanflow.metrics.events import EventLog, EventPublisher
-from loanflow.metrics.events_redis import RedisEventLog
 from loanflow.metrics.events_sqlite import SQLiteEventLog
 from loanflow.metrics.flusher import Flusher, process_id
 from loanflow.metrics.hub import LiveHub
 from loanflow.metrics.recorder import Recorder
 from loanflow.metrics.series_base import MetricsSeries, QueueState
-from loanflow.metrics.series_redis import RedisSeries
 from loanflow.metrics.series_sqlite import SQLiteSeries
 from loanflow.settings import Settings
 

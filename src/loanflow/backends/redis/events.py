@@ -10,10 +10,10 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from loanflow.backends.redis import keys
 from loanflow.backends.redis.errors import unavailable_as
 from loanflow.backends.redis.packing import pack_with_hiredis
 from loanflow.metrics import names
-from loanflow.metrics import redis_keys as keys
 from loanflow.metrics.events import Event, decode_events, encode_event
 from loanflow.metrics.series_base import MetricsUnavailable
 

@@ -18,14 +18,10 @@ from typing import Any, Final
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from loanflow.backends.redis import keys
 from loanflow.backends.redis.errors import unavailable_as
 from loanflow.backends.redis.packing import pack_with_hiredis
 from loanflow.pipeline.velocity import KEEP_WINDOWS, Observation, VelocityUnavailable
-
-#: Sorted set per hashed value, `{loanflow}:velocity:<dimension>:<keyed hash>`: members
-#: application ids, scores received_at in µs; TTL KEEP_WINDOWS windows, renewed on each
-#: add. `{loanflow}` is the Cluster hash tag the broker's keys share (one slot).
-VELOCITY_PREFIX: Final = "{loanflow}:velocity:"
 
 # KEYS: one sorted set per observation (a key may repeat).
 # ARGV: keep_after_us, ttl_ms, then per observation: member, at_us, "(" .. window start.
@@ -97,7 +93,7 @@ class RedisVelocityCounter:
             args += [o.application_id, o.at_us, f"({o.at_us - window_us}"]
         with _unavailable("observe"):
             counts = await self._observe(
-                keys=[VELOCITY_PREFIX + o.key for o in observations], args=args
+                keys=[keys.VELOCITY_PREFIX + o.key for o in observations], args=args
             )
         return [int(count) for count in counts]
 

@@ -4,7 +4,7 @@ A flush is one EVALSHA: for each delta it claims `flush:<process>:<seq>`
 (SET NX) and only then adds its fields to the second's hash and to the
 totals, so the whole flush is atomic and a retry after a lost reply is a
 no-op. Second hashes expire after RETENTION_S; totals never expire. Key
-layout: `metrics/redis_keys.py`. Connections belong to the loop that opened
+layout: `keys.py`. Connections belong to the loop that opened
 the series (the lifespan's); every Redis error becomes MetricsUnavailable.
 """
 
@@ -17,10 +17,10 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from loanflow.backends.redis import keys
 from loanflow.backends.redis.errors import unavailable_as
 from loanflow.backends.redis.packing import pack_with_hiredis
 from loanflow.metrics import names
-from loanflow.metrics import redis_keys as keys
 from loanflow.metrics.series_base import RETENTION_S, MetricsUnavailable, TaggedDelta
 from loanflow.metrics.tally import Tally, flatten, unflatten
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from loanflow.api.ratelimit_redis import RedisTokenBucketLimiter
+from loanflow.backends.redis.ratelimit import RedisTokenBucketLimiter
 from loanflow.errors import BrokerUnavailable, RateLimited
 from tests.throwaway.redis import RedisServer
 
