@@ -122,7 +122,7 @@ def test_every_request_of_a_failed_call_gets_the_outage(tmp_path: Path) -> None:
     server = RedisServer(tmp_path / "redis").start()
 
     async def scenario() -> list[object]:
-        broker = RedisStreamsBroker(server.url, visibility_timeout_s=30,
+        broker = RedisStreamsBroker.from_url(server.url, visibility_timeout_s=30,
                                     socket_timeout_s=1.0, connect_timeout_s=0.5)
         await broker.open()
         try:

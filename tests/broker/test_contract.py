@@ -64,7 +64,9 @@ class BrokerFactory:
                 self.tmp_path / "broker.db", visibility_timeout_s=visibility_timeout_s
             )
         if self.backend == "redis":
-            return RedisStreamsBroker(self.redis_url, visibility_timeout_s=visibility_timeout_s)
+            return RedisStreamsBroker.from_url(
+                self.redis_url, visibility_timeout_s=visibility_timeout_s
+            )
         raise AssertionError(f"expected a backend among {BACKENDS}, got {self.backend!r}")
 
     def close(self, broker: Broker) -> None:

@@ -51,8 +51,8 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     server.flushall()
     return Backend(
         "redis",
-        series=lambda: RedisSeries(server.url),
-        events=lambda: RedisEventLog(server.url),
+        series=lambda: RedisSeries.from_url(server.url),
+        events=lambda: RedisEventLog.from_url(server.url),
     )
 
 

@@ -97,7 +97,7 @@ class Counters:
         if self.backend == "sqlite":
             counter = SQLiteVelocityCounter(self.path)
         elif self.backend == "redis":
-            counter = RedisVelocityCounter(self.redis_url)
+            counter = RedisVelocityCounter.from_url(self.redis_url)
         else:
             raise AssertionError(f"expected a backend among {BACKENDS}, got {self.backend!r}")
         await counter.open()
@@ -408,7 +408,7 @@ def test_redis_sets_expire_after_the_kept_windows(redis_server: RedisServer) -> 
     redis_server.flushall()
 
     async def scenario() -> None:
-        counter = RedisVelocityCounter(redis_server.url)
+        counter = RedisVelocityCounter.from_url(redis_server.url)
         await counter.open()
         try:
             await counter.observe([obs(A, 0)], window_us=WINDOW_US, now_us=now_us(0))
@@ -426,7 +426,8 @@ def test_redis_sets_expire_after_the_kept_windows(redis_server: RedisServer) -> 
 
 
 def test_unreachable_redis_raises_velocity_unavailable_on_open() -> None:
-    counter = RedisVelocityCounter(f"redis://127.0.0.1:{free_port()}/0", connect_timeout_s=0.5)
+    counter = RedisVelocityCounter.from_url(f"redis://127.0.0.1:{free_port()}/0",
+                                            connect_timeout_s=0.5)
 
     with pytest.raises(VelocityUnavailable):
         run(counter.open)
@@ -437,7 +438,8 @@ def test_redis_going_away_raises_velocity_unavailable(tmp_path: Path) -> None:
     server = RedisServer(tmp_path).start()
 
     async def scenario() -> None:
-        counter = RedisVelocityCounter(server.url, socket_timeout_s=1.0, connect_timeout_s=0.5)
+        counter = RedisVelocityCounter.from_url(server.url, socket_timeout_s=1.0,
+                                                connect_timeout_s=0.5)
         await counter.open()
         try:
             server.stop()

@@ -52,9 +52,9 @@ def make_limiter(settings: Settings) -> TokenBucketLimiter | RedisTokenBucketLim
     """Shared through Redis in production (a submission's token taken by its append);
     per process (a share each) when embedded."""
     if settings.broker_url.partition("://")[0] in ("redis", "rediss", "unix"):
-        return RedisTokenBucketLimiter(
+        return RedisTokenBucketLimiter.from_url(
             settings.broker_url, rate_per_s=settings.rate_limit_per_s,
-            burst=settings.rate_limit_burst,
+            burst=settings.rate_limit_burst, allow_unsafe=settings.unsafe_redis,
         )
     return TokenBucketLimiter(
         rate_per_s=settings.rate_limit_per_s / settings.api_workers,

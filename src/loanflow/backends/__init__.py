@@ -25,8 +25,8 @@ def make_broker(settings: Settings) -> Broker:
     if _scheme(url) in ("redis", "rediss", "unix"):
         from loanflow.backends.redis.broker import RedisStreamsBroker
 
-        return RedisStreamsBroker(url, visibility_timeout_s=settings.visibility_timeout_s,
-                                  allow_unsafe=settings.unsafe_redis)
+        return RedisStreamsBroker.from_url(url, visibility_timeout_s=settings.visibility_timeout_s,
+                                           allow_unsafe=settings.unsafe_redis)
     raise ValueError(
         f"expected an empty LOANFLOW_BROKER_URL (embedded) or redis://…, got {_scheme(url)}://…"
     )
@@ -50,7 +50,8 @@ def make_velocity_counter(settings: Settings) -> VelocityCounter:
     if settings.broker_url:
         from loanflow.backends.redis.velocity import RedisVelocityCounter
 
-        return RedisVelocityCounter(settings.broker_url)
+        return RedisVelocityCounter.from_url(settings.broker_url,
+                                              allow_unsafe=settings.unsafe_redis)
     if not settings.store_url:
         from loanflow.pipeline.velocity_sqlite import SQLiteVelocityCounter
 

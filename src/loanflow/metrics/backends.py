@@ -34,13 +34,13 @@ _REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 def make_series(settings: Settings) -> MetricsSeries:
     if _redis_url(settings):
-        return RedisSeries(settings.broker_url)
+        return RedisSeries.from_url(settings.broker_url, allow_unsafe=settings.unsafe_redis)
     return SQLiteSeries(settings.data_dir / SERIES_FILE)
 
 
 def make_event_log(settings: Settings) -> EventLog:
     if _redis_url(settings):
-        return RedisEventLog(settings.broker_url)
+        return RedisEventLog.from_url(settings.broker_url, allow_unsafe=settings.unsafe_redis)
     return SQLiteEventLog(settings.data_dir / EVENTS_FILE)
 
 

@@ -50,7 +50,7 @@ def submission(key: str) -> Submission:
 
 
 def broker_for(server: RedisServer, **options: Any) -> RedisStreamsBroker:
-    return RedisStreamsBroker(server.url, visibility_timeout_s=30.0, **options)
+    return RedisStreamsBroker.from_url(server.url, visibility_timeout_s=30.0, **options)
 
 
 def open_and_describe(server: RedisServer, **options: Any) -> str:
