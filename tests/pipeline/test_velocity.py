@@ -19,7 +19,6 @@ import msgspec
 import pytest
 import redis
 
-from loanflow.backends import make_velocity_counter
 from loanflow.backends.redis.keys import VELOCITY_PREFIX
 from loanflow.backends.redis.velocity import RedisVelocityCounter
 from loanflow.models import Application, Envelope
@@ -474,29 +473,7 @@ def test_sqlite_counter_refuses_a_file_the_store_has_not_migrated(tmp_path: Path
     run(counter.close)
 
 
-# -- choosing and configuring -----------------------------------------------------------------
-
-
-def test_embedded_mode_counts_in_the_store_file(tmp_path: Path) -> None:
-    counter = make_velocity_counter(Settings(data_dir=tmp_path))
-
-    assert isinstance(counter, SQLiteVelocityCounter)
-    assert repr(counter) == f"SQLiteVelocityCounter({str(tmp_path / 'store.db')!r})"
-
-
-def test_redis_broker_counts_in_its_redis_without_showing_the_url() -> None:
-    settings = Settings(broker_url="redis://:hunter2@127.0.0.1:6379/0",
-                        store_url="postgresql://db/loanflow")
-
-    counter = make_velocity_counter(settings)
-
-    assert isinstance(counter, RedisVelocityCounter)
-    assert "hunter2" not in repr(counter)
-
-
-def test_embedded_broker_with_another_store_is_refused() -> None:
-    with pytest.raises(ValueError, match="expected a redis:// broker URL"):
-        make_velocity_counter(Settings(store_url="postgresql://db/loanflow"))
+# -- configuring -----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(

@@ -21,12 +21,10 @@ from loanflow.api.auth import Authenticator
 from loanflow.api.batch import submit_batch
 from loanflow.api.health import healthz, readyz
 from loanflow.api.problems import on_http_exception, on_loanflow_error, on_unexpected
-from loanflow.api.ratelimit import TokenBucketLimiter
 from loanflow.api.request_id import RequestIdMiddleware
 from loanflow.api.security_headers import SecurityHeadersMiddleware
 from loanflow.api.session import Sessions
 from loanflow.api.submit import Submit, is_submission
-from loanflow.backends.redis.ratelimit import RedisTokenBucketLimiter
 from loanflow.errors import LoanflowError
 from loanflow.gc_freeze import freeze_startup_objects
 from loanflow.runtime import open_runtime
@@ -46,20 +44,6 @@ class LoanflowApp(Starlette):
             await self._submit(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
-
-
-def make_limiter(settings: Settings) -> TokenBucketLimiter | RedisTokenBucketLimiter:
-    """Shared through Redis in production (a submission's token taken by its append);
-    per process (a share each) when embedded."""
-    if settings.broker_url.partition("://")[0] in ("redis", "rediss", "unix"):
-        return RedisTokenBucketLimiter.from_url(
-            settings.broker_url, rate_per_s=settings.rate_limit_per_s,
-            burst=settings.rate_limit_burst, allow_unsafe=settings.unsafe_redis,
-        )
-    return TokenBucketLimiter(
-        rate_per_s=settings.rate_limit_per_s / settings.api_workers,
-        burst=max(1, settings.rate_limit_burst // settings.api_workers),
-    )
 
 
 def app_from_env() -> Starlette:
@@ -83,7 +67,7 @@ def create_app(settings: Settings, *, processors: int | None = None) -> Starlett
         async with open_runtime(settings) as runtime:
             app.state.runtime = runtime
             app.state.auth = Authenticator(runtime.store, Sessions(runtime.store))
-            limiter = make_limiter(settings)
+            limiter = runtime.limiter
             await limiter.open()
             app.state.limiter = limiter
             runtime.start_depth_sampler()
