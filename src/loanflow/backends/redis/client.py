@@ -1,8 +1,8 @@
 """The one Redis client of a process: one connection pool that every Redis service shares.
 
-- A BlockingConnectionPool of up to `max_connections`: past that a call waits
-  (up to the socket timeout) for a free connection rather than failing while
-  Redis is fine; shedding load is the API's `limit_concurrency`'s job.
+- A pool of up to `max_connections`: past that a call waits (up to the
+  socket timeout) for a free connection rather than failing while Redis is
+  fine; shedding load is the API's `limit_concurrency`'s job (`BoundedPool`).
 - Every new connection is checked for durability (`durability.py`) and packs
   its commands with hiredis (`packing.py`).
 - Socket timeouts bound the wait on a frozen Redis; only a dropped connection
@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from typing import Any, TypedDict
 from urllib.parse import urlsplit
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -101,7 +102,7 @@ class RedisClient:
     def _bind_to_running_loop(self) -> Redis:
         if not self._opened:
             raise RuntimeError("expected an open RedisClient, got a closed one")
-        pool = BlockingConnectionPool.from_url(
+        pool = BoundedPool.from_url(
             self._url,
             max_connections=self._max_connections,
             timeout=self.socket_timeout_s,  # waiting for a free connection
@@ -133,6 +134,39 @@ def _start(closer: AsyncGenerator[None, None]) -> None:
     running loop (the asyncgen hooks), which `aclose()`s it on shutdown."""
     with contextlib.suppress(StopIteration):
         closer.asend(None).send(None)
+
+
+class BoundedPool(ConnectionPool):
+    """A ConnectionPool whose callers wait for a free connection once `max_connections`
+    are in use, as redis-py's BlockingConnectionPool does, but through a semaphore taken
+    without waiting while one is free: the Condition there cost 20 us of CPU per command."""
+
+    def __init__(self, *, timeout: float | None = SOCKET_TIMEOUT_S, **options: Any) -> None:
+        super().__init__(**options)
+        self._slots = asyncio.Semaphore(self.max_connections)
+        self._wait_s = timeout  # for a free connection
+
+    async def get_connection(self, *args: Any, **options: Any) -> AbstractConnection:
+        if self._slots.locked():
+            try:
+                async with asyncio.timeout(self._wait_s):
+                    await self._slots.acquire()
+            except TimeoutError as exc:
+                raise RedisConnectionError("No connection available.") from exc
+        else:
+            await self._slots.acquire()  # returns at once
+        try:
+            connection: AbstractConnection = await super().get_connection()  # type: ignore[no-untyped-call]
+        except BaseException:
+            self._slots.release()
+            raise
+        return connection
+
+    async def release(self, connection: AbstractConnection) -> None:
+        try:
+            await super().release(connection)
+        finally:
+            self._slots.release()
 
 
 @dataclass(frozen=True, slots=True)
