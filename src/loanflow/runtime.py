@@ -1,5 +1,4 @@
-"""The resources one process holds: broker, store, velocity counter, PII cipher, product,
-processors.
+"""The resources one process holds: its backends, PII cipher, product, processors.
 
 Both roles build on it: the API's lifespan and `loanflow worker`. Everything
 opened here is closed here, and every task started is awaited on the way out.
@@ -14,8 +13,10 @@ import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
-from loanflow.backends import make_broker, make_store, make_velocity_counter
+from loanflow.api.ratelimit import RateLimiter
+from loanflow.backends import Backends, make_backends
 from loanflow.broker.base import AppendResult, Broker, Submission
 from loanflow.coalesce import Coalescer
 from loanflow.errors import Unavailable
@@ -48,6 +49,8 @@ class Runtime:
     product: ProductSource
     velocity: VelocityCounter
     metrics: Metrics
+    #: Opened and closed by the API's lifespan: only API processes take tokens.
+    limiter: RateLimiter
     #: Set after an append, so an idle processor in this process starts at once.
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     #: Last sampled broker depth, for backpressure without a query per request.
@@ -166,8 +169,19 @@ async def _open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     product = ProductSource.from_file(
         Path(settings.product_file) if settings.product_file else None
     )
-    broker, store = make_broker(settings), make_store(settings)
-    velocity = make_velocity_counter(settings)
+    backends = make_backends(settings)
+    async with (
+        _opened(backends.redis),  # the client the Redis services share: first in, last out
+        _services(settings, backends, cipher, product) as runtime,
+    ):
+        yield runtime
+
+
+@contextlib.asynccontextmanager
+async def _services(
+    settings: Settings, backends: Backends, cipher: PiiCipher, product: ProductSource
+) -> AsyncIterator[Runtime]:
+    broker, store, velocity = backends.broker, backends.store, backends.velocity
     await store.open()
     try:
         await broker.open()
@@ -178,10 +192,12 @@ async def _open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
                 return runtime.queue_state() if runtime is not None else None
 
             async with (
-                open_metrics(settings, queue_probe=probe, audit=store) as metrics,
+                open_metrics(backends.series, backends.events, queue_probe=probe,
+                             audit=store) as metrics,
                 _opened(velocity),  # after the store: it uses the store's migrated file
             ):
-                runtime = Runtime(settings, broker, store, cipher, product, velocity, metrics)
+                runtime = Runtime(settings, broker, store, cipher, product, velocity, metrics,
+                                  backends.limiter)
                 try:
                     yield runtime
                 finally:
@@ -197,10 +213,19 @@ async def _open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         await store.close()
 
 
+class _Openable(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
 @contextlib.asynccontextmanager
-async def _opened(velocity: VelocityCounter) -> AsyncIterator[None]:
-    await velocity.open()
+async def _opened(resource: _Openable | None) -> AsyncIterator[None]:
+    if resource is None:
+        yield
+        return
+    await resource.open()
     try:
         yield
     finally:
-        await velocity.close()
+        await resource.close()

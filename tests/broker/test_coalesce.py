@@ -10,8 +10,8 @@ from typing import TypeVar
 
 import pytest
 
+from loanflow.backends.redis.broker import RedisStreamsBroker
 from loanflow.broker.base import AppendOutcome, AppendResult, Broker, Submission
-from loanflow.broker.redis_streams import RedisStreamsBroker
 from loanflow.broker.sqlite import SQLiteBroker
 from loanflow.coalesce import Coalescer
 from loanflow.errors import BrokerUnavailable
@@ -123,7 +123,7 @@ def test_every_request_of_a_failed_call_gets_the_outage(tmp_path: Path) -> None:
     server = RedisServer(tmp_path / "redis").start()
 
     async def scenario() -> list[object]:
-        broker = RedisStreamsBroker(server.url, visibility_timeout_s=30,
+        broker = RedisStreamsBroker.from_url(server.url, visibility_timeout_s=30,
                                     socket_timeout_s=1.0, connect_timeout_s=0.5)
         await broker.open()
         try:

@@ -15,6 +15,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from loanflow.backends.redis.broker import RedisStreamsBroker
 from loanflow.broker.base import (
     IDEMPOTENCY_TTL_S,
     AppendOutcome,
@@ -24,7 +25,6 @@ from loanflow.broker.base import (
     RateLimit,
     Submission,
 )
-from loanflow.broker.redis_streams import RedisStreamsBroker
 from loanflow.broker.sqlite import SQLiteBroker
 from loanflow.models import AttemptRecord, Envelope, new_application_id
 from tests.throwaway.redis import RedisServer, redis_server_fixture
@@ -64,7 +64,9 @@ class BrokerFactory:
                 self.tmp_path / "broker.db", visibility_timeout_s=visibility_timeout_s
             )
         if self.backend == "redis":
-            return RedisStreamsBroker(self.redis_url, visibility_timeout_s=visibility_timeout_s)
+            return RedisStreamsBroker.from_url(
+                self.redis_url, visibility_timeout_s=visibility_timeout_s
+            )
         raise AssertionError(f"expected a backend among {BACKENDS}, got {self.backend!r}")
 
     def close(self, broker: Broker) -> None:

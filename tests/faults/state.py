@@ -14,7 +14,7 @@ import asyncpg
 import redis
 
 from loanflow.backends import BROKER_FILE, STORE_FILE
-from loanflow.broker import redis_keys
+from loanflow.backends.redis import keys as redis_keys
 from tests.conftest import Deployment
 
 #: Bounded reads: a test must not hang on the very server it broke.

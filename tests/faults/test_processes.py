@@ -13,7 +13,7 @@ import time
 import pytest
 import redis
 
-from loanflow.broker import redis_keys
+from loanflow.backends.redis import keys as redis_keys
 from tests.faults.cluster import Proc
 from tests.faults.state import Backends
 

@@ -19,8 +19,8 @@ from collections.abc import Iterator
 import pytest
 import uvloop
 
-from loanflow.api.ratelimit_redis import RedisTokenBucketLimiter
-from loanflow.broker.redis_streams import RedisStreamsBroker
+from loanflow.backends.redis.broker import RedisStreamsBroker
+from loanflow.backends.redis.ratelimit import RedisTokenBucketLimiter
 from loanflow.errors import BrokerUnavailable
 
 pytestmark = pytest.mark.faults
@@ -110,11 +110,11 @@ def test_connections_reset_as_redis_dies_are_503s_not_500s(resetting_server):
     # connect and first write, and the API answered 500. A few calls in a
     # thousand hit that window, so many are made, concurrently, in several rounds.
     async def round_of_calls() -> list[BaseException | None]:
-        limiter = RedisTokenBucketLimiter(resetting_server, rate_per_s=10, burst=10)
+        limiter = RedisTokenBucketLimiter.from_url(resetting_server, rate_per_s=10, burst=10)
         await limiter.open()
         try:
             checks = [limiter.acquire("k") for _ in range(300)]
-            brokers = [RedisStreamsBroker(resetting_server, visibility_timeout_s=1)
+            brokers = [RedisStreamsBroker.from_url(resetting_server, visibility_timeout_s=1)
                        for _ in range(300)]
             return await asyncio.gather(*checks, *(b.open() for b in brokers),
                                         return_exceptions=True)

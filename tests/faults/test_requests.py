@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from loanflow.api.ratelimit_redis import RedisTokenBucketLimiter
+from loanflow.backends.redis.ratelimit import RedisTokenBucketLimiter
 
 pytestmark = pytest.mark.faults
 
@@ -36,7 +36,7 @@ def test_a_burst_of_rate_limit_checks_waits_for_a_redis_connection(fault_redis):
     # Found by the burst above: the limiter's pool refused the 101st concurrent check
     # (MaxConnectionsError, answered 503) although Redis was fine.
     async def burst() -> list[object]:
-        limiter = RedisTokenBucketLimiter(fault_redis.url, rate_per_s=1e6, burst=1_000_000)
+        limiter = RedisTokenBucketLimiter.from_url(fault_redis.url, rate_per_s=1e6, burst=1_000_000)
         await limiter.open()
         try:
             return await asyncio.gather(*(limiter.acquire("k") for _ in range(300)),

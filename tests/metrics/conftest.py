@@ -15,11 +15,11 @@ from typing import Protocol, TypeVar
 
 import pytest
 
+from loanflow.backends.redis.events import RedisEventLog
+from loanflow.backends.redis.series import RedisSeries
 from loanflow.metrics.events import EventLog
-from loanflow.metrics.events_redis import RedisEventLog
 from loanflow.metrics.events_sqlite import SQLiteEventLog
 from loanflow.metrics.series_base import MetricsSeries
-from loanflow.metrics.series_redis import RedisSeries
 from loanflow.metrics.series_sqlite import SQLiteSeries
 from tests.throwaway.redis import RedisServer, redis_server_fixture
 
@@ -51,8 +51,8 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     server.flushall()
     return Backend(
         "redis",
-        series=lambda: RedisSeries(server.url),
-        events=lambda: RedisEventLog(server.url),
+        series=lambda: RedisSeries.from_url(server.url),
+        events=lambda: RedisEventLog.from_url(server.url),
     )
 
 

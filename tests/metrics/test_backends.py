@@ -1,45 +1,23 @@
-"""Choosing the backends; one process's metrics parts started and stopped as a lifespan would."""
+"""One process's metrics parts started and stopped as a lifespan would."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
 
-import pytest
-
 from loanflow.metrics import names
-from loanflow.metrics.backends import make_event_log, make_series, open_metrics
+from loanflow.metrics.backends import open_metrics
 from loanflow.metrics.events import make_event
-from loanflow.metrics.events_redis import RedisEventLog
+from loanflow.metrics.events_sqlite import SQLiteEventLog
 from loanflow.metrics.series_base import QueueState
-from loanflow.metrics.series_redis import RedisSeries
 from loanflow.metrics.series_sqlite import SQLiteSeries
-from loanflow.settings import Settings
-
-
-def test_embedded_settings_choose_sqlite_files_in_the_data_dir(tmp_path: Path) -> None:
-    series = make_series(Settings(data_dir=tmp_path))
-    assert isinstance(series, SQLiteSeries) and "metrics.db" in repr(series)
-
-
-def test_a_redis_broker_url_chooses_redis_and_keeps_the_password_out_of_reprs() -> None:
-    settings = Settings(broker_url="redis://:s3cret@127.0.0.1:6379/0")
-    series, events = make_series(settings), make_event_log(settings)
-    assert isinstance(series, RedisSeries) and isinstance(events, RedisEventLog)
-    assert "s3cret" not in repr(series) + repr(events)
-
-
-def test_an_unknown_broker_scheme_is_refused_without_showing_the_url() -> None:
-    with pytest.raises(ValueError, match=r"expected a redis:// broker URL") as caught:
-        make_series(Settings(broker_url="amqp://user:s3cret@host/"))
-    assert "s3cret" not in str(caught.value)
 
 
 def test_stopping_the_background_tasks_flushes_what_was_recorded(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path)
-
     async def lifespan(received: int) -> dict[str, int]:
-        async with open_metrics(settings, queue_probe=lambda: QueueState(depth=5)) as metrics:
+        series = SQLiteSeries(tmp_path / "metrics.db")
+        events = SQLiteEventLog(tmp_path / "events.db")
+        async with open_metrics(series, events, queue_probe=lambda: QueueState(depth=5)) as metrics:
             stop = asyncio.Event()
             tasks = [asyncio.create_task(coro, name=name)
                      for name, coro in metrics.background(stop, live=True)]

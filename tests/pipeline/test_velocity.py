@@ -19,7 +19,8 @@ import msgspec
 import pytest
 import redis
 
-from loanflow.backends import make_velocity_counter
+from loanflow.backends.redis.keys import VELOCITY_PREFIX
+from loanflow.backends.redis.velocity import RedisVelocityCounter
 from loanflow.models import Application, Envelope
 from loanflow.pii import PiiCipher
 from loanflow.pipeline.flags import (
@@ -35,7 +36,6 @@ from loanflow.pipeline.velocity import (
     VelocityCounter,
     VelocityUnavailable,
 )
-from loanflow.pipeline.velocity_redis import VELOCITY_PREFIX, RedisVelocityCounter
 from loanflow.pipeline.velocity_sqlite import SQLiteVelocityCounter
 from loanflow.settings import Settings
 from loanflow.store.sqlite import SQLiteStore
@@ -96,7 +96,7 @@ class Counters:
         if self.backend == "sqlite":
             counter = SQLiteVelocityCounter(self.path)
         elif self.backend == "redis":
-            counter = RedisVelocityCounter(self.redis_url)
+            counter = RedisVelocityCounter.from_url(self.redis_url)
         else:
             raise AssertionError(f"expected a backend among {BACKENDS}, got {self.backend!r}")
         await counter.open()
@@ -407,7 +407,7 @@ def test_redis_sets_expire_after_the_kept_windows(redis_server: RedisServer) -> 
     redis_server.flushall()
 
     async def scenario() -> None:
-        counter = RedisVelocityCounter(redis_server.url)
+        counter = RedisVelocityCounter.from_url(redis_server.url)
         await counter.open()
         try:
             await counter.observe([obs(A, 0)], window_us=WINDOW_US, now_us=now_us(0))
@@ -425,7 +425,8 @@ def test_redis_sets_expire_after_the_kept_windows(redis_server: RedisServer) -> 
 
 
 def test_unreachable_redis_raises_velocity_unavailable_on_open() -> None:
-    counter = RedisVelocityCounter(f"redis://127.0.0.1:{free_port()}/0", connect_timeout_s=0.5)
+    counter = RedisVelocityCounter.from_url(f"redis://127.0.0.1:{free_port()}/0",
+                                            connect_timeout_s=0.5)
 
     with pytest.raises(VelocityUnavailable):
         run(counter.open)
@@ -437,7 +438,8 @@ def test_redis_going_away_raises_velocity_unavailable(tmp_path: Path) -> None:
     server = RedisServer(tmp_path).start()
 
     async def scenario() -> None:
-        counter = RedisVelocityCounter(server.url, socket_timeout_s=1.0, connect_timeout_s=0.5)
+        counter = RedisVelocityCounter.from_url(server.url, socket_timeout_s=1.0,
+                                                connect_timeout_s=0.5)
         await counter.open()
         try:
             server.stop()
@@ -472,29 +474,7 @@ def test_sqlite_counter_refuses_a_file_the_store_has_not_migrated(tmp_path: Path
     run(counter.close)
 
 
-# -- choosing and configuring -----------------------------------------------------------------
-
-
-def test_embedded_mode_counts_in_the_store_file(tmp_path: Path) -> None:
-    counter = make_velocity_counter(Settings(data_dir=tmp_path))
-
-    assert isinstance(counter, SQLiteVelocityCounter)
-    assert repr(counter) == f"SQLiteVelocityCounter({str(tmp_path / 'store.db')!r})"
-
-
-def test_redis_broker_counts_in_its_redis_without_showing_the_url() -> None:
-    settings = Settings(broker_url="redis://:hunter2@127.0.0.1:6379/0",
-                        store_url="postgresql://db/loanflow")
-
-    counter = make_velocity_counter(settings)
-
-    assert isinstance(counter, RedisVelocityCounter)
-    assert "hunter2" not in repr(counter)
-
-
-def test_embedded_broker_with_another_store_is_refused() -> None:
-    with pytest.raises(ValueError, match="expected a redis:// broker URL"):
-        make_velocity_counter(Settings(store_url="postgresql://db/loanflow"))
+# -- configuring -----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(

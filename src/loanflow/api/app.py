@@ -21,8 +21,6 @@ from loanflow.api.auth import Authenticator
 from loanflow.api.batch import submit_batch
 from loanflow.api.health import healthz, readyz
 from loanflow.api.problems import on_http_exception, on_loanflow_error, on_unexpected
-from loanflow.api.ratelimit import TokenBucketLimiter
-from loanflow.api.ratelimit_redis import RedisTokenBucketLimiter
 from loanflow.api.request_id import RequestIdMiddleware
 from loanflow.api.security_headers import SecurityHeadersMiddleware
 from loanflow.api.session import Sessions
@@ -48,20 +46,6 @@ class LoanflowApp(Starlette):
             await super().__call__(scope, receive, send)
 
 
-def make_limiter(settings: Settings) -> TokenBucketLimiter | RedisTokenBucketLimiter:
-    """Shared through Redis in production (a submission's token taken by its append);
-    per process (a share each) when embedded."""
-    if settings.broker_url.partition("://")[0] in ("redis", "rediss", "unix"):
-        return RedisTokenBucketLimiter(
-            settings.broker_url, rate_per_s=settings.rate_limit_per_s,
-            burst=settings.rate_limit_burst,
-        )
-    return TokenBucketLimiter(
-        rate_per_s=settings.rate_limit_per_s / settings.api_workers,
-        burst=max(1, settings.rate_limit_burst // settings.api_workers),
-    )
-
-
 def app_from_env() -> Starlette:
     """The API-only app of one `serve --api-workers N` child, configured by its environment."""
     from loanflow import logs
@@ -83,7 +67,7 @@ def create_app(settings: Settings, *, processors: int | None = None) -> Starlett
         async with open_runtime(settings) as runtime:
             app.state.runtime = runtime
             app.state.auth = Authenticator(runtime.store, Sessions(runtime.store))
-            limiter = make_limiter(settings)
+            limiter = runtime.limiter
             await limiter.open()
             app.state.limiter = limiter
             runtime.start_depth_sampler()

@@ -1,9 +1,10 @@
 """Per-key token buckets: a steady rate, a burst on top, 429 + Retry-After beyond.
 
-This bucket lives in the API process, for the embedded mode. With several API
-processes on one host each gets an equal share of the rate (the kernel spreads
-connections evenly over the shared listening socket), so the sum is the
-configured rate. Production uses the shared bucket in ratelimit_redis.py.
+`RateLimiter` is what a limiter promises. `TokenBucketLimiter` lives in the API
+process, for the embedded mode. With several API processes on one host each gets
+an equal share of the rate (the kernel spreads connections evenly over the
+shared listening socket), so the sum is the configured rate. Production uses the
+shared bucket in backends/redis/ratelimit.py.
 """
 
 from __future__ import annotations
@@ -11,10 +12,25 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from loanflow.broker.base import RateLimit
 from loanflow.broker.buckets import TokenBuckets
 from loanflow.errors import RateLimited
+
+
+class RateLimiter(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def for_append(self, key_id: str) -> RateLimit | None:
+        """The limit a submission's append must take its token from, or None: taken here."""
+        ...
+
+    async def acquire(self, key_id: str, cost: int = 1) -> None:
+        """Take `cost` tokens from the key's bucket, or raise RateLimited."""
+        ...
 
 
 class TokenBucketLimiter:

@@ -1,6 +1,6 @@
-"""Choose the metrics backends from the settings, and hold one process's metrics parts.
+"""One process's metrics parts, on the series and event log `loanflow.backends` chose.
 
-Redis (the broker's URL) when the broker is Redis, so every host shares the
+Redis (the broker's) when the broker is Redis, so every host shares the
 numbers; else SQLite files beside the embedded broker, shared by the
 processes of that one host.
 """
@@ -16,43 +16,10 @@ from typing import Any
 from loanflow.metrics.aggregate import Aggregator
 from loanflow.metrics.engagement import AuditCounts, EngagementReader, viewers_gauge
 from loanflow.metrics.events import EventLog, EventPublisher
-from loanflow.metrics.events_redis import RedisEventLog
-from loanflow.metrics.events_sqlite import SQLiteEventLog
 from loanflow.metrics.flusher import Flusher, process_id
 from loanflow.metrics.hub import LiveHub
 from loanflow.metrics.recorder import Recorder
 from loanflow.metrics.series_base import MetricsSeries, QueueState
-from loanflow.metrics.series_redis import RedisSeries
-from loanflow.metrics.series_sqlite import SQLiteSeries
-from loanflow.settings import Settings
-
-#: Embedded files, in the data directory.
-SERIES_FILE = "metrics.db"
-EVENTS_FILE = "events.db"
-_REDIS_SCHEMES = ("redis", "rediss", "unix")
-
-
-def make_series(settings: Settings) -> MetricsSeries:
-    if _redis_url(settings):
-        return RedisSeries(settings.broker_url)
-    return SQLiteSeries(settings.data_dir / SERIES_FILE)
-
-
-def make_event_log(settings: Settings) -> EventLog:
-    if _redis_url(settings):
-        return RedisEventLog(settings.broker_url)
-    return SQLiteEventLog(settings.data_dir / EVENTS_FILE)
-
-
-def _redis_url(settings: Settings) -> bool:
-    url = settings.broker_url
-    if not url:
-        return False
-    scheme = url.partition("://")[0]
-    if scheme not in _REDIS_SCHEMES:
-        # Only the scheme: a URL may carry a password.
-        raise ValueError(f"expected a redis:// broker URL or none, got {scheme}://…")
-    return True
 
 
 @dataclass
@@ -82,15 +49,15 @@ class Metrics:
 
 @contextlib.asynccontextmanager
 async def open_metrics(
-    settings: Settings,
+    series: MetricsSeries,
+    events: EventLog,
     *,
     queue_probe: Callable[[], QueueState | None] | None = None,
     audit: AuditCounts | None = None,
 ) -> AsyncIterator[Metrics]:
-    """Open the backends; close them after the caller's tasks have ended.
+    """Open `series` and `events`; close them after the caller's tasks have ended.
 
     `audit` (the store) gives the summaries their engagement figures."""
-    series, events = make_series(settings), make_event_log(settings)
     await series.open()
     try:
         await events.open()

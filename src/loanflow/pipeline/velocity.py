@@ -8,7 +8,7 @@ by the application's `received_at`, so a backlog is judged by when applications
 arrived, not when they were processed. An application counts the peers received
 before it (or at the same microsecond), never later ones processed first.
 
-The counters (`velocity_sqlite.py`, `velocity_redis.py`) hold derived data, not a
+The counters (`velocity_sqlite.py`, `backends/redis/velocity.py`) hold derived data, not a
 record: each application's flags and counts are stored with its result, and losing
 the counters only means the next window's flags see fewer applications.
 """

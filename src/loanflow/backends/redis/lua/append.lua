@@ -53,7 +53,7 @@ for i = 1, (#KEYS - 1) / 3 do
     end
   end
 end
--- Refused or not, a bucket keeps its refill time: as ratelimit_redis.py does.
+-- Refused or not, a bucket keeps its refill time: as ratelimit.py does.
 for key, b in pairs(buckets) do
   redis.call('HSET', key, 'tokens', tostring(b.tokens), 'at', now_ms)
   redis.call('PEXPIRE', key, math.ceil(b.burst * 1000 / b.rate) + 1000)

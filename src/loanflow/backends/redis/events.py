@@ -5,54 +5,48 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Unpack
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
-
+from loanflow.backends.redis import keys
+from loanflow.backends.redis.client import ClientOptions, RedisClient
+from loanflow.backends.redis.errors import unavailable_as
 from loanflow.metrics import names
-from loanflow.metrics import redis_keys as keys
 from loanflow.metrics.events import Event, decode_events, encode_event
 from loanflow.metrics.series_base import MetricsUnavailable
-from loanflow.redis_errors import unavailable_as
-from loanflow.redis_packing import pack_with_hiredis
 
 _FIELD = b"e"
 
 
 class RedisEventLog:
-    def __init__(
-        self, url: str, *, kept: int = names.EVENTS_KEPT, socket_timeout_s: float = 5.0,
-        connect_timeout_s: float = 2.0,
-    ) -> None:
-        self._url, self._kept = url, kept
-        self._socket_timeout_s, self._connect_timeout_s = socket_timeout_s, connect_timeout_s
-        self._redis: Redis | None = None
+    def __init__(self, client: RedisClient, *, kept: int = names.EVENTS_KEPT) -> None:
+        self._client, self._owns_client = client, False
+        self._redis = client.redis  # bound once: the running loop's redis.asyncio client
+        self._kept = kept
+
+    @classmethod
+    def from_url(cls, url: str, **options: Unpack[ClientOptions]) -> RedisEventLog:
+        """An event log with a client of its own, opened and closed with it (tests, tools)."""
+        made = cls(RedisClient(url, **options))
+        made._owns_client = True
+        return made
 
     def __repr__(self) -> str:
-        return "RedisEventLog(...)"  # the URL may carry a password
+        return f"RedisEventLog({self._client!r})"
 
     async def open(self) -> None:
-        self._redis = Redis.from_url(
-            self._url,
-            socket_timeout=self._socket_timeout_s,
-            socket_connect_timeout=self._connect_timeout_s,
-            client_name="loanflow-events",
-        )
-        pack_with_hiredis(self._redis.connection_pool)
+        if self._owns_client:
+            await self._client.open()
         with _unavailable("open"):
-            await self._redis.ping()
+            await self._redis().ping()
 
     async def close(self) -> None:
-        redis, self._redis = self._redis, None
-        if redis is not None:
-            with contextlib.suppress(RedisError, OSError):
-                await redis.aclose()
+        if self._owns_client:
+            await self._client.close()
 
     async def append(self, events: Sequence[Event]) -> None:
         if not events:
             return
-        redis = self._client()
+        redis = self._redis()
         with _unavailable("append"):
             async with redis.pipeline(transaction=False) as pipe:
                 for event in events:
@@ -61,7 +55,7 @@ class RedisEventLog:
                 await pipe.execute()
 
     async def read_since(self, cursor: str, *, limit: int = 1000) -> tuple[list[Event], str]:
-        redis = self._client()
+        redis = self._redis()
         with _unavailable("read_since"):
             rows = _entries(
                 await redis.xrange(keys.EVENTS, min=f"({cursor}", max="+", count=limit)
@@ -71,24 +65,19 @@ class RedisEventLog:
         return decode_events(fields[_FIELD] for _, fields in rows), rows[-1][0].decode()
 
     async def latest_cursor(self) -> str:
-        redis = self._client()
+        redis = self._redis()
         with _unavailable("latest_cursor"):
             rows = _entries(await redis.xrevrange(keys.EVENTS, max="+", min="-", count=1))
         return rows[0][0].decode() if rows else "0-0"
 
     async def recent(self, limit: int) -> tuple[list[Event], str]:
-        redis = self._client()
+        redis = self._redis()
         with _unavailable("recent"):
             rows = _entries(await redis.xrevrange(keys.EVENTS, max="+", min="-", count=limit))
         if not rows:
             return [], "0-0"
         events = decode_events(fields[_FIELD] for _, fields in reversed(rows))
         return events, rows[0][0].decode()
-
-    def _client(self) -> Redis:
-        if self._redis is None:
-            raise RuntimeError("expected an open RedisEventLog, got a closed one")
-        return self._redis
 
 
 def _unavailable(action: str) -> contextlib.AbstractContextManager[None]:

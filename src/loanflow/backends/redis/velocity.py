@@ -13,19 +13,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Final, Unpack
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
-
+from loanflow.backends.redis import keys
+from loanflow.backends.redis.client import ClientOptions, RedisClient, Script, run_script
+from loanflow.backends.redis.errors import unavailable_as
 from loanflow.pipeline.velocity import KEEP_WINDOWS, Observation, VelocityUnavailable
-from loanflow.redis_errors import unavailable_as
-from loanflow.redis_packing import pack_with_hiredis
-
-#: Sorted set per hashed value, `{loanflow}:velocity:<dimension>:<keyed hash>`: members
-#: application ids, scores received_at in µs; TTL KEEP_WINDOWS windows, renewed on each
-#: add. `{loanflow}` is the Cluster hash tag the broker's keys share (one slot).
-VELOCITY_PREFIX: Final = "{loanflow}:velocity:"
 
 # KEYS: one sorted set per observation (a key may repeat).
 # ARGV: keep_after_us, ttl_ms, then per observation: member, at_us, "(" .. window start.
@@ -51,53 +44,48 @@ for i = 1, #KEYS do
 end
 return counts
 """
+_OBSERVE: Final = Script.of(OBSERVE_LUA)
 
 
 class RedisVelocityCounter:
-    def __init__(
-        self, url: str, *, socket_timeout_s: float = 5.0, connect_timeout_s: float = 2.0
-    ) -> None:
-        self._url = url
-        self._socket_timeout_s, self._connect_timeout_s = socket_timeout_s, connect_timeout_s
-        self._redis: Redis | None = None
-        self._observe: Any = None  # an AsyncScript: EVALSHA, reloaded on NOSCRIPT
+    def __init__(self, client: RedisClient) -> None:
+        self._client, self._owns_client = client, False
+        self._redis = client.redis  # bound once: the running loop's redis.asyncio client
+
+    @classmethod
+    def from_url(cls, url: str, **options: Unpack[ClientOptions]) -> RedisVelocityCounter:
+        """A counter with a client of its own, opened and closed with it (tests, tools)."""
+        counter = cls(RedisClient(url, **options))
+        counter._owns_client = True
+        return counter
 
     def __repr__(self) -> str:
-        return "RedisVelocityCounter(...)"  # the URL may carry a password
+        return f"RedisVelocityCounter({self._client!r})"
 
     async def open(self) -> None:
-        self._redis = Redis.from_url(
-            self._url,
-            socket_timeout=self._socket_timeout_s,
-            socket_connect_timeout=self._connect_timeout_s,
-            client_name="loanflow-velocity",
-        )
-        pack_with_hiredis(self._redis.connection_pool)
-        self._observe = self._redis.register_script(OBSERVE_LUA)
+        if self._owns_client:
+            await self._client.open()
         with _unavailable("open"):
-            await self._redis.ping()
+            await self._redis().ping()
 
     async def close(self) -> None:
-        redis, self._redis = self._redis, None
-        if redis is not None:
-            with contextlib.suppress(RedisError, OSError):
-                await redis.aclose()
+        if self._owns_client:
+            await self._client.close()
 
     async def observe(
         self, observations: Sequence[Observation], *, window_us: int, now_us: int
     ) -> list[int]:
         if not observations:
             return []
-        if self._redis is None:
-            raise RuntimeError("expected an open RedisVelocityCounter, got a closed one")
+        redis = self._redis()
         keep_us = KEEP_WINDOWS * window_us
         # PEXPIRE wants ms: round up, so a set never expires before its last member is due.
         args: list[str | int] = [now_us - keep_us, -(-keep_us // 1000)]
         for o in observations:
             args += [o.application_id, o.at_us, f"({o.at_us - window_us}"]
         with _unavailable("observe"):
-            counts = await self._observe(
-                keys=[VELOCITY_PREFIX + o.key for o in observations], args=args
+            counts = await run_script(
+                redis, _OBSERVE, [keys.VELOCITY_PREFIX + o.key for o in observations], args
             )
         return [int(count) for count in counts]
 

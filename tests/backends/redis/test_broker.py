@@ -16,9 +16,9 @@ import msgspec
 import pytest
 import redis
 
-from loanflow.broker import redis_keys as keys
+from loanflow.backends.redis import keys
+from loanflow.backends.redis.broker import RedisStreamsBroker
 from loanflow.broker.base import IDEMPOTENCY_TTL_S, AppendOutcome, AppendResult, Submission
-from loanflow.broker.redis_streams import RedisStreamsBroker
 from loanflow.errors import BrokerUnavailable
 from loanflow.models import AttemptRecord, Envelope, new_application_id
 from tests.throwaway.redis import RedisServer, redis_server_fixture
@@ -54,7 +54,7 @@ def raw(redis_server: RedisServer) -> Iterator[redis.Redis]:
 async def opened(
     url: str, *, visibility_timeout_s: float = LONG_VISIBILITY_S, **options: Any
 ) -> AsyncIterator[RedisStreamsBroker]:
-    broker = RedisStreamsBroker(url, visibility_timeout_s=visibility_timeout_s, **options)
+    broker = RedisStreamsBroker.from_url(url, visibility_timeout_s=visibility_timeout_s, **options)
     await broker.open()
     try:
         yield broker
@@ -339,7 +339,7 @@ def test_depth_counts_ready_delayed_and_held_envelopes(url: str) -> None:
 
 def test_one_broker_serves_successive_event_loops(url: str) -> None:
     # As the contract suite uses it: open, each call and close in its own asyncio.run().
-    broker = RedisStreamsBroker(url, visibility_timeout_s=LONG_VISIBILITY_S)
+    broker = RedisStreamsBroker.from_url(url, visibility_timeout_s=LONG_VISIBILITY_S)
     asyncio.run(broker.open())
     asyncio.run(broker.append([submission()]))
     [delivery] = asyncio.run(broker.reserve(10, consumer="c1"))

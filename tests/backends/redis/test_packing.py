@@ -9,7 +9,7 @@ import pytest
 from redis.asyncio import ConnectionPool
 from redis.asyncio.connection import Connection
 
-from loanflow.redis_packing import pack_with_hiredis
+from loanflow.backends.redis.packing import pack_with_hiredis
 
 COMMANDS = [
     ("EVALSHA", "9f1c", 3, b"idem:k", "stream", b"\x00\xffenvelope", 1764612345123456789,

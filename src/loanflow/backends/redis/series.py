@@ -4,25 +4,21 @@ A flush is one EVALSHA: for each delta it claims `flush:<process>:<seq>`
 (SET NX) and only then adds its fields to the second's hash and to the
 totals, so the whole flush is atomic and a retry after a lost reply is a
 no-op. Second hashes expire after RETENTION_S; totals never expire. Key
-layout: `metrics/redis_keys.py`. Connections belong to the loop that opened
-the series (the lifespan's); every Redis error becomes MetricsUnavailable.
+layout: `keys.py`. Every Redis error becomes MetricsUnavailable.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from typing import Any
+from typing import Unpack
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
-
+from loanflow.backends.redis import keys
+from loanflow.backends.redis.client import ClientOptions, RedisClient, Script, run_script
+from loanflow.backends.redis.errors import unavailable_as
 from loanflow.metrics import names
-from loanflow.metrics import redis_keys as keys
 from loanflow.metrics.series_base import RETENTION_S, MetricsUnavailable, TaggedDelta
 from loanflow.metrics.tally import Tally, flatten, unflatten
-from loanflow.redis_errors import unavailable_as
-from loanflow.redis_packing import pack_with_hiredis
 
 # KEYS: totals-counters, totals-histograms, then (second key, flush key) per delta.
 # ARGV: ttl_s, then per delta: n_added, n_added x (field, amount),
@@ -63,42 +59,38 @@ for k = 3, #KEYS, 2 do
 end
 return applied
 """.replace("@COUNTER@", names.FIELD_COUNTER)
+_FLUSH = Script.of(FLUSH_LUA)
 
 
 class RedisSeries:
-    def __init__(
-        self, url: str, *, socket_timeout_s: float = 5.0, connect_timeout_s: float = 2.0
-    ) -> None:
-        self._url = url
-        self._socket_timeout_s, self._connect_timeout_s = socket_timeout_s, connect_timeout_s
-        self._redis: Redis | None = None
-        self._flush: Any = None  # an AsyncScript: EVALSHA, reloaded on NOSCRIPT
+    def __init__(self, client: RedisClient) -> None:
+        self._client, self._owns_client = client, False
+        self._redis = client.redis  # bound once: the running loop's redis.asyncio client
+
+    @classmethod
+    def from_url(cls, url: str, **options: Unpack[ClientOptions]) -> RedisSeries:
+        """A series with a client of its own, opened and closed with it (tests, tools)."""
+        made = cls(RedisClient(url, **options))
+        made._owns_client = True
+        return made
 
     def __repr__(self) -> str:
-        return "RedisSeries(...)"  # the URL may carry a password
+        return f"RedisSeries({self._client!r})"
 
     async def open(self) -> None:
-        self._redis = Redis.from_url(
-            self._url,
-            socket_timeout=self._socket_timeout_s,
-            socket_connect_timeout=self._connect_timeout_s,
-            client_name="loanflow-metrics",
-        )
-        pack_with_hiredis(self._redis.connection_pool)
-        self._flush = self._redis.register_script(FLUSH_LUA)
+        if self._owns_client:
+            await self._client.open()
         with _unavailable("open"):
-            await self._redis.ping()
+            await self._redis().ping()
 
     async def close(self) -> None:
-        redis, self._redis = self._redis, None
-        if redis is not None:
-            with contextlib.suppress(RedisError, OSError):
-                await redis.aclose()
+        if self._owns_client:
+            await self._client.close()
 
     async def write(self, deltas: Sequence[TaggedDelta]) -> int:
         if not deltas:
             return 0
-        self._client()
+        redis = self._redis()
         script_keys = [keys.TOTAL_COUNTERS, keys.TOTAL_HISTOGRAMS]
         args: list[str | int] = [RETENTION_S]
         for delta in deltas:
@@ -109,11 +101,11 @@ class RedisSeries:
                 for field, value in fields:
                     args += [field, value]
         with _unavailable("write"):
-            applied = await self._flush(keys=script_keys, args=args)
+            applied = await run_script(redis, _FLUSH, script_keys, args)
         return int(applied)
 
     async def read_seconds(self, first_s: int, last_s: int) -> dict[int, Tally]:
-        redis = self._client()
+        redis = self._redis()
         seconds = range(first_s, last_s + 1)
         with _unavailable("read_seconds"):
             async with redis.pipeline(transaction=False) as pipe:
@@ -127,7 +119,7 @@ class RedisSeries:
         }
 
     async def read_totals(self, *, histograms: bool = True) -> Tally:
-        redis = self._client()
+        redis = self._redis()
         with _unavailable("read_totals"):
             async with redis.pipeline(transaction=False) as pipe:
                 pipe.hgetall(keys.TOTAL_COUNTERS)
@@ -135,11 +127,6 @@ class RedisSeries:
                     pipe.hgetall(keys.TOTAL_HISTOGRAMS)
                 replies: list[dict[bytes, bytes]] = await pipe.execute()
         return unflatten((f.decode(), int(v)) for reply in replies for f, v in reply.items())
-
-    def _client(self) -> Redis:
-        if self._redis is None:
-            raise RuntimeError("expected an open RedisSeries, got a closed one")
-        return self._redis
 
 
 def _unavailable(action: str) -> contextlib.AbstractContextManager[None]:

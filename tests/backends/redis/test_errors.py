@@ -6,10 +6,10 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
+from loanflow.backends.redis.errors import unavailable_as
 from loanflow.errors import BrokerUnavailable
 from loanflow.metrics.series_base import MetricsUnavailable
 from loanflow.pipeline.velocity import VelocityUnavailable
-from loanflow.redis_errors import unavailable_as
 
 
 @pytest.mark.parametrize("error", [BrokerUnavailable, MetricsUnavailable, VelocityUnavailable])

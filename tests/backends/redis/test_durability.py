@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from loanflow.backends.redis.broker import RedisStreamsBroker
 from loanflow.broker.base import AppendOutcome, Submission
-from loanflow.broker.redis_streams import RedisStreamsBroker
 from loanflow.errors import BrokerUnavailable, UnsafeRedis
 from loanflow.models import Envelope, new_application_id
 from tests.throwaway.redis import RedisServer
@@ -50,7 +50,7 @@ def submission(key: str) -> Submission:
 
 
 def broker_for(server: RedisServer, **options: Any) -> RedisStreamsBroker:
-    return RedisStreamsBroker(server.url, visibility_timeout_s=30.0, **options)
+    return RedisStreamsBroker.from_url(server.url, visibility_timeout_s=30.0, **options)
 
 
 def open_and_describe(server: RedisServer, **options: Any) -> str:
@@ -91,7 +91,7 @@ def test_the_unsafe_flag_lets_it_start_and_says_unsafe(
 ) -> None:
     server = start_redis(*NO_AOF)
 
-    with caplog.at_level(logging.WARNING, logger="loanflow.broker.redis_durability"):
+    with caplog.at_level(logging.WARNING, logger="loanflow.backends.redis.durability"):
         durability = open_and_describe(server, allow_unsafe=True)
 
     assert durability.startswith("UNSAFE")
@@ -118,7 +118,7 @@ def test_everysec_is_allowed_with_one_warning(
         finally:
             await broker.close()
 
-    with caplog.at_level(logging.WARNING, logger="loanflow.broker.redis_durability"):
+    with caplog.at_level(logging.WARNING, logger="loanflow.backends.redis.durability"):
         durability = asyncio.run(main())
 
     assert durability == "redis aof everysec (may lose the last second)"
@@ -130,7 +130,7 @@ def test_a_redis_without_config_get_is_relied_on_and_said_so_once(
 ) -> None:
     server = start_redis("--rename-command", "CONFIG", "")
 
-    with caplog.at_level(logging.WARNING, logger="loanflow.broker.redis_durability"):
+    with caplog.at_level(logging.WARNING, logger="loanflow.backends.redis.durability"):
         durability = open_and_describe(server)
 
     assert "CONFIG GET disabled" in durability
@@ -172,5 +172,5 @@ def test_a_redis_restarted_without_aof_accepts_nothing_until_fixed(
         finally:
             await broker.close()
 
-    with caplog.at_level(logging.WARNING, logger="loanflow.broker.redis_durability"):
+    with caplog.at_level(logging.WARNING, logger="loanflow.backends.redis.durability"):
         asyncio.run(main())

@@ -1,10 +1,10 @@
-"""Every Redis key and stream name the Redis broker uses, in one place.
+"""Every Redis key and stream name loanflow uses, in one place.
 
 All keys carry the `{loanflow}` hash tag, so they share one hash slot: the
 multi-key Lua scripts stay legal behind slot-checking proxies and on a
 one-shard Cluster. Inside the stream each entry has two fields, `id` (the
 application id) and `e` (the msgpack envelope); the Lua scripts in
-`broker/lua/` rely on that order.
+`lua/` rely on that order.
 """
 
 from __future__ import annotations
@@ -40,6 +40,10 @@ APPLICATION_PREFIX = PREFIX + "app:"
 #: (received_at_ns); TTL base.IDEMPOTENCY_TTL_S, so Redis forgets it after 72 h.
 IDEMPOTENCY_PREFIX = PREFIX + "idem:"
 
+#: Hash per API key: its token bucket (`tokens`, `at` in ms of the Redis clock), shared by
+#: every API process on every host; expires once it would be full again.
+RATE_LIMIT_PREFIX = PREFIX + "ratelimit:"
+
 
 def application_key(application_id: str) -> str:
     return APPLICATION_PREFIX + application_id
@@ -50,6 +54,41 @@ def idempotency_key(api_key_id: str, key: str) -> str:
     scope = api_key_id.replace("%", "%25").replace(":", "%3A")
     return f"{IDEMPOTENCY_PREFIX}{scope}:{key}"
 
-#: Hash per API key: its token bucket (`tokens`, `at` in ms of the Redis clock), shared by
-#: every API process on every host; expires once it would be full again.
-RATE_LIMIT_PREFIX = PREFIX + "ratelimit:"
+
+# -- metrics (series.py, events.py) ---------------------------------------------------
+
+#: Common prefix of the metrics keys (series.py, events.py).
+METRICS_PREFIX = PREFIX + "metrics:"
+
+#: Hash per second (unix seconds): every process's fields merged (`c:`, `b:`, `n:`,
+#: `s:` add, `x:`, `g:` take the max); TTL series_base.RETENTION_S.
+SECOND_PREFIX = METRICS_PREFIX + "s:"
+
+#: Hash of cumulative counter fields (`c:...`); no TTL: Prometheus counters.
+TOTAL_COUNTERS = METRICS_PREFIX + "total:c"
+
+#: Hash of cumulative histogram fields (`b:`, `n:`, `s:`); no TTL.
+TOTAL_HISTOGRAMS = METRICS_PREFIX + "total:h"
+
+#: String per applied flush, `flush:<process>:<seq>`; TTL RETENTION_S. Makes a
+#: retried flush (its reply lost) a no-op.
+FLUSH_PREFIX = METRICS_PREFIX + "flush:"
+
+#: Stream of display events (field `e`: the JSON event); XADD MAXLEN ~ names.EVENTS_KEPT.
+EVENTS = METRICS_PREFIX + "events"
+
+
+def second_key(second: int) -> str:
+    return f"{SECOND_PREFIX}{second}"
+
+
+def flush_key(process: str, seq: int) -> str:
+    return f"{FLUSH_PREFIX}{process}:{seq}"
+
+
+# -- velocity (velocity.py) ------------------------------------------------------------
+
+#: Sorted set per hashed value, `{loanflow}:velocity:<dimension>:<keyed hash>`: members
+#: application ids, scores received_at in µs; TTL KEEP_WINDOWS windows, renewed on each
+#: add.
+VELOCITY_PREFIX = PREFIX + "velocity:"

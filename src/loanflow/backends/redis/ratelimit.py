@@ -12,19 +12,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Unpack
 
-from redis.asyncio import BlockingConnectionPool, Redis
-
-from loanflow.broker import redis_keys as keys
+from loanflow.backends.redis import keys
+from loanflow.backends.redis.client import ClientOptions, RedisClient
+from loanflow.backends.redis.errors import unavailable_as
 from loanflow.broker.base import RateLimit
 from loanflow.coalesce import Coalescer
 from loanflow.errors import BrokerUnavailable, RateLimited
-from loanflow.redis_errors import unavailable_as
-from loanflow.redis_packing import pack_with_hiredis
 
-#: Connections to Redis per API process; more concurrent checks wait for one.
-MAX_CONNECTIONS = 64
-SOCKET_TIMEOUT_S = 5.0
 #: Keys whose RateLimit is kept made (one per key, not one per request).
 MAX_CACHED_LIMITS = 10_000
 
@@ -49,31 +45,34 @@ return wait_ms
 
 
 class RedisTokenBucketLimiter:
-    def __init__(self, url: str, *, rate_per_s: float, burst: int) -> None:
+    def __init__(self, client: RedisClient, *, rate_per_s: float, burst: int) -> None:
         if rate_per_s < 0 or burst < 1:
             raise ValueError(f"expected rate_per_s >= 0 and burst >= 1, got {rate_per_s}, {burst}")
-        self._url, self._rate, self._burst = url, rate_per_s, burst
-        self._redis: Redis | None = None
+        self._client, self._owns_client = client, False
+        self._redis = client.redis  # bound once: the running loop's redis.asyncio client
+        self._rate, self._burst = rate_per_s, burst
         self._checks: Coalescer[tuple[str, int], int] = Coalescer(self._check_many)
         self._limits: dict[str, RateLimit] = {}
 
+    @classmethod
+    def from_url(
+        cls, url: str, *, rate_per_s: float, burst: int, **options: Unpack[ClientOptions]
+    ) -> RedisTokenBucketLimiter:
+        """A limiter with a client of its own, opened and closed with it (tests, tools)."""
+        limiter = cls(RedisClient(url, **options), rate_per_s=rate_per_s, burst=burst)
+        limiter._owns_client = True
+        return limiter
+
     def __repr__(self) -> str:
-        return "RedisTokenBucketLimiter(...)"  # the URL may carry a password
+        return f"RedisTokenBucketLimiter({self._client!r})"
 
     async def open(self) -> None:
-        # Blocking, as the broker's: past MAX_CONNECTIONS concurrent checks a request
-        # waits for a connection (bounded) instead of a 503 (MaxConnectionsError) while
-        # Redis is fine; shedding load is limit_concurrency's job.
-        pool = BlockingConnectionPool.from_url(
-            self._url, max_connections=MAX_CONNECTIONS, timeout=SOCKET_TIMEOUT_S,
-            socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=2.0,
-        )
-        self._redis = Redis.from_pool(pack_with_hiredis(pool))
+        if self._owns_client:
+            await self._client.open()
 
     async def close(self) -> None:
-        redis, self._redis = self._redis, None
-        if redis is not None:
-            await redis.aclose()
+        if self._owns_client:
+            await self._client.close()
 
     def for_append(self, key_id: str) -> RateLimit | None:
         """A submission's token is taken by the broker's append, in the same script and
@@ -99,10 +98,9 @@ class RedisTokenBucketLimiter:
 
     async def _check_many(self, checks: Sequence[tuple[str, int]]) -> list[int]:
         """Each check's wait in ms (0: allowed), in order; one round trip for all."""
-        if self._redis is None:
-            raise RuntimeError("expected an open RedisTokenBucketLimiter, got a closed one")
+        redis = self._redis()
         with unavailable_as(BrokerUnavailable, "rate limit check"):
-            async with self._redis.pipeline(transaction=False) as pipe:
+            async with redis.pipeline(transaction=False) as pipe:
                 for key_id, cost in checks:
                     # EVAL, not EVALSHA: Redis caches it by hash, and a restarted Redis
                     # (which forgets loaded scripts) needs no reload.

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from loanflow.api.ratelimit_redis import RedisTokenBucketLimiter
+from loanflow.backends.redis.ratelimit import RedisTokenBucketLimiter
 from loanflow.errors import BrokerUnavailable, RateLimited
 from tests.throwaway.redis import RedisServer
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 def burst_of_checks(url: str, count: int, *, burst: int) -> list[object]:
     async def main() -> list[object]:
         # A rate too slow to refill during the test: exactly `burst` checks may pass.
-        limiter = RedisTokenBucketLimiter(url, rate_per_s=0.001, burst=burst)
+        limiter = RedisTokenBucketLimiter.from_url(url, rate_per_s=0.001, burst=burst)
         await limiter.open()
         try:
             return await asyncio.gather(*(limiter.acquire("key-a") for _ in range(count)),

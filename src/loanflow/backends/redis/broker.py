@@ -7,7 +7,7 @@ and Redis replies only after writing the AOF, fsync'd first with
 `appendfsync always` (`everysec`: a crash "may lose the last second"). With
 `noeviction` a full Redis refuses the script's first write: nothing is
 half-written and the caller gets BrokerUnavailable, never ACCEPTED. Each new
-connection checks those settings (`redis_durability.py`). Key layout: `redis_keys.py`.
+connection checks those settings (`durability.py`). Key layout: `keys.py`.
 
 - Acked entries are deleted, not trimmed (XACK + XDEL in one script): the
   stream holds exactly the unacked work, depth is XLEN + ZCARD(delayed), and
@@ -36,12 +36,11 @@ connection checks those settings (`redis_durability.py`). Key layout: `redis_key
   what another consumer now holds.
 - Every Redis error (connection, timeout, OOM, LOADING, ...) becomes
   BrokerUnavailable, and so does uvloop's RuntimeError for a closed
-  connection. Socket timeouts bound the wait on a frozen Redis; only a
-  dropped connection is retried, once. An append whose reply was lost is
-  settled by the caller's retry with the same key.
-- redis.asyncio connections belong to the loop that made them: the broker
-  keeps a client per running loop and closes it when that loop shuts down, so
-  successive `asyncio.run()` calls may share one broker (as the tests do).
+  connection. An append whose reply was lost is settled by the caller's
+  retry with the same key.
+- It runs on the process's one RedisClient (`client.py`: pool, timeouts,
+  retry, durability check, a client per event loop), shared with the other
+  Redis services; `from_url` makes a broker with a client of its own.
 - `expire_idempotency_keys()` returns 0: the 72 h TTL set on append makes
   Redis forget keys. Given `now_ns` (a simulated clock) it sweeps by age.
 """
@@ -51,24 +50,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hashlib
 import logging
 import math
 import time
-from collections.abc import AsyncGenerator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from importlib import resources
 from typing import Any
-from urllib.parse import urlsplit
 
 import msgspec
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError, ResponseError
 
-from loanflow.broker import redis_keys as keys
+from loanflow.backends.redis import keys
+from loanflow.backends.redis.client import (
+    CONNECT_TIMEOUT_S,
+    MAX_CONNECTIONS,
+    SOCKET_TIMEOUT_S,
+    RedisClient,
+    Script,
+)
+from loanflow.backends.redis.durability import refused_unless_durable
+from loanflow.backends.redis.errors import unavailable_as
 from loanflow.broker.activity import IDLE_AFTER_S, Activity
 from loanflow.broker.base import (
     IDEMPOTENCY_TTL_S,
@@ -77,11 +79,8 @@ from loanflow.broker.base import (
     Delivery,
     Submission,
 )
-from loanflow.broker.redis_durability import DurabilityGuard, refused_unless_durable
 from loanflow.errors import BrokerUnavailable
 from loanflow.models import Envelope
-from loanflow.redis_errors import unavailable_as
-from loanflow.redis_packing import pack_with_hiredis
 
 log = logging.getLogger(__name__)
 
@@ -101,63 +100,71 @@ LEASE_SCAN_FRACTION = 0.25
 SWEEP_BATCH = 500
 
 
-@dataclass(frozen=True, slots=True)
-class _Script:
-    text: str
-    sha: str
-
-
 @functools.cache
-def _script(name: str) -> _Script:
-    text = resources.files("loanflow.broker").joinpath(f"lua/{name}.lua").read_text()
-    return _Script(text, hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest())
+def _script(name: str) -> Script:
+    return Script.of(
+        resources.files("loanflow.backends.redis").joinpath(f"lua/{name}.lua").read_text()
+    )
 
 
-_Call = tuple[_Script, Sequence[str | bytes], Sequence[str | bytes | int | float]]
+_Call = tuple[Script, Sequence[str | bytes], Sequence[str | bytes | int | float]]
 
 
 class RedisStreamsBroker:
     def __init__(
         self,
-        url: str,
+        client: RedisClient,
         *,
         visibility_timeout_s: float,
-        socket_timeout_s: float = 5.0,
-        connect_timeout_s: float = 2.0,
-        max_connections: int = 64,
         idle_block_s: float = IDLE_BLOCK_S,
         idle_after_s: float = IDLE_AFTER_S,
-        allow_unsafe: bool = False,
     ) -> None:
         if visibility_timeout_s <= 0:
             raise ValueError(f"expected visibility_timeout_s > 0, got {visibility_timeout_s}")
-        if not 0 < idle_block_s < socket_timeout_s:
+        if not 0 < idle_block_s < client.socket_timeout_s:
             raise ValueError(f"expected 0 < idle_block_s < socket_timeout_s, got {idle_block_s}")
-        self._url = url
+        self._client, self._owns_client = client, False
+        self._redis = client.redis  # bound once: the running loop's redis.asyncio client
         self._lease_ms = max(1, round(visibility_timeout_s * 1000))
         self._scan_every_s = visibility_timeout_s * LEASE_SCAN_FRACTION
         self._scanned_at = -math.inf  # time.monotonic() of the last look for expired leases
-        self._socket_timeout_s, self._connect_timeout_s = socket_timeout_s, connect_timeout_s
-        self._max_connections = max_connections
         self._idle_block_ms = max(1, round(idle_block_s * 1000))
         self._activity = Activity(idle_after_s)
-        self._opened = False
-        self._redis: Redis | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._closer: AsyncGenerator[None, None] | None = None
-        self._durability = DurabilityGuard(redact(url), allow_unsafe=allow_unsafe)
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        visibility_timeout_s: float,
+        socket_timeout_s: float = SOCKET_TIMEOUT_S,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        max_connections: int = MAX_CONNECTIONS,
+        idle_block_s: float = IDLE_BLOCK_S,
+        idle_after_s: float = IDLE_AFTER_S,
+        allow_unsafe: bool = False,
+    ) -> RedisStreamsBroker:
+        """A broker with a client of its own, opened and closed with it (tests, tools)."""
+        client = RedisClient(url, socket_timeout_s=socket_timeout_s,
+                             connect_timeout_s=connect_timeout_s,
+                             max_connections=max_connections, allow_unsafe=allow_unsafe)
+        broker = cls(client, visibility_timeout_s=visibility_timeout_s,
+                     idle_block_s=idle_block_s, idle_after_s=idle_after_s)
+        broker._owns_client = True
+        return broker
 
     @property
     def durability(self) -> str:
-        return self._durability.in_force
+        return self._client.durability
 
     def __repr__(self) -> str:
-        return f"RedisStreamsBroker({redact(self._url)!r})"
+        return f"RedisStreamsBroker({self._client!r})"
 
     async def open(self) -> None:
-        self._opened = True
+        if self._owns_client:
+            await self._client.open()
         try:
-            redis = await self._client()
+            redis = self._redis()
             with _unavailable("open"), refused_unless_durable():
                 await _ensure_group(redis)
                 for name in SCRIPT_NAMES:
@@ -167,12 +174,8 @@ class RedisStreamsBroker:
             raise
 
     async def close(self) -> None:
-        self._opened = False
-        closer, loop = self._closer, self._loop
-        self._redis = self._loop = self._closer = None
-        # A client of another (finished) loop was closed when that loop shut down.
-        if closer is not None and loop is asyncio.get_running_loop():
-            await closer.aclose()
+        if self._owns_client:
+            await self._client.close()
 
     async def append(self, submissions: Sequence[Submission]) -> list[AppendResult]:
         if not submissions:
@@ -228,7 +231,7 @@ class RedisStreamsBroker:
                     raise
                 # The stream was deleted and an append made it anew (say, a Redis without
                 # persistence restarted): without the group nothing is delivered again.
-                await _ensure_group(await self._client())
+                await _ensure_group(self._redis())
                 *_, rows = await self._run(calls, then=read)
         if scan:
             self._scanned_at = now
@@ -242,7 +245,7 @@ class RedisStreamsBroker:
         if not self._activity.idle(consumer):
             await asyncio.sleep(BUSY_POLL_S)
             return
-        redis = await self._client()
+        redis = self._redis()
         with _unavailable("wait_for_work"):
             # After the last entry the group handed out: an append since the empty
             # reserve is after it too, so it wakes this read at once.
@@ -276,7 +279,7 @@ class RedisStreamsBroker:
         return state.decode(), int(received_at_ns)
 
     async def depth(self) -> int:
-        redis = await self._client()
+        redis = self._redis()
         with _unavailable("depth"):
             async with redis.pipeline(transaction=False) as pipe:
                 pipe.xlen(keys.STREAM)
@@ -285,7 +288,7 @@ class RedisStreamsBroker:
         return int(ready_or_held) + int(delayed)
 
     async def oldest_wait_s(self) -> float | None:
-        redis = await self._client()
+        redis = self._redis()
         with _unavailable("oldest_wait_s"):
             async with redis.pipeline(transaction=False) as pipe:
                 pipe.time()
@@ -298,7 +301,7 @@ class RedisStreamsBroker:
         return max(0.0, int(now_s) + int(now_us) / 1e6 - added_ms / 1000)
 
     async def ping(self) -> None:
-        redis = await self._client()
+        redis = self._redis()
         with _unavailable("ping"):
             await redis.ping()
 
@@ -307,7 +310,7 @@ class RedisStreamsBroker:
         if now_ns is None:
             return 0
         cutoff_ns = now_ns - IDEMPOTENCY_TTL_S * 1_000_000_000
-        redis = await self._client()
+        redis = self._redis()
         forgotten, batch = 0, []
         with _unavailable("expire_idempotency_keys"):
             async for key in redis.scan_iter(match=keys.IDEMPOTENCY_PREFIX + "*", count=1000):
@@ -340,7 +343,7 @@ class RedisStreamsBroker:
                    ) -> list[Any]:
         """EVALSHA each call, then the command `then` if given, in one round trip (a
         pipeline, no MULTI: each script is atomic)."""
-        redis = await self._client()
+        redis = self._redis()
         results = await _evalsha(redis, calls, then)
         missing = [i for i, r in enumerate(results[:len(calls)]) if isinstance(r, NoScriptError)]
         if missing:
@@ -356,38 +359,6 @@ class RedisStreamsBroker:
             if isinstance(result, Exception):
                 raise result
         return results
-
-    async def _client(self) -> Redis:
-        if not self._opened:
-            raise RuntimeError("expected an open RedisStreamsBroker, got a closed one")
-        loop = asyncio.get_running_loop()
-        if self._redis is None or self._loop is not loop:
-            pool = BlockingConnectionPool.from_url(
-                self._url,
-                max_connections=self._max_connections,
-                timeout=self._socket_timeout_s,  # waiting for a free connection
-                socket_timeout=self._socket_timeout_s,
-                socket_connect_timeout=self._connect_timeout_s,
-                # One immediate retry on a dropped connection (a pooled one Redis closed
-                # on restart); none on a timeout, which would double a frozen Redis's wait.
-                retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-                client_name="loanflow-broker",
-                driver_info=None,  # no CLIENT SETINFO: one round trip less per connect
-                redis_connect_func=self._durability.on_connect,
-            )
-            self._redis, self._loop = Redis.from_pool(pack_with_hiredis(pool)), loop
-            self._closer = _close_with_loop(self._redis)
-            await anext(self._closer)
-        return self._redis
-
-
-async def _close_with_loop(redis: Redis) -> AsyncGenerator[None, None]:
-    """Waits at `yield`; the loop closes it (and so the client) when it shuts down."""
-    try:
-        yield
-    finally:
-        with contextlib.suppress(RedisError, OSError):
-            await redis.aclose()
 
 
 async def _evalsha(redis: Redis, calls: Sequence[_Call], then: tuple[str | int, ...] = ()
@@ -451,14 +422,3 @@ def _split_token(token: str) -> tuple[str, str]:
     entry, _, deliveries = token.rpartition("/")
     return entry, deliveries
 
-
-def redact(url: str) -> str:
-    """`scheme://host:port/db`: no user, password or query (a query may carry one too)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    host = f"[{host}]" if ":" in host else host
-    try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        port = ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"

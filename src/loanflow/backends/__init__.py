@@ -1,0 +1,147 @@
+"""A process's backends, chosen from the settings' URLs: the one place that reads them.
+
+LOANFLOW_BROKER_URL `redis://` (`rediss://`, `unix://`): the broker, the
+velocity counts, the metrics series and events and the rate limiter all live
+in that Redis, on one RedisClient (one connection pool) per process; empty:
+SQLite files in the data directory and a rate limit per process.
+LOANFLOW_STORE_URL `postgresql://`, or empty: the SQLite store file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from loanflow.api.ratelimit import RateLimiter, TokenBucketLimiter
+from loanflow.broker.base import Broker
+from loanflow.broker.sqlite import SQLiteBroker
+from loanflow.metrics.events import EventLog
+from loanflow.metrics.events_sqlite import SQLiteEventLog
+from loanflow.metrics.series_base import MetricsSeries
+from loanflow.metrics.series_sqlite import SQLiteSeries
+from loanflow.pipeline.velocity import VelocityCounter
+from loanflow.settings import Settings
+from loanflow.store.base import Store
+from loanflow.store.sqlite import SQLiteStore
+
+#: Embedded files, in the data directory.
+BROKER_FILE = "broker.db"
+STORE_FILE = "store.db"
+SERIES_FILE = "metrics.db"
+EVENTS_FILE = "events.db"
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+_POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+if TYPE_CHECKING:  # the embedded mode never imports redis
+    from loanflow.backends.redis.client import RedisClient
+
+
+@dataclass(frozen=True)
+class Backends:
+    """Built, not opened: the runtime opens each in its order, `redis` first of all."""
+
+    broker: Broker
+    store: Store
+    velocity: VelocityCounter
+    series: MetricsSeries
+    events: EventLog
+    limiter: RateLimiter
+    #: The one Redis client every Redis service above shares; None when embedded.
+    redis: RedisClient | None
+
+
+def make_backends(settings: Settings) -> Backends:
+    redis = _redis_broker(settings)
+    store = make_store(settings)
+    if redis:
+        return _redis_backends(settings, store)
+    if settings.store_url:
+        raise ValueError(
+            "expected a redis:// broker URL or the embedded store for the velocity counts,"
+            f" got the embedded broker with a {_scheme(settings.store_url)}:// store"
+        )
+    data = settings.data_dir
+    from loanflow.pipeline.velocity_sqlite import SQLiteVelocityCounter
+
+    return Backends(
+        broker=SQLiteBroker(data / BROKER_FILE, visibility_timeout_s=settings.visibility_timeout_s,
+                            poll_interval_s=settings.poll_interval_s),
+        store=store,
+        velocity=SQLiteVelocityCounter(data / STORE_FILE),
+        series=SQLiteSeries(data / SERIES_FILE),
+        events=SQLiteEventLog(data / EVENTS_FILE),
+        # Per process: each of the host's API processes takes an equal share.
+        limiter=TokenBucketLimiter(
+            rate_per_s=settings.rate_limit_per_s / settings.api_workers,
+            burst=max(1, settings.rate_limit_burst // settings.api_workers),
+        ),
+        redis=None,
+    )
+
+
+def make_store(settings: Settings) -> Store:
+    """The store alone, for the commands that need nothing else."""
+    url = _well_formed(settings.store_url, "LOANFLOW_STORE_URL")
+    if not url:
+        return SQLiteStore(settings.data_dir / STORE_FILE)
+    if _scheme(url) in _POSTGRES_SCHEMES:
+        from loanflow.store.postgres import PostgresStore
+
+        return PostgresStore(url, statement_timeout_s=settings.store_timeout_s)
+    raise ValueError(
+        f"expected an empty LOANFLOW_STORE_URL (embedded) or postgresql://…, got {_scheme(url)}://…"
+    )
+
+
+def _redis_backends(settings: Settings, store: Store) -> Backends:
+    from loanflow.backends.redis.broker import RedisStreamsBroker
+    from loanflow.backends.redis.client import RedisClient
+    from loanflow.backends.redis.events import RedisEventLog
+    from loanflow.backends.redis.ratelimit import RedisTokenBucketLimiter
+    from loanflow.backends.redis.series import RedisSeries
+    from loanflow.backends.redis.velocity import RedisVelocityCounter
+
+    client = RedisClient(settings.broker_url, allow_unsafe=settings.unsafe_redis)
+    return Backends(
+        broker=RedisStreamsBroker(client, visibility_timeout_s=settings.visibility_timeout_s),
+        store=store,
+        # The broker's Redis, so every host counts together.
+        velocity=RedisVelocityCounter(client),
+        series=RedisSeries(client),
+        events=RedisEventLog(client),
+        # Shared by every API process on every host; a submission's token is taken by its
+        # append.
+        limiter=RedisTokenBucketLimiter(client, rate_per_s=settings.rate_limit_per_s,
+                                        burst=settings.rate_limit_burst),
+        redis=client,
+    )
+
+
+def _redis_broker(settings: Settings) -> bool:
+    url = _well_formed(settings.broker_url, "LOANFLOW_BROKER_URL")
+    if not url:
+        return False
+    if _scheme(url) in _REDIS_SCHEMES:
+        return True
+    raise ValueError(
+        "expected an empty LOANFLOW_BROKER_URL (embedded) or a redis:// broker URL,"
+        f" got {_scheme(url)}://…"
+    )
+
+
+def _well_formed(url: str, setting: str) -> str:
+    """`url`, once its host and port parse: else a ValueError naming `setting`, at start
+    rather than from deep inside a client."""
+    try:
+        parts = urlsplit(url)
+        if "," not in parts.netloc:  # a multi-host PostgreSQL URL has a port per host
+            _ = parts.port  # ValueError: not a number, or out of range
+    except ValueError as exc:
+        raise ValueError(f"{setting}: malformed {_scheme(url)}:// URL: {exc}") from exc
+    return url
+
+
+def _scheme(url: str) -> str:
+    # Only the scheme: a URL may carry a password.
+    return url.partition("://")[0]
