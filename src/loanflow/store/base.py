@@ -32,6 +32,9 @@ class ApplicationRecord(msgspec.Struct, frozen=True, kw_only=True):
 
     id: str
     status: str
+    #: The recommended route (pipeline/route.py) of an assessed application; None for a
+    #: rejected or dead-lettered one.
+    route: str | None = None
     api_key_id: str
     idempotency_key: str
     channel: str

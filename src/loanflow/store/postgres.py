@@ -35,11 +35,11 @@ from loanflow.store.review import DeadLetter
 _COLUMNS = (
     "id, status, api_key_id, idempotency_key, channel, partner_id, external_id,"
     " received_at_ns, processed_at_ns, ssn_hash, pii_sealed, document,"
-    " rules_version, product_version"
+    " rules_version, product_version, route"
 )
 _KEY_COLUMNS = "id, label, scopes, created_at_ns, expires_at_ns, revoked_at_ns"
 _TYPES = ("text", "text", "text", "text", "text", "text", "text", "bigint", "bigint", "text",
-          "bytea", "json", "text", "text")
+          "bytea", "json", "text", "text", "text")
 #: The whole batch in one statement: one array per column, zipped by unnest.
 _INSERT = (
     f"INSERT INTO applications ({_COLUMNS})"
@@ -321,7 +321,7 @@ def _rows(records: Sequence[ApplicationRecord]) -> list[tuple[object, ...]]:
     return [
         (r.id, r.status, r.api_key_id, r.idempotency_key, r.channel, _text(r.partner_id),
          _text(r.external_id), r.received_at_ns, r.processed_at_ns, r.ssn_hash, r.pii_sealed,
-         _document(r.document), r.rules_version, r.product_version)
+         _document(r.document), r.rules_version, r.product_version, r.route)
         for _, r in sorted(first.items())
     ]
 

@@ -21,7 +21,7 @@ from loanflow.store.sqlite_logins import SQLiteLogins
 _COLUMNS = (
     "id, status, api_key_id, idempotency_key, channel, partner_id, external_id,"
     " received_at_ns, processed_at_ns, ssn_hash, pii_sealed, document,"
-    " rules_version, product_version"
+    " rules_version, product_version, route"
 )
 _KEY_COLUMNS = "id, label, scopes, created_at_ns, expires_at_ns, revoked_at_ns"
 
@@ -57,11 +57,11 @@ class SQLiteStore(SQLiteLogins):
             rows = [
                 (r.id, r.status, r.api_key_id, r.idempotency_key, r.channel, r.partner_id,
                  r.external_id, r.received_at_ns, r.processed_at_ns, r.ssn_hash, r.pii_sealed,
-                 r.document, r.rules_version, r.product_version)
+                 r.document, r.rules_version, r.product_version, r.route)
                 for r in review.without_refused(records, dead_letters, saved)
             ]
             conn.executemany(
-                f"INSERT INTO applications ({_COLUMNS}) VALUES ({', '.join('?' * 14)})"
+                f"INSERT INTO applications ({_COLUMNS}) VALUES ({', '.join('?' * len(_FIELDS))})"
                 + review.UPSERT_APPLICATION,
                 rows,
             )
