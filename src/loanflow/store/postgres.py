@@ -25,7 +25,7 @@ import msgspec
 
 from loanflow.apikeys import ApiKey, Scope
 from loanflow.errors import InvalidValue, StoreUnavailable
-from loanflow.store import migrations, review
+from loanflow.store import migrations, review, search
 from loanflow.store.base import ApplicationRecord
 from loanflow.store.postgres_errors import refused_for_data
 from loanflow.store.postgres_logins import PostgresLogins
@@ -180,6 +180,14 @@ class PostgresStore(PostgresReview, PostgresLogins):
                 f"SELECT {_COLUMNS} FROM applications WHERE id = $1", application_id
             )
         return None if row is None else ApplicationRecord(**dict(row.items()))
+
+    async def search_applications(
+        self, where: search.ApplicationFilter, *, limit: int, cursor: str | None = None
+    ) -> tuple[list[search.ApplicationSummary], str | None]:
+        sql, params = search.select_sql(where, cursor, limit, lambda n: f"${n}")
+        async with self._connection("search_applications", for_request=True) as conn:
+            rows = await conn.fetch(sql, *params)
+        return search.page([search.summary_from_row(tuple(row)) for row in rows], limit)
 
     async def ssn_matches(
         self, ssn_hashes: Sequence[str], since_ns: int

@@ -13,7 +13,7 @@ import msgspec
 from loanflow.apikeys import ApiKey, Scope
 from loanflow.embedded import SQLiteDatabase
 from loanflow.errors import StoreUnavailable
-from loanflow.store import migrations, review
+from loanflow.store import migrations, review, search
 from loanflow.store.base import ApplicationRecord
 from loanflow.store.review import AuditEntry, DeadLetter, DeadLetterFilter, DeadLetterStatus
 from loanflow.store.sqlite_logins import SQLiteLogins
@@ -176,6 +176,13 @@ class SQLiteStore(SQLiteLogins):
             ).fetchone()
         )
         return None if row is None else ApplicationRecord(**dict(zip(_FIELDS, row, strict=True)))
+
+    async def search_applications(
+        self, where: search.ApplicationFilter, *, limit: int, cursor: str | None = None
+    ) -> tuple[list[search.ApplicationSummary], str | None]:
+        sql, params = search.select_sql(where, cursor, limit, lambda n: "?")
+        rows = await self._db.read(lambda conn: conn.execute(sql, params).fetchall())
+        return search.page([search.summary_from_row(row) for row in rows], limit)
 
     async def ssn_matches(
         self, ssn_hashes: Sequence[str], since_ns: int
