@@ -208,6 +208,16 @@ def test_valid_application_is_stored_with_its_enrichment(pipeline: Pipeline) -> 
     )
 
 
+def test_stored_record_carries_the_route_of_its_assessment(pipeline: Pipeline) -> None:
+    envelope = pipeline.submit()
+
+    drain(pipeline.processor())
+
+    route = pipeline.document(envelope.id)["assessment"]["enrichment"]["route"]
+    assert route in ("fast_track", "manual_review", "decline_recommended")
+    assert pipeline.stored(envelope.id).route == route
+
+
 def test_stored_record_keeps_the_envelope_identity(pipeline: Pipeline) -> None:
     envelope = pipeline.submit()
 
@@ -244,6 +254,7 @@ def test_rule_breaking_application_is_rejected_with_all_its_codes(pipeline: Pipe
         "consent.credit_check.missing",
     ]
     assert assessment["enrichment"] is None
+    assert pipeline.stored(envelope.id).route is None
     assert pipeline.depth() == 0
 
 
@@ -371,6 +382,7 @@ def test_poison_envelope_is_dead_lettered_after_max_attempts_with_every_error(
 
     # Then it is dead-lettered with one attempt record per try, and gone from the broker
     assert pipeline.stored(poison.id).status == "dead_lettered"
+    assert pipeline.stored(poison.id).route is None
     attempts = pipeline.document(poison.id)["attempts"]
     assert [(a["attempt"], a["error_code"]) for a in attempts] == [
         (1, "PiiKeyError"), (2, "PiiKeyError"), (3, "PiiKeyError")

@@ -21,10 +21,12 @@ import pytest
 
 from loanflow.apikeys import ApiKey, Scope, generate, hash_key
 from loanflow.models import AttemptRecord, new_application_id
+from loanflow.store import migrations
 from loanflow.store.base import ApplicationRecord, Store
 from loanflow.store.postgres import PostgresStore
 from loanflow.store.review import DeadLetter, DeadLetterFilter, DeadLetterStatus
 from loanflow.store.sqlite import SQLiteStore
+from loanflow.store.sqlite import _statements as sqlite_statements
 from tests.throwaway.postgres import execute_sql, shared_database_fixture
 
 BACKENDS = ["sqlite", "postgres"]
@@ -102,6 +104,27 @@ class StoreFactory:
             return
         execute_sql(self.postgres_url, sql)
 
+    def migrate_before(self, version: int) -> None:
+        """Bring an empty database to the schema of the migrations before `version`,
+        as an older release left it."""
+        older = [m for m in migrations.load(self.backend) if m.version < version]
+        if self.backend == "sqlite":
+            with sqlite3.connect(self.tmp_path / "store.db") as conn:
+                conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY,"
+                             " name TEXT NOT NULL, applied_at_ns INTEGER NOT NULL)")
+                for m in older:
+                    for statement in sqlite_statements(m.sql):
+                        conn.execute(statement)
+                    conn.execute("INSERT INTO schema_migrations VALUES (?, ?, 0)",
+                                 (m.version, m.name))
+            return
+        execute_sql(self.postgres_url, "CREATE TABLE schema_migrations (version INTEGER"
+                    " PRIMARY KEY, name TEXT NOT NULL, applied_at_ns BIGINT NOT NULL)")
+        for m in older:
+            execute_sql(self.postgres_url, m.sql)
+            execute_sql(self.postgres_url, "INSERT INTO schema_migrations VALUES"
+                        f" ({m.version}, '{m.name}', 0)")
+
     def migration_files(self) -> list[int]:
         folder = resources.files("loanflow.store") / "migrations" / self.backend
         return sorted(
@@ -141,6 +164,7 @@ def record(**changes: object) -> ApplicationRecord:
     base = ApplicationRecord(
         id=new_application_id(now_ns),
         status="stored",
+        route="manual_review",
         api_key_id="key-a",
         idempotency_key="idem-1",
         channel="partner_api",
@@ -187,7 +211,8 @@ def test_saved_record_reads_back_with_every_field(store: Store) -> None:
 
 def test_saved_record_with_empty_optional_fields_reads_back_as_none(store: Store) -> None:
     saved = record(
-        status="dead_lettered", partner_id=None, external_id=None, ssn_hash=None, pii_sealed=None
+        status="dead_lettered", route=None, partner_id=None, external_id=None, ssn_hash=None,
+        pii_sealed=None,
     )
 
     save(store, saved)
@@ -287,6 +312,34 @@ def test_reopening_applies_no_migration_twice(store_factory: StoreFactory) -> No
 
     assert store_factory.applied_migrations() == store_factory.migration_files()
     run(reopened.ping())
+
+
+def test_the_search_migration_fills_the_route_of_rows_stored_before_it(
+    store_factory: StoreFactory,
+) -> None:
+    # Given rows written before the route had a column of its own
+    store_factory.migrate_before(8)
+    documents = {
+        "routed": b'{"assessment":{"enrichment":{"route":"manual_review","score":600}}}',
+        "rejected": b'{"assessment":{"violations":[{"code":"x"}],"enrichment":null}}',
+        "dead": b'{"attempts":[]}',
+    }
+    statuses = {"routed": "stored", "rejected": "rejected", "dead": "dead_lettered"}
+    for name, document in documents.items():
+        store_factory.execute(
+            "INSERT INTO applications (id, status, api_key_id, idempotency_key, channel,"
+            " received_at_ns, processed_at_ns, document, rules_version, product_version)"
+            f" VALUES ('{name}', '{statuses[name]}', 'k', 'i', 'web', 1, 2,"
+            f" '{document.decode()}', 'r', 'p')"
+        )
+
+    # When a store opens the database
+    store = store_factory()
+
+    # Then each stored row has the route of its document, the others none
+    assert {name: get(store, name).route for name in documents} == {  # type: ignore[union-attr]
+        "routed": "manual_review", "rejected": None, "dead": None,
+    }
 
 
 # -- API keys ---------------------------------------------------------------------------
@@ -412,7 +465,7 @@ def dead_letter(application: ApplicationRecord, **changes: object) -> DeadLetter
 
 
 def dead(**changes: object) -> tuple[ApplicationRecord, DeadLetter]:
-    app = record(status="dead_lettered", document=b'{"attempts":[]}', **changes)
+    app = record(status="dead_lettered", route=None, document=b'{"attempts":[]}', **changes)
     return app, dead_letter(app)
 
 
@@ -507,9 +560,12 @@ def test_a_replays_result_replaces_the_dead_lettered_row(store: Store) -> None:
     save_dead(store, (app, letter))
     resolve(store, letter, DeadLetterStatus.REPLAYED)
 
-    save(store, msgspec.structs.replace(app, status="stored", document=b'{"ok":true}'))
+    save(store, msgspec.structs.replace(app, status="stored", route="fast_track",
+                                        document=b'{"ok":true}'))
 
-    assert get(store, app.id).status == "stored"  # type: ignore[union-attr]
+    replaced = get(store, app.id)
+    assert replaced is not None
+    assert (replaced.status, replaced.route) == ("stored", "fast_track")
 
 
 def test_a_stored_application_is_never_replaced(store: Store) -> None:

@@ -15,7 +15,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
-from loanflow.api import dashboard, dead_letters, metrics, openapi
+from loanflow.api import dashboard, dead_letters, metrics, openapi, search
 from loanflow.api.applications import get_application
 from loanflow.api.auth import Authenticator
 from loanflow.api.batch import submit_batch
@@ -89,6 +89,7 @@ def create_app(settings: Settings, *, processors: int | None = None) -> Starlett
         routes=[
             # LoanflowApp serves POST before routing; the route gives other methods a 405.
             Route("/v1/applications", submit, methods=["POST"]),
+            Route("/v1/applications", search.list_applications, methods=["GET"]),
             Route("/v1/applications/batch", submit_batch, methods=["POST"]),
             Route("/v1/applications/{id}", get_application, methods=["GET"]),
             Route("/v1/dead-letters", dead_letters.list_dead_letters, methods=["GET"]),

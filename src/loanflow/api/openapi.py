@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 
 from loanflow import __version__
-from loanflow.api import openapi_review
+from loanflow.api import openapi_review, search
 from loanflow.models import Application
 
 _PROBLEM = {"$ref": "#/components/schemas/Problem"}
@@ -16,6 +16,69 @@ _PROBLEM = {"$ref": "#/components/schemas/Problem"}
 def _problem_response(description: str) -> dict[str, Any]:
     content = {"application/problem+json": {"schema": _PROBLEM}}
     return {"description": description, "content": content}
+
+
+def _search_operation(auth_errors: dict[str, Any]) -> dict[str, Any]:
+    def query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+        return {"name": name, "in": "query", "required": False, "schema": schema,
+                "description": description}
+
+    text = {"type": "string", "minLength": 1, "maxLength": search.MAX_ID_TEXT}
+    moment = {"type": "string", "format": "date-time"}
+    nullable_text = {"type": ["string", "null"]}
+    item = {
+        "type": "object",
+        "required": ["id", "status", "route", "channel", "partner_id", "external_id",
+                     "received_at", "processed_at", "score", "risk_tier", "flags", "review",
+                     "review_decision", "reviewed_at"],
+        "properties": {
+            "id": {"type": "string"},
+            "status": {"type": "string", "enum": list(search.STORED_STATUSES)},
+            "route": {"enum": [*search.ROUTES, None]},
+            "channel": {"type": "string"},
+            "partner_id": nullable_text,
+            "external_id": nullable_text,
+            "received_at": moment,
+            "processed_at": moment,
+            "score": {"type": ["integer", "null"]},
+            "risk_tier": nullable_text,
+            "flags": {"type": "array", "items": {"type": "string"}},
+            "review": {"enum": [*search.REVIEWS, None]},
+            "review_decision": nullable_text,
+            "reviewed_at": {"type": ["string", "null"], "format": "date-time"},
+        },
+    }
+    return {
+        "summary": "Search stored applications, newest first, a page at a time",
+        "parameters": [
+            query("status", {"type": "string", "enum": list(search.STORED_STATUSES)},
+                  "Queued and processing applications are found by id only"),
+            query("route", {"type": "string", "enum": list(search.ROUTES)},
+                  "The recommended route"),
+            query("channel", {"type": "string", "enum": list(search.CHANNELS)}, "Channel"),
+            query("partner_id", text, "Partner"),
+            query("external_id", text, "The submitter's own reference"),
+            query("review", {"type": "string", "enum": list(search.REVIEWS)},
+                  "open: routed to manual_review, no decision yet; decided: decided"),
+            query("since", moment, "Received at or after"),
+            query("until", moment, "Received before"),
+            query("limit", {"type": "integer", "minimum": 1, "maximum": search.MAX_PAGE,
+                            "default": search.DEFAULT_PAGE}, "Page size"),
+            query("cursor", {"type": "string"}, "The next_cursor of the previous page"),
+        ],
+        "responses": {
+            "200": {"description": "A page, and the cursor of the next (null at the end)",
+                    "content": {"application/json": {"schema": {
+                        "type": "object",
+                        "required": ["items", "next_cursor"],
+                        "properties": {"items": {"type": "array", "items": item},
+                                       "next_cursor": {"type": ["string", "null"]}},
+                    }}}},
+            **auth_errors,
+            "422": _problem_response("A parameter unknown, repeated or out of range"),
+            "503": _problem_response("The store cannot be reached; retry"),
+        },
+    }
 
 
 def build() -> dict[str, Any]:
@@ -105,7 +168,8 @@ def build() -> dict[str, Any]:
                         "429": _problem_response("Over the key's rate"),
                         "503": _problem_response("Cannot accept durably now; retry"),
                     },
-                }
+                },
+                "get": _search_operation(auth_errors),
             },
             "/v1/applications/batch": {
                 "post": {

@@ -293,6 +293,7 @@ class Processor:
         record = self._record(
             envelope,
             status=Status(assessment.outcome),
+            route=assessment.enrichment.route if assessment.enrichment is not None else None,
             document=document,
             ssn_hash=self._flags.ssn_hash(application),
             pii_sealed=self._cipher.seal(
@@ -325,6 +326,7 @@ class Processor:
         record = self._record(
             envelope,
             status=Status.DEAD_LETTERED,
+            route=None,
             document={"attempts": msgspec.to_builtins(envelope.attempts)},
             ssn_hash=None,
             pii_sealed=None,
@@ -354,6 +356,7 @@ class Processor:
         envelope: Envelope,
         *,
         status: Status,
+        route: str | None,
         document: dict[str, object],
         ssn_hash: str | None,
         pii_sealed: bytes | None,
@@ -363,6 +366,7 @@ class Processor:
         return ApplicationRecord(
             id=envelope.id,
             status=status.value,
+            route=route,
             api_key_id=envelope.api_key_id,
             idempotency_key=envelope.idempotency_key,
             channel=envelope.channel,

@@ -20,6 +20,7 @@ from loanflow.apikeys import ApiKey
 from loanflow.errors import LoanflowError
 from loanflow.store.logins import LoginStore
 from loanflow.store.review import DeadLetter, ReviewStore
+from loanflow.store.search import ApplicationFilter, ApplicationSummary
 
 
 class StoreRefused(LoanflowError):
@@ -32,6 +33,9 @@ class ApplicationRecord(msgspec.Struct, frozen=True, kw_only=True):
 
     id: str
     status: str
+    #: The recommended route (pipeline/route.py) of an assessed application; None for a
+    #: rejected or dead-lettered one.
+    route: str | None = None
     api_key_id: str
     idempotency_key: str
     channel: str
@@ -64,6 +68,13 @@ class Store(ReviewStore, LoginStore, Protocol):
         ...
 
     async def get_application(self, application_id: str) -> ApplicationRecord | None: ...
+
+    async def search_applications(
+        self, where: ApplicationFilter, *, limit: int, cursor: str | None = None
+    ) -> tuple[list[ApplicationSummary], str | None]:
+        """Newest received first, every filter index-backed (store/search.py); the next
+        page's cursor, or None at the end. ValueError for a cursor not made here."""
+        ...
 
     async def ssn_matches(
         self, ssn_hashes: Sequence[str], since_ns: int

@@ -25,7 +25,7 @@ import msgspec
 
 from loanflow.apikeys import ApiKey, Scope
 from loanflow.errors import InvalidValue, StoreUnavailable
-from loanflow.store import migrations, review
+from loanflow.store import migrations, review, search
 from loanflow.store.base import ApplicationRecord
 from loanflow.store.postgres_errors import refused_for_data
 from loanflow.store.postgres_logins import PostgresLogins
@@ -35,11 +35,11 @@ from loanflow.store.review import DeadLetter
 _COLUMNS = (
     "id, status, api_key_id, idempotency_key, channel, partner_id, external_id,"
     " received_at_ns, processed_at_ns, ssn_hash, pii_sealed, document,"
-    " rules_version, product_version"
+    " rules_version, product_version, route"
 )
 _KEY_COLUMNS = "id, label, scopes, created_at_ns, expires_at_ns, revoked_at_ns"
 _TYPES = ("text", "text", "text", "text", "text", "text", "text", "bigint", "bigint", "text",
-          "bytea", "json", "text", "text")
+          "bytea", "json", "text", "text", "text")
 #: The whole batch in one statement: one array per column, zipped by unnest.
 _INSERT = (
     f"INSERT INTO applications ({_COLUMNS})"
@@ -181,6 +181,14 @@ class PostgresStore(PostgresReview, PostgresLogins):
             )
         return None if row is None else ApplicationRecord(**dict(row.items()))
 
+    async def search_applications(
+        self, where: search.ApplicationFilter, *, limit: int, cursor: str | None = None
+    ) -> tuple[list[search.ApplicationSummary], str | None]:
+        sql, params = search.select_sql(where, cursor, limit, lambda n: f"${n}")
+        async with self._connection("search_applications", for_request=True) as conn:
+            rows = await conn.fetch(sql, *params)
+        return search.page([search.summary_from_row(tuple(row)) for row in rows], limit)
+
     async def ssn_matches(
         self, ssn_hashes: Sequence[str], since_ns: int
     ) -> set[tuple[str, str]]:
@@ -321,7 +329,7 @@ def _rows(records: Sequence[ApplicationRecord]) -> list[tuple[object, ...]]:
     return [
         (r.id, r.status, r.api_key_id, r.idempotency_key, r.channel, _text(r.partner_id),
          _text(r.external_id), r.received_at_ns, r.processed_at_ns, r.ssn_hash, r.pii_sealed,
-         _document(r.document), r.rules_version, r.product_version)
+         _document(r.document), r.rules_version, r.product_version, r.route)
         for _, r in sorted(first.items())
     ]
 

@@ -196,7 +196,7 @@ def dead_letter_from_row(row: Any) -> DeadLetter:
 #: A processed result replaces a row only while it is dead_lettered or replayed:
 #: a stored or rejected application never changes, so a replay cannot double it.
 UPSERT_APPLICATION = (
-    " ON CONFLICT (id) DO UPDATE SET status = excluded.status,"
+    " ON CONFLICT (id) DO UPDATE SET status = excluded.status, route = excluded.route,"
     " channel = excluded.channel, partner_id = excluded.partner_id,"
     " external_id = excluded.external_id, processed_at_ns = excluded.processed_at_ns,"
     " ssn_hash = excluded.ssn_hash, pii_sealed = excluded.pii_sealed,"

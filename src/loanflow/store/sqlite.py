@@ -13,7 +13,7 @@ import msgspec
 from loanflow.apikeys import ApiKey, Scope
 from loanflow.embedded import SQLiteDatabase
 from loanflow.errors import StoreUnavailable
-from loanflow.store import migrations, review
+from loanflow.store import migrations, review, search
 from loanflow.store.base import ApplicationRecord
 from loanflow.store.review import AuditEntry, DeadLetter, DeadLetterFilter, DeadLetterStatus
 from loanflow.store.sqlite_logins import SQLiteLogins
@@ -21,7 +21,7 @@ from loanflow.store.sqlite_logins import SQLiteLogins
 _COLUMNS = (
     "id, status, api_key_id, idempotency_key, channel, partner_id, external_id,"
     " received_at_ns, processed_at_ns, ssn_hash, pii_sealed, document,"
-    " rules_version, product_version"
+    " rules_version, product_version, route"
 )
 _KEY_COLUMNS = "id, label, scopes, created_at_ns, expires_at_ns, revoked_at_ns"
 
@@ -57,11 +57,11 @@ class SQLiteStore(SQLiteLogins):
             rows = [
                 (r.id, r.status, r.api_key_id, r.idempotency_key, r.channel, r.partner_id,
                  r.external_id, r.received_at_ns, r.processed_at_ns, r.ssn_hash, r.pii_sealed,
-                 r.document, r.rules_version, r.product_version)
+                 r.document, r.rules_version, r.product_version, r.route)
                 for r in review.without_refused(records, dead_letters, saved)
             ]
             conn.executemany(
-                f"INSERT INTO applications ({_COLUMNS}) VALUES ({', '.join('?' * 14)})"
+                f"INSERT INTO applications ({_COLUMNS}) VALUES ({', '.join('?' * len(_FIELDS))})"
                 + review.UPSERT_APPLICATION,
                 rows,
             )
@@ -176,6 +176,13 @@ class SQLiteStore(SQLiteLogins):
             ).fetchone()
         )
         return None if row is None else ApplicationRecord(**dict(zip(_FIELDS, row, strict=True)))
+
+    async def search_applications(
+        self, where: search.ApplicationFilter, *, limit: int, cursor: str | None = None
+    ) -> tuple[list[search.ApplicationSummary], str | None]:
+        sql, params = search.select_sql(where, cursor, limit, lambda n: "?")
+        rows = await self._db.read(lambda conn: conn.execute(sql, params).fetchall())
+        return search.page([search.summary_from_row(row) for row in rows], limit)
 
     async def ssn_matches(
         self, ssn_hashes: Sequence[str], since_ns: int

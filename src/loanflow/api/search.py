@@ -1,0 +1,134 @@
+"""`GET /v1/applications`: find stored applications by filter, newest first, in pages.
+
+Lists what the store holds (stored, rejected, dead-lettered, replayed, discarded);
+an application still in the broker (queued, processing) is found by its id only.
+Every value is checked before it reaches the store: a parameter that is unknown,
+repeated or out of range is answered 422 naming it, never an empty page.
+"""
+
+from __future__ import annotations
+
+from typing import Any, get_args
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from loanflow.api import params
+from loanflow.api.applications import runtime_of
+from loanflow.apikeys import Scope
+from loanflow.errors import FieldError, SchemaInvalid
+from loanflow.models import Channel, Status, format_ts
+from loanflow.pipeline.route import Route
+from loanflow.store import search
+from loanflow.store.search import ApplicationFilter, ApplicationSummary, Review
+
+DEFAULT_PAGE = 50
+MAX_PAGE = 500
+#: The longest partner or external id a submission may carry (models.Application).
+MAX_ID_TEXT = 100
+#: Statuses a stored row can have; queued and processing live in the broker.
+STORED_STATUSES = tuple(s.value for s in Status if s not in (Status.QUEUED, Status.PROCESSING))
+ROUTES: tuple[str, ...] = get_args(Route)
+CHANNELS: tuple[str, ...] = get_args(Channel)
+REVIEWS = tuple(r.value for r in Review)
+PARAMETERS = frozenset({"status", "route", "channel", "partner_id", "external_id", "review",
+                        "since", "until", "limit", "cursor"})
+
+_encode = msgspec.json.Encoder().encode
+
+
+def _invalid(field: str, message: str) -> SchemaInvalid:
+    return SchemaInvalid([FieldError(field, message)])
+
+
+def _choice(request: Request, name: str, allowed: tuple[str, ...]) -> str | None:
+    value = request.query_params.get(name)
+    if not value:
+        return None
+    if value not in allowed:
+        raise _invalid(name, f"expected one of {', '.join(allowed)}")
+    return value
+
+
+def _id_text(request: Request, name: str) -> str | None:
+    value = params.text_param(request, name)
+    if value is not None and len(value) > MAX_ID_TEXT:
+        raise _invalid(name, f"expected at most {MAX_ID_TEXT} characters")
+    return value
+
+
+def _filter(request: Request) -> ApplicationFilter:
+    query = request.query_params
+    for name in query:
+        if name not in PARAMETERS:
+            raise _invalid(name, "unknown parameter; expected among "
+                                 + ", ".join(sorted(PARAMETERS)))
+        if len(query.getlist(name)) > 1:
+            raise _invalid(name, "expected the parameter once")
+    review = _choice(request, "review", REVIEWS)
+    since_ns = params.time_param(request, "since")
+    until_ns = params.time_param(request, "until")
+    if since_ns is not None and until_ns is not None and until_ns <= since_ns:
+        raise _invalid("until", "expected a time after since")
+    return ApplicationFilter(
+        status=_choice(request, "status", STORED_STATUSES),
+        route=_choice(request, "route", ROUTES),
+        channel=_choice(request, "channel", CHANNELS),
+        partner_id=_id_text(request, "partner_id"),
+        external_id=_id_text(request, "external_id"),
+        review=Review(review) if review else None,
+        since_ns=since_ns,
+        until_ns=until_ns,
+    )
+
+
+def _cursor(request: Request) -> str | None:
+    cursor = request.query_params.get("cursor")
+    if not cursor:
+        return None
+    try:
+        search.decode_cursor(cursor)
+    except ValueError as exc:
+        raise _invalid("cursor", str(exc)) from None
+    return cursor
+
+
+def item(summary: ApplicationSummary) -> dict[str, Any]:
+    """One application as the list shows it: the single view's masked fields, without the
+    application, enrichment figures and decision trace."""
+    if summary.review_decision is not None:
+        review = Review.DECIDED.value
+    elif summary.route == "manual_review":
+        review = Review.OPEN.value
+    else:
+        review = None
+    return {
+        "id": summary.id,
+        "status": summary.status,
+        "route": summary.route,
+        "channel": summary.channel,
+        "partner_id": summary.partner_id,
+        "external_id": summary.external_id,
+        "received_at": format_ts(summary.received_at_ns),
+        "processed_at": format_ts(summary.processed_at_ns),
+        "score": summary.score,
+        "risk_tier": summary.risk_tier,
+        "flags": list(summary.flags),
+        "review": review,
+        "review_decision": summary.review_decision,
+        "reviewed_at": (format_ts(summary.reviewed_at_ns)
+                        if summary.reviewed_at_ns is not None else None),
+    }
+
+
+async def list_applications(request: Request) -> Response:
+    await request.app.state.auth.require(request, Scope.READ)
+    where = _filter(request)
+    limit = params.int_param(request, "limit", default=DEFAULT_PAGE, minimum=1,
+                             maximum=MAX_PAGE)
+    found, next_cursor = await runtime_of(request).store.search_applications(
+        where, limit=limit, cursor=_cursor(request)
+    )
+    body = {"items": [item(s) for s in found], "next_cursor": next_cursor}
+    return Response(_encode(body), media_type="application/json")
