@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 
+import pytest
 from playwright.sync_api import Page, Route
 
+from tests.conftest import ServerProcess, create_key
 from tests.dashboard.browser import Recorder, log_in
 
 FIRING = {"alerts": [
@@ -20,11 +23,20 @@ FIRING = {"alerts": [
 ]}
 
 
+@pytest.fixture(scope="module")
+def healthy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server of its own: the shared one holds other tests' dead letters."""
+    server = ServerProcess(tmp_path_factory.mktemp("healthy")).start()
+    yield server
+    server.stop()
+
+
 def test_a_healthy_system_shows_no_alert_banner(
-    embedded_server, operator_key, page: Page, recorder: Recorder
+    healthy_server: ServerProcess, page: Page, recorder: Recorder
 ):
+    key = create_key(healthy_server.deployment, "read,operate")
     with page.expect_response(re.compile(r"/v1/alerts$")) as answered:
-        log_in(page, embedded_server.url, operator_key)
+        log_in(page, healthy_server.url, key)
     assert answered.value.status == 200
     assert answered.value.json() == {"alerts": []}
     assert page.is_hidden("#alerts-banner")

@@ -122,6 +122,18 @@ def paths() -> tuple[dict[str, Any], dict[str, Any]]:
                                               "maximum": MAX_SERIES_S})],
             "responses": {"200": _json("The series", _OBJECT), **_READ},
         }},
+        "/v1/alerts": {"get": {
+            "summary": "The conditions of the shipped alerting rules that hold now",
+            "responses": {"200": _json("Firing alerts, critical first", {
+                "type": "object", "required": ["alerts"],
+                "properties": {"alerts": {"type": "array", "items": {
+                    "type": "object", "required": ["name", "severity", "summary"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "severity": {"enum": ["warning", "critical"]},
+                        "summary": {"type": "string"},
+                    }}}}}), **_READ},
+        }},
         "/metrics": {"get": {
             "summary": "Prometheus text exposition", "security": [],
             "responses": {"200": {"description": "Metrics", "content": {
