@@ -24,7 +24,7 @@ import contextlib
 import hashlib
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import Any, ClassVar, Self, TypedDict, Unpack
 from urllib.parse import urlsplit
 
 from redis.asyncio import ConnectionPool, Redis
@@ -35,7 +35,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 
 from loanflow.backends.redis.durability import DurabilityGuard
+from loanflow.backends.redis.errors import unavailable_as
 from loanflow.backends.redis.packing import pack_with_hiredis
+from loanflow.errors import Unavailable
 
 #: Connections per process at most; more concurrent calls wait for one.
 MAX_CONNECTIONS = 64
@@ -118,6 +120,41 @@ class RedisClient:
         self._closer = _close_with_loop(redis)
         _start(self._closer)
         return redis
+
+
+class OnClient:
+    """A Redis service on the process's client (`client=`), or on a client of its own
+    (`from_url`, for tests and tools), which it then opens and closes itself."""
+
+    #: What the service raises when Redis fails it, and how its messages begin.
+    unavailable: ClassVar[type[Unavailable]]
+    label: ClassVar[str]
+
+    def __init__(self, client: RedisClient) -> None:
+        self._client, self._owns_client = client, False
+        self._redis = client.redis  # bound once: the running loop's redis.asyncio client
+
+    @classmethod
+    def from_url(cls, url: str, **options: Unpack[ClientOptions]) -> Self:
+        made = cls(RedisClient(url, **options))
+        made._owns_client = True
+        return made
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._client!r})"
+
+    async def open(self) -> None:
+        if self._owns_client:
+            await self._client.open()
+        with self._unavailable("open"):
+            await self._redis().ping()
+
+    async def close(self) -> None:
+        if self._owns_client:
+            await self._client.close()
+
+    def _unavailable(self, action: str) -> contextlib.AbstractContextManager[None]:
+        return unavailable_as(self.unavailable, f"{self.label} {action}")
 
 
 async def _close_with_loop(redis: Redis) -> AsyncGenerator[None, None]:

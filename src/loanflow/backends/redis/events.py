@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from typing import Any, Unpack
+from typing import Any
 
 from loanflow.backends.redis import keys
-from loanflow.backends.redis.client import ClientOptions, RedisClient
+from loanflow.backends.redis.client import OnClient, RedisClient
 from loanflow.backends.redis.errors import unavailable_as
 from loanflow.metrics import names
 from loanflow.metrics.events import Event, decode_events, encode_event
@@ -17,31 +17,13 @@ from loanflow.metrics.series_base import MetricsUnavailable
 _FIELD = b"e"
 
 
-class RedisEventLog:
+class RedisEventLog(OnClient):
+    unavailable = MetricsUnavailable
+    label = "redis events"
+
     def __init__(self, client: RedisClient, *, kept: int = names.EVENTS_KEPT) -> None:
-        self._client, self._owns_client = client, False
-        self._redis = client.redis  # bound once: the running loop's redis.asyncio client
+        super().__init__(client)
         self._kept = kept
-
-    @classmethod
-    def from_url(cls, url: str, **options: Unpack[ClientOptions]) -> RedisEventLog:
-        """An event log with a client of its own, opened and closed with it (tests, tools)."""
-        made = cls(RedisClient(url, **options))
-        made._owns_client = True
-        return made
-
-    def __repr__(self) -> str:
-        return f"RedisEventLog({self._client!r})"
-
-    async def open(self) -> None:
-        if self._owns_client:
-            await self._client.open()
-        with _unavailable("open"):
-            await self._redis().ping()
-
-    async def close(self) -> None:
-        if self._owns_client:
-            await self._client.close()
 
     async def append(self, events: Sequence[Event]) -> None:
         if not events:

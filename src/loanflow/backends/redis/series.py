@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from typing import Unpack
 
 from loanflow.backends.redis import keys
-from loanflow.backends.redis.client import ClientOptions, RedisClient, Script, run_script
+from loanflow.backends.redis.client import OnClient, Script, run_script
 from loanflow.backends.redis.errors import unavailable_as
 from loanflow.metrics import names
 from loanflow.metrics.series_base import RETENTION_S, MetricsUnavailable, TaggedDelta
@@ -62,30 +61,9 @@ return applied
 _FLUSH = Script.of(FLUSH_LUA)
 
 
-class RedisSeries:
-    def __init__(self, client: RedisClient) -> None:
-        self._client, self._owns_client = client, False
-        self._redis = client.redis  # bound once: the running loop's redis.asyncio client
-
-    @classmethod
-    def from_url(cls, url: str, **options: Unpack[ClientOptions]) -> RedisSeries:
-        """A series with a client of its own, opened and closed with it (tests, tools)."""
-        made = cls(RedisClient(url, **options))
-        made._owns_client = True
-        return made
-
-    def __repr__(self) -> str:
-        return f"RedisSeries({self._client!r})"
-
-    async def open(self) -> None:
-        if self._owns_client:
-            await self._client.open()
-        with _unavailable("open"):
-            await self._redis().ping()
-
-    async def close(self) -> None:
-        if self._owns_client:
-            await self._client.close()
+class RedisSeries(OnClient):
+    unavailable = MetricsUnavailable
+    label = "redis metrics"
 
     async def write(self, deltas: Sequence[TaggedDelta]) -> int:
         if not deltas:

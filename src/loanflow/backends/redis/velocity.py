@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from typing import Final, Unpack
+from typing import Final
 
 from loanflow.backends.redis import keys
-from loanflow.backends.redis.client import ClientOptions, RedisClient, Script, run_script
+from loanflow.backends.redis.client import OnClient, Script, run_script
 from loanflow.backends.redis.errors import unavailable_as
 from loanflow.pipeline.velocity import KEEP_WINDOWS, Observation, VelocityUnavailable
 
@@ -47,30 +47,9 @@ return counts
 _OBSERVE: Final = Script.of(OBSERVE_LUA)
 
 
-class RedisVelocityCounter:
-    def __init__(self, client: RedisClient) -> None:
-        self._client, self._owns_client = client, False
-        self._redis = client.redis  # bound once: the running loop's redis.asyncio client
-
-    @classmethod
-    def from_url(cls, url: str, **options: Unpack[ClientOptions]) -> RedisVelocityCounter:
-        """A counter with a client of its own, opened and closed with it (tests, tools)."""
-        counter = cls(RedisClient(url, **options))
-        counter._owns_client = True
-        return counter
-
-    def __repr__(self) -> str:
-        return f"RedisVelocityCounter({self._client!r})"
-
-    async def open(self) -> None:
-        if self._owns_client:
-            await self._client.open()
-        with _unavailable("open"):
-            await self._redis().ping()
-
-    async def close(self) -> None:
-        if self._owns_client:
-            await self._client.close()
+class RedisVelocityCounter(OnClient):
+    unavailable = VelocityUnavailable
+    label = "redis velocity"
 
     async def observe(
         self, observations: Sequence[Observation], *, window_us: int, now_us: int
