@@ -165,7 +165,7 @@ def _run_http(settings: Settings, *, processors: int) -> int:
     import uvicorn
 
     from loanflow.api.app import create_app
-    from loanflow.api.http_protocol import uvicorn_options
+    from loanflow.api.server import uvicorn_options
     from loanflow.gil import tune_switch_interval
 
     tune_switch_interval(settings)

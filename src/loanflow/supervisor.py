@@ -94,7 +94,7 @@ def _end_with_parent(prctl: Any) -> None:
 def serve_processes(settings: Settings) -> int:
     import uvicorn
 
-    from loanflow.api.http_protocol import uvicorn_options
+    from loanflow.api.server import uvicorn_options
 
     env = settings_env(settings)
     os.environ.update(env)  # uvicorn's API children inherit it

@@ -1,24 +1,53 @@
-"""The HTTP protocol's writes: a response leaves in one write, interim answers at once.
+"""The patched uvicorn protocol (patches/uvicorn_protocol.py) as the API serves it:
+a response leaves in one write, interim answers at once, an oversized head gets 431.
 
-Driven through uvicorn's protocol object with a transport that records each write
-(each write is one send syscall on a real socket, one wake-up of the client).
+Most tests drive uvicorn's protocol object with a transport that records each write
+(each write is one send syscall on a real socket, one wake-up of the client). The
+first ones fail when uvicorn or httptools change what the patch relies on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import http.client
+import importlib.metadata
+import inspect
 import json
+import threading
+from collections.abc import Iterator
 from typing import Any
 
+import httptools
+import pytest
+import uvicorn
 from starlette.types import Receive, Scope, Send
 from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
-from loanflow.api.http_protocol import (
+from loanflow.api.server import HttpProtocol, uvicorn_options
+from loanflow.patches.uvicorn_protocol import (
     MAX_HEAD_BYTES,
     MAX_HEADER_LINES,
     GuardedHttpToolsProtocol,
 )
+from loanflow.settings import Settings
+from tests.throwaway import free_port
+
+#: The versions whose internals the patch was read against; add one only after reading it.
+CHECKED = {"uvicorn": ("0.54.0",), "httptools": ("0.9.0",)}
+#: uvicorn's methods the patch overrides or calls, and their parameters.
+PROTOCOL_METHODS = {
+    "connection_made": ["self", "transport"],
+    "data_received": ["self", "data"],
+    "on_message_begin": ["self"],
+    "on_header": ["self", "name", "value"],
+    "on_headers_complete": ["self"],
+    "on_message_complete": ["self"],
+    "send_400_response": ["self", "msg"],
+    "connection_lost": ["self", "exc"],
+    "timeout_keep_alive_handler": ["self"],
+}
 
 BODY = b'{"status":"accepted"}'
 
@@ -66,9 +95,8 @@ async def answer(scope: Scope, receive: Receive, send: Send) -> None:
 
 class Connection:
     def __init__(self) -> None:
-        config = Config(app=answer, http=GuardedHttpToolsProtocol, lifespan="off",
-                        log_config=None)
-        self.protocol = GuardedHttpToolsProtocol(config, ServerState(), {})
+        config = Config(app=answer, http=HttpProtocol, lifespan="off", log_config=None)
+        self.protocol = HttpProtocol(config, ServerState(), {})
         self.transport = RecordingTransport()
         self.protocol.connection_made(self.transport)
 
@@ -93,6 +121,56 @@ def exchange(*requests: bytes) -> list[list[bytes]]:
             connection.close()
 
     return asyncio.run(main())
+
+
+@pytest.mark.parametrize("library", sorted(CHECKED))
+def test_the_installed_library_is_a_version_the_patch_was_checked_against(library: str) -> None:
+    assert importlib.metadata.version(library) in CHECKED[library]
+
+
+@pytest.mark.parametrize("name", sorted(PROTOCOL_METHODS))
+def test_uvicorn_still_has_each_method_the_patch_relies_on(name: str) -> None:
+    method = getattr(HttpToolsProtocol, name)
+
+    assert list(inspect.signature(method).parameters) == PROTOCOL_METHODS[name]
+
+
+def test_uvicorn_still_makes_a_cycle_from_a_transport_and_an_on_response_callback() -> None:
+    parameters = inspect.signature(RequestResponseCycle).parameters
+
+    assert {"transport", "on_response"} <= parameters.keys()
+
+
+def test_a_connection_has_the_attributes_the_patch_reads_and_sets() -> None:
+    async def main() -> tuple[dict[str, Any], dict[str, Any], bool]:
+        connection = Connection()
+        protocol = connection.protocol
+        armed = protocol.timeout_keep_alive_task is not None
+        before = {name: getattr(protocol, name, AttributeError) for name in (
+            "loop", "transport", "parser", "client", "timeout_keep_alive")}
+        await connection.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        cycle = protocol.cycle
+        after = {name: getattr(cycle, name, AttributeError) for name in (
+            "transport", "response_started", "on_response")}
+        after["headers"] = protocol.server_state.default_headers
+        after["keep_alive_task"] = protocol.timeout_keep_alive_task
+        connection.close()
+        return before, after, armed
+
+    before, after, armed = asyncio.run(main())
+
+    assert AttributeError not in before.values() and AttributeError not in after.values()
+    assert armed  # the patch's idle timer on a new connection, uvicorn's own attribute
+    assert after["response_started"] is True and callable(after["on_response"])
+
+
+def test_httptools_reports_a_callbacks_error_as_a_parser_error() -> None:
+    # uvicorn answers a parser error with send_400_response, where the patch gives 431.
+    assert issubclass(httptools.HttpParserCallbackError, httptools.HttpParserError)
+
+
+def test_every_server_runs_the_patched_protocol() -> None:
+    assert issubclass(uvicorn_options(Settings())["http"], GuardedHttpToolsProtocol)
 
 
 def test_a_small_response_leaves_in_one_write_head_and_body_together() -> None:
@@ -213,3 +291,60 @@ def test_a_large_body_arriving_with_its_head_is_not_counted_as_head() -> None:
     [writes] = exchange(request + b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # and one pipelined
 
     assert [w[:15] for w in writes] == [b"HTTP/1.1 200 OK"] * 2
+
+
+@pytest.fixture
+def uvicorn_server() -> Iterator[int]:
+    """A uvicorn server in a thread, run with the API's options (lifespan off: the app is
+    `answer`), on a free port."""
+    port = free_port()
+    options = {**uvicorn_options(Settings(port=port)), "lifespan": "off"}
+    server = uvicorn.Server(uvicorn.Config(answer, **options))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(1000):
+            if server.started or not thread.is_alive():
+                break
+            threading.Event().wait(0.01)
+        assert server.started, "uvicorn did not start"
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.mark.slow
+def test_a_real_server_run_with_the_api_options_refuses_an_oversized_head(
+    uvicorn_server: int,
+) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", uvicorn_server, timeout=10)
+    try:
+        # Too many lines rather than bytes: the server reads the whole head before it
+        # closes, so the client never writes into a reset connection.
+        connection.putrequest("GET", "/")
+        for line in range(MAX_HEADER_LINES + 1):
+            connection.putheader(f"X-H{line}", "1")
+        connection.endheaders()
+        refused = connection.getresponse()
+        problem = json.loads(refused.read())
+    finally:
+        connection.close()
+
+    assert refused.status == 431 and refused.getheader("connection") == "close"
+    assert problem["type"] == "/problems/headers-too-large"
+
+
+@pytest.mark.slow
+def test_a_real_server_run_with_the_api_options_answers_a_request_within_the_limits(
+    uvicorn_server: int,
+) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", uvicorn_server, timeout=10)
+    try:
+        connection.request("GET", "/")
+        answered = connection.getresponse()
+        body = answered.read()
+    finally:
+        connection.close()
+
+    assert answered.status == 200 and body == BODY

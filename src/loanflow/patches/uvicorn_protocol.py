@@ -1,34 +1,32 @@
-"""uvicorn's httptools protocol with a deadline and a size limit on reading request
-headers, and each small response sent in one write (see _HeadWithBody).
+"""uvicorn's httptools protocol with a deadline and a size limit on reading a request's
+head, and each small response's head sent in the same write as its body.
 
-uvicorn times out idle keep-alive connections but not a client that sends its
-headers a byte at a time (slowloris): each such client would hold a connection
-for ever. Here a request's headers must be complete within HEADER_TIMEOUT_S of
-its first byte, else the connection is closed. A new connection that has sent
-nothing yet is idle, like a kept-alive one between requests, and is closed
-quietly after the keep-alive timeout: clients open pools ahead of their load
-(closing those after 10 s, with a warning each, made ~5 reconnections a second
-for the load generator at 300/s).
+Relies on uvicorn 0.54.0's `HttpToolsProtocol` (the parser callbacks it defines,
+`data_received`, `send_400_response`, `connection_made`/`connection_lost`, and its
+`parser`, `cycle`, `transport`, `loop`, `client`, `server_state` and keep-alive
+timer attributes), on its `RequestResponseCycle`'s `transport`, `response_started`
+and `on_response`, and on httptools 0.9.0 stopping `feed_data` with an error when a
+callback raises. tests/patches/test_uvicorn_protocol.py checks each.
 
-Neither uvicorn nor httptools limits the size of a request's head: a 30 MiB header
-was read whole into memory and answered. Here the request line and headers may
-hold MAX_HEAD_BYTES and MAX_HEADER_LINES; past either the answer is 431 and the
-connection is closed. Bytes are counted as they arrive, before the parser buffers
-them, so a header that never ends costs at most the limit.
+Why: uvicorn times out idle keep-alive connections but not a client that sends its
+headers a byte at a time (slowloris), and neither uvicorn nor httptools limits the
+size of a request's head (a 30 MiB header was read whole and answered). Here a
+head must be complete within HEADER_TIMEOUT_S of its first byte, else the
+connection is closed; past MAX_HEAD_BYTES or MAX_HEADER_LINES the answer is 431
+(`refusal`, which the API gives in problem+json) and the connection is closed.
+Bytes are counted as they arrive, before the parser buffers them. A new
+connection that has sent nothing is idle, like a kept-alive one, and is closed
+quietly after the keep-alive timeout (clients open pools ahead of their load).
+uvicorn writes a response's head and body apart; `_HeadWithBody` joins them: one
+send and one wake-up of the client per small response.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
-import msgspec
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
-
-from loanflow.api.problems import PROBLEM_JSON, TYPE_BASE
-from loanflow.errors import HeadersTooLarge
-from loanflow.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +37,6 @@ HEADER_TIMEOUT_S = 10.0
 MAX_HEAD_BYTES = 64 * 1024
 #: Most header lines of one request; beyond: 431.
 MAX_HEADER_LINES = 100
-#: The live feed only ever receives tiny frames; a bigger one closes the socket (1009).
-WS_MAX_FRAME_BYTES = 64 * 1024
 
 
 class _HeadRefused(Exception):
@@ -48,6 +44,8 @@ class _HeadRefused(Exception):
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """Subclass it to give `refusal`, the 431's content type and body."""
+
     _header_deadline: asyncio.TimerHandle | None = None
     #: True from a request's first byte (or the connection's) until its headers end.
     _reading_head = True
@@ -134,18 +132,19 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         log.warning("closed a connection whose headers took over %.0fs", HEADER_TIMEOUT_S)
         self.transport.close()
 
+    def refusal(self, detail: str) -> tuple[bytes, bytes]:
+        """The content type and body of the 431 that refuses a head, `detail` saying why."""
+        raise NotImplementedError
+
     def _refuse_head(self, detail: str) -> None:
         self._head_refused = True
         self._disarm_header_deadline()
         log.warning("431 to %s: %s", self.client, detail)
-        body = msgspec.json.encode({
-            "type": TYPE_BASE + HeadersTooLarge.type, "title": HeadersTooLarge.title,
-            "status": HeadersTooLarge.status, "detail": detail,
-        })
+        content_type, body = self.refusal(detail)
         head = [b"HTTP/1.1 431 Request Header Fields Too Large\r\n"]
         head += [name + b": " + value + b"\r\n" for name, value in
                  self.server_state.default_headers]
-        head += [b"content-type: " + PROBLEM_JSON.encode() + b"\r\n",
+        head += [b"content-type: " + content_type + b"\r\n",
                  b"content-length: " + str(len(body)).encode() + b"\r\n",
                  b"connection: close\r\n\r\n"]
         self.transport.write(b"".join(head) + body)
@@ -193,28 +192,3 @@ def _send_head_with_body(cycle: RequestResponseCycle) -> None:
         completed()
 
     cycle.on_response = on_response
-
-
-def uvicorn_options(settings: Settings) -> dict[str, Any]:
-    """How every loanflow HTTP server runs, one process or several."""
-    return {
-        "host": settings.host,
-        "port": settings.port,
-        "loop": "uvloop",
-        "http": GuardedHttpToolsProtocol,
-        "limit_concurrency": settings.max_connections,
-        "ws_max_size": WS_MAX_FRAME_BYTES,
-        "lifespan": "on",
-        "access_log": False,
-        "log_config": None,  # keep our JSON handler for uvicorn's own messages
-        "log_level": settings.log_level,
-        "timeout_graceful_shutdown": 10,
-        # uvicorn's 5 s closed pooled connections between a client's bursts; a request
-        # sent as the server closed one was lost in the reset (4 in the bench's 5-min
-        # soak), as behind a load balancer whose idle timeout outlasts the server's.
-        "timeout_keep_alive": settings.keep_alive_s,
-        # Forwarded headers only from the proxies the operator named: uvicorn's default
-        # believes 127.0.0.1, so any local client could claim https or another address.
-        "proxy_headers": bool(settings.trusted_proxy_list),
-        "forwarded_allow_ips": settings.trusted_proxy_list or None,
-    }
