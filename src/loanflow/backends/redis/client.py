@@ -4,7 +4,7 @@
   socket timeout) for a free connection rather than failing while Redis is
   fine; shedding load is the API's `limit_concurrency`'s job (`BoundedPool`).
 - Every new connection is checked for durability (`durability.py`) and packs
-  its commands with hiredis (`packing.py`).
+  its commands with hiredis (`patches/redis_packing.py`).
 - Socket timeouts bound the wait on a frozen Redis; only a dropped connection
   is retried, once (a pooled one Redis closed on restart): retrying a timeout
   would double a frozen Redis's wait.
@@ -36,8 +36,8 @@ from redis.exceptions import NoScriptError, RedisError
 
 from loanflow.backends.redis.durability import DurabilityGuard
 from loanflow.backends.redis.errors import unavailable_as
-from loanflow.backends.redis.packing import pack_with_hiredis
 from loanflow.errors import Unavailable
+from loanflow.patches.redis_packing import pack_with_hiredis
 
 #: Connections per process at most; more concurrent calls wait for one.
 MAX_CONNECTIONS = 64

@@ -1,10 +1,16 @@
 """Pack Redis commands in C (hiredis) on asyncio connections, as redis-py's sync client does.
 
-redis-py's asyncio connections build each command's bytes in Python: for a
-submission's append (an EVALSHA of eleven arguments) that was about a tenth of
-the API process's CPU under cProfile. The sync client packs with hiredis, in
-C, through redis-py's own `HiredisRespSerializer`; `pack_with_hiredis(pool)`
-makes a pool's connections do the same. The bytes on the wire are the same.
+Relies on redis-py 8.1.0: asyncio connections send what `pack_command(*args)`
+returns, a pool makes its connections from `pool.connection_class` (one of
+`Connection`, `SSLConnection`, `UnixDomainSocketConnection`), and
+`redis.connection.HiredisRespSerializer.pack` packs as they do; and on hiredis
+3.5.0 being installed (`HIREDIS_AVAILABLE`). tests/patches/test_redis_packing.py
+checks each.
+
+Why: redis-py's asyncio connections build each command's bytes in Python, a
+visible share of the API process's CPU on every append (docs/benchmarks.md);
+`pack_with_hiredis(pool)` makes a pool's connections pack in C. The bytes on the
+wire are the same.
 """
 
 from __future__ import annotations
