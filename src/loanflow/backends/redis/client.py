@@ -2,7 +2,8 @@
 
 - A pool of up to `max_connections`: past that a call waits (up to the
   socket timeout) for a free connection rather than failing while Redis is
-  fine; shedding load is the API's `limit_concurrency`'s job (`BoundedPool`).
+  fine; shedding load is the API's `limit_concurrency`'s job
+  (`patches/redis_pool.py`).
 - Every new connection is checked for durability (`durability.py`) and packs
   its commands with hiredis (`patches/redis_packing.py`).
 - Socket timeouts bound the wait on a frozen Redis; only a dropped connection
@@ -10,8 +11,8 @@
   would double a frozen Redis's wait.
 - redis.asyncio connections belong to the loop that made them: `redis()`
   gives the running loop's client, made on first use there and closed when
-  that loop shuts down, so successive `asyncio.run()` calls may share one
-  client (as the tests do).
+  that loop shuts down (`patches/loop_shutdown.py`), so successive
+  `asyncio.run()` calls may share one client (as the tests do).
 - Services take it as `client=` (dramatiq's rate-limit backends); whoever
   built it opens and closes it (`backends.open_backends`, or a service made
   `from_url`, which owns its own).
@@ -21,14 +22,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self, TypedDict, Unpack
 from urllib.parse import urlsplit
 
-from redis.asyncio import ConnectionPool, Redis
-from redis.asyncio.connection import AbstractConnection
+from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -37,7 +38,9 @@ from redis.exceptions import NoScriptError, RedisError
 from loanflow.backends.redis.durability import DurabilityGuard
 from loanflow.backends.redis.errors import unavailable_as
 from loanflow.errors import Unavailable
+from loanflow.patches.loop_shutdown import close_at_shutdown
 from loanflow.patches.redis_packing import pack_with_hiredis
+from loanflow.patches.redis_pool import BoundedPool
 
 #: Connections per process at most; more concurrent calls wait for one.
 MAX_CONNECTIONS = 64
@@ -117,8 +120,7 @@ class RedisClient:
         )
         redis = Redis.from_pool(pack_with_hiredis(pool))
         self._redis, self._loop = redis, asyncio.get_running_loop()
-        self._closer = _close_with_loop(redis)
-        _start(self._closer)
+        self._closer = close_at_shutdown(functools.partial(_close_quietly, redis))
         return redis
 
 
@@ -157,53 +159,9 @@ class OnClient:
         return unavailable_as(self.unavailable, f"{self.label} {action}")
 
 
-async def _close_with_loop(redis: Redis) -> AsyncGenerator[None, None]:
-    """Waits at `yield`; the loop closes it (and so the client) when it shuts down."""
-    try:
-        yield
-    finally:
-        with contextlib.suppress(RedisError, OSError):
-            await redis.aclose()
-
-
-def _start(closer: AsyncGenerator[None, None]) -> None:
-    """Run `closer` to its `yield` without awaiting: its first step registers it with the
-    running loop (the asyncgen hooks), which `aclose()`s it on shutdown."""
-    with contextlib.suppress(StopIteration):
-        closer.asend(None).send(None)
-
-
-class BoundedPool(ConnectionPool):
-    """A ConnectionPool whose callers wait for a free connection once `max_connections`
-    are in use, as redis-py's BlockingConnectionPool does, but through a semaphore taken
-    without waiting while one is free: the Condition there cost 20 us of CPU per command."""
-
-    def __init__(self, *, timeout: float | None = SOCKET_TIMEOUT_S, **options: Any) -> None:
-        super().__init__(**options)
-        self._slots = asyncio.Semaphore(self.max_connections)
-        self._wait_s = timeout  # for a free connection
-
-    async def get_connection(self, *args: Any, **options: Any) -> AbstractConnection:
-        if self._slots.locked():
-            try:
-                async with asyncio.timeout(self._wait_s):
-                    await self._slots.acquire()
-            except TimeoutError as exc:
-                raise RedisConnectionError("No connection available.") from exc
-        else:
-            await self._slots.acquire()  # returns at once
-        try:
-            connection: AbstractConnection = await super().get_connection()  # type: ignore[no-untyped-call]
-        except BaseException:
-            self._slots.release()
-            raise
-        return connection
-
-    async def release(self, connection: AbstractConnection) -> None:
-        try:
-            await super().release(connection)
-        finally:
-            self._slots.release()
+async def _close_quietly(redis: Redis) -> None:
+    with contextlib.suppress(RedisError, OSError):
+        await redis.aclose()
 
 
 @dataclass(frozen=True, slots=True)
