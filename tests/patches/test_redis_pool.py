@@ -13,6 +13,7 @@ from redis.asyncio import ConnectionPool, Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from loanflow.patches.redis_pool import BoundedPool
+from tests.throwaway import free_port
 from tests.throwaway.redis import RedisServer, redis_server_fixture
 
 #: The versions whose internals the patch was read against; add one only after reading it.
@@ -89,3 +90,22 @@ def test_concurrent_commands_never_open_more_than_the_bound(redis_server: RedisS
             await redis.aclose()
 
     assert asyncio.run(scenario()) == 3
+
+
+def test_failed_connects_give_their_slot_back_once() -> None:
+    # redis-py releases a connection that failed to connect inside get_connection; the
+    # slot must come back once, not twice, or each failure would raise the bound by one.
+    async def scenario() -> None:
+        dead = BoundedPool.from_url(f"redis://127.0.0.1:{free_port()}/0", max_connections=1,
+                                    timeout=0.2, socket_connect_timeout=0.5)
+        for _ in range(3):
+            with pytest.raises(RedisConnectionError):
+                await dead.get_connection()
+        # The bound still holds: one slot, free again, and taking it leaves none.
+        assert not dead._slots.locked()
+        await dead._slots.acquire()
+        assert dead._slots.locked()
+        dead._slots.release()
+        await dead.aclose()
+
+    asyncio.run(scenario())

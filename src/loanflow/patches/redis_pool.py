@@ -33,6 +33,9 @@ class BoundedPool(ConnectionPool):
         super().__init__(**options)
         self._slots = asyncio.Semaphore(self.max_connections)
         self._wait_s = timeout  # for a free connection
+        #: id() of each connection handed out: only those give a slot back on release
+        #: (redis-py's get_connection releases a connection that failed to connect itself).
+        self._out: set[int] = set()
 
     async def get_connection(self, *args: Any, **options: Any) -> AbstractConnection:
         if self._slots.locked():
@@ -48,10 +51,13 @@ class BoundedPool(ConnectionPool):
         except BaseException:
             self._slots.release()
             raise
+        self._out.add(id(connection))
         return connection
 
     async def release(self, connection: AbstractConnection) -> None:
         try:
             await super().release(connection)
         finally:
-            self._slots.release()
+            if id(connection) in self._out:
+                self._out.discard(id(connection))
+                self._slots.release()
