@@ -13,6 +13,9 @@
     │   ├── IdempotencyConflict      409: same key still being accepted
     │   ├── RateLimited              429: over the key's rate
     │   ├── NotOpen                  409: the dead letter was already resolved
+    │   ├── NotInReviewQueue         409: the application awaits no business decision
+    │   ├── AlreadyDecided           409: its review was decided before (the decision
+    │   │                                 goes with the answer)
     │   ├── InvalidValue             422: a value the store cannot hold or compare
     │   ├── HeadersTooLarge          431: request head over its limit (answered by the
     │   │                                 HTTP protocol, never raised)
@@ -28,6 +31,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 class LoanflowError(Exception):
@@ -122,6 +126,24 @@ class NotOpen(RequestError):
     status = 409
     type = "dead-letter-not-open"
     title = "The dead letter is no longer open"
+
+
+class NotInReviewQueue(RequestError):
+    status = 409
+    type = "not-in-review-queue"
+    title = "The application is not in the review queue"
+
+
+class AlreadyDecided(RequestError):
+    """A decision is final: the answer carries the one recorded (`review`)."""
+
+    status = 409
+    type = "review-already-decided"
+    title = "The application's review was already decided"
+
+    def __init__(self, detail: str, *, review: dict[str, Any]) -> None:
+        super().__init__(detail)
+        self.review = review
 
 
 class InvalidValue(RequestError):

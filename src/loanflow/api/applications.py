@@ -23,6 +23,8 @@ from loanflow.errors import (
 from loanflow.metrics import names
 from loanflow.models import Application, Envelope, format_ts, new_application_id
 from loanflow.runtime import Runtime
+from loanflow.store.review_queue import ReviewDecision
+from loanflow.store.search import Review
 
 _encode = msgspec.json.Encoder().encode
 _encode_msgpack = msgspec.msgpack.Encoder().encode
@@ -71,6 +73,18 @@ def note_outcome(rt: Runtime, outcome: AppendOutcome, channel: str) -> None:
         rt.metrics.recorder.count(names.REPLAYED)
 
 
+def review_view(route: str | None, decision: ReviewDecision | None) -> dict[str, Any] | None:
+    """The `review` object of an application: None unless routed to review or decided."""
+    if decision is None:
+        if route != "manual_review":
+            return None
+        return {"status": Review.OPEN.value, "decision": None, "reason": None,
+                "reviewed_by": None, "reviewed_at": None}
+    return {"status": Review.DECIDED.value, "decision": decision.decision,
+            "reason": decision.reason, "reviewed_by": decision.reviewed_by,
+            "reviewed_at": format_ts(decision.reviewed_at_ns)}
+
+
 async def get_application(request: Request) -> Response:
     rt = runtime_of(request)
     await request.app.state.auth.require(request, Scope.READ)
@@ -99,6 +113,7 @@ async def get_application(request: Request) -> Response:
             "attempts": document.get("attempts", []),
             "rules_version": record.rules_version,
             "product_version": record.product_version,
+            "review": review_view(record.route, record.review),
         }
         return Response(_encode(view), media_type="application/json")
     if pending is None:

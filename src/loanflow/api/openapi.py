@@ -18,15 +18,11 @@ def _problem_response(description: str) -> dict[str, Any]:
     return {"description": description, "content": content}
 
 
-def _search_operation(auth_errors: dict[str, Any]) -> dict[str, Any]:
-    def query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-        return {"name": name, "in": "query", "required": False, "schema": schema,
-                "description": description}
-
-    text = {"type": "string", "minLength": 1, "maxLength": search.MAX_ID_TEXT}
+def _summary_schema() -> dict[str, Any]:
+    """An item of the search (api/search.py `item`), also the base of a review queue item."""
     moment = {"type": "string", "format": "date-time"}
     nullable_text = {"type": ["string", "null"]}
-    item = {
+    return {
         "type": "object",
         "required": ["id", "status", "route", "channel", "partner_id", "external_id",
                      "received_at", "processed_at", "score", "risk_tier", "flags", "review",
@@ -48,6 +44,16 @@ def _search_operation(auth_errors: dict[str, Any]) -> dict[str, Any]:
             "reviewed_at": {"type": ["string", "null"], "format": "date-time"},
         },
     }
+
+
+def _search_operation(auth_errors: dict[str, Any]) -> dict[str, Any]:
+    def query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+        return {"name": name, "in": "query", "required": False, "schema": schema,
+                "description": description}
+
+    text = {"type": "string", "minLength": 1, "maxLength": search.MAX_ID_TEXT}
+    moment = {"type": "string", "format": "date-time"}
+    item = {"$ref": "#/components/schemas/ApplicationSummary"}
     return {
         "summary": "Search stored applications, newest first, a page at a time",
         "parameters": [
@@ -126,8 +132,11 @@ def build() -> dict[str, Any]:
             "application": {"type": ["object", "null"]},
             "enrichment": {"type": ["object", "null"]},
             "rejection_reasons": {"type": "array"},
+            "review": {"oneOf": [{"type": "null"},
+                                 {"$ref": "#/components/schemas/Review"}]},
         },
     }
+    components["ApplicationSummary"] = _summary_schema()
     review_paths, review_schemas = openapi_review.paths()
     components.update(review_schemas)
     auth_errors = {

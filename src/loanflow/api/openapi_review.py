@@ -1,4 +1,5 @@
-"""The OpenAPI operations of manual review (`/v1/dead-letters…`, `/v1/audit`) and metrics.
+"""The OpenAPI operations of manual review (`/v1/dead-letters…`, `/v1/audit`), the business
+review queue (`/v1/reviews`, `/v1/applications/{id}/review`) and metrics.
 
 Documented so clients and schemathesis see every route an API key may call; bodies
 are described from the same msgspec types the routes decode with.
@@ -12,6 +13,10 @@ import msgspec
 
 from loanflow.api.dead_letters import MAX_PAGE, MAX_SEQ, BulkBody, DiscardBody, ReplayBody
 from loanflow.api.metrics import MAX_SERIES_S, MAX_WINDOW_S
+from loanflow.api.reviews import DECISIONS, ReviewBody
+from loanflow.api.search import DEFAULT_PAGE
+from loanflow.api.search import MAX_PAGE as MAX_SEARCH_PAGE
+from loanflow.store.search import Review
 
 _PROBLEM = {"$ref": "#/components/schemas/Problem"}
 _TEXT = {"type": "string"}
@@ -44,11 +49,84 @@ _BODY = {**_READ, "400": _problem("Malformed JSON"),
          "408": _problem("Body sent too slowly"), "413": _problem("Body over 128 KiB")}
 
 
+def _review_schemas() -> dict[str, Any]:
+    """The business review's `Review` object (on an application, a decision's answer and
+    its 409) and an item of the queue: a search item with the route's reasons."""
+    nullable_text = {"type": ["string", "null"]}
+    return {
+        "Review": {
+            "type": "object",
+            "required": ["status", "decision", "reason", "reviewed_by", "reviewed_at"],
+            "properties": {
+                "status": {"enum": [r.value for r in Review]},
+                "decision": {"enum": [*DECISIONS, None]},
+                "reason": nullable_text,
+                "reviewed_by": nullable_text,
+                "reviewed_at": {"type": ["string", "null"], "format": "date-time"},
+            },
+        },
+        "ReviewItem": {"allOf": [
+            {"$ref": "#/components/schemas/ApplicationSummary"},
+            {"type": "object", "required": ["route_reasons"], "properties": {
+                "route_reasons": {"type": "array", "items": {
+                    "type": "object", "required": ["code", "message"],
+                    "properties": {"code": _TEXT, "message": _TEXT}}}}},
+        ]},
+        "ReviewConflict": {"allOf": [
+            _PROBLEM,
+            {"type": "object", "properties": {
+                "review": {"$ref": "#/components/schemas/Review"}}},
+        ]},
+    }
+
+
+def _review_paths(body: dict[str, Any]) -> dict[str, Any]:
+    decided = {"type": "object", "required": ["id", "review"], "properties": {
+        "id": _TEXT, "review": {"$ref": "#/components/schemas/Review"}}}
+    return {
+        "/v1/reviews": {"get": {
+            "summary": "The business review queue: applications routed to manual_review"
+                       " with no decision yet, oldest first",
+            "parameters": [
+                _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_SEARCH_PAGE,
+                                 "default": DEFAULT_PAGE}, "Page size"),
+                _query("cursor", _TEXT, "The next_cursor of the previous page"),
+            ],
+            "responses": {"200": _json("A page of open reviews", {
+                "type": "object", "required": ["items", "next_cursor"],
+                "properties": {"items": {"type": "array", "items": {
+                    "$ref": "#/components/schemas/ReviewItem"}},
+                    "next_cursor": {"type": ["string", "null"]}}}), **_READ},
+        }},
+        "/v1/applications/{id}/review": {"post": {
+            "summary": "Decide an application of the review queue: final and audited",
+            "description": "The same decision and reason from the same caller again answer"
+                           " the recorded decision, with `Idempotent-Replayed: true`.",
+            "parameters": [_ID],
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": body}}},
+            "responses": {
+                "200": _json("The decision recorded (or recorded before, by the same"
+                             " caller with the same body)", decided),
+                "404": _problem("No such application"),
+                "409": {"description": "Not in the review queue (not routed to"
+                                       " manual_review, or not processed yet), or decided"
+                                       " before: the problem's `review` holds that decision",
+                        "content": {"application/problem+json": {"schema": {
+                            "$ref": "#/components/schemas/ReviewConflict"}}}},
+                **_BODY, "413": _problem("Body over 16 KiB"),
+            },
+        }},
+    }
+
+
 def paths() -> tuple[dict[str, Any], dict[str, Any]]:
     """(paths, schemas to add to the components)."""
-    (replay, discard, bulk), schemas = msgspec.json.schema_components(
-        [ReplayBody, DiscardBody, BulkBody], ref_template="#/components/schemas/{name}"
+    (replay, discard, bulk, review), schemas = msgspec.json.schema_components(
+        [ReplayBody, DiscardBody, BulkBody, ReviewBody],
+        ref_template="#/components/schemas/{name}",
     )
+    schemas.update(_review_schemas())
     letter = {"type": "object", "required": ["id", "status", "error_code"],
               "properties": {"id": _TEXT, "status": _TEXT, "error_code": _TEXT}}
     page = {"type": "object", "required": ["items", "next_cursor"],
@@ -63,6 +141,7 @@ def paths() -> tuple[dict[str, Any], dict[str, Any]]:
         "schema": bulk}}}, "responses": {"200": _json("How many match, or were acted on",
                                                        counted), **_BODY}}
     return {
+        **_review_paths(review),
         "/v1/dead-letters": {"get": {
             "summary": "Search dead letters, newest first",
             "parameters": [

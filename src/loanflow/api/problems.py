@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from loanflow.errors import (
+    AlreadyDecided,
     IdempotencyConflict,
     LoanflowError,
     RateLimited,
@@ -48,6 +49,8 @@ async def on_loanflow_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, SchemaInvalid):
         errors = [{"field": e.field, "message": e.message} for e in exc.errors]
         return problem(exc.status, exc.type, exc.title, exc.detail, errors=errors)
+    if isinstance(exc, AlreadyDecided):
+        return problem(exc.status, exc.type, exc.title, exc.detail, review=exc.review)
     if isinstance(exc, IdempotencyConflict | RateLimited):
         return problem(exc.status, exc.type, exc.title, exc.detail,
                        headers={"Retry-After": str(exc.retry_after_s)})

@@ -32,6 +32,8 @@ _encode = msgspec.json.Encoder().encode
 _FORBIDDEN_CHARS = re.compile(
     "[\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff\ud800-\udfff]"
 )
+#: What a field holding one of them is told.
+FORBIDDEN_CHARS_MESSAGE = "contains control, bidi, zero-width or invalid characters"
 #: The same characters as they appear unescaped in a body that decoded. Controls cannot
 #: (msgspec refuses them raw in a string; a raw tab or newline lies between tokens),
 #: lone surrogates neither (not UTF-8): both come only as \u escapes.
@@ -116,12 +118,15 @@ def _text_errors(struct: msgspec.Struct, path: str) -> Iterator[FieldError]:
     for name in struct.__struct_fields__:
         value = getattr(struct, name)
         if isinstance(value, str):
-            if _FORBIDDEN_CHARS.search(value):
-                yield FieldError(
-                    _join(path, name), "contains control, bidi, zero-width or invalid characters"
-                )
+            if has_forbidden_chars(value):
+                yield FieldError(_join(path, name), FORBIDDEN_CHARS_MESSAGE)
         elif isinstance(value, msgspec.Struct):
             yield from _text_errors(value, _join(path, name))
+
+
+def has_forbidden_chars(text: str) -> bool:
+    """Whether `text` holds a character no text field may (_FORBIDDEN_CHARS)."""
+    return _FORBIDDEN_CHARS.search(text) is not None
 
 
 def canonical_bytes(application: Application) -> bytes:

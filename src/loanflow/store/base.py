@@ -20,6 +20,7 @@ from loanflow.apikeys import ApiKey
 from loanflow.errors import LoanflowError
 from loanflow.store.logins import LoginStore
 from loanflow.store.review import DeadLetter, ReviewStore
+from loanflow.store.review_queue import ReviewDecision, ReviewQueueStore
 from loanflow.store.search import ApplicationFilter, ApplicationSummary
 
 
@@ -50,9 +51,12 @@ class ApplicationRecord(msgspec.Struct, frozen=True, kw_only=True):
     document: bytes
     rules_version: str
     product_version: str
+    #: The business review's decision (store/review_queue.py), None until one is
+    #: recorded. Read back by get_application; save_results never writes it.
+    review: ReviewDecision | None = None
 
 
-class Store(ReviewStore, LoginStore, Protocol):
+class Store(ReviewStore, ReviewQueueStore, LoginStore, Protocol):
     async def open(self) -> None:
         """Connect and apply pending migrations."""
         ...

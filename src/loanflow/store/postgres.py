@@ -25,11 +25,12 @@ import msgspec
 
 from loanflow.apikeys import ApiKey, Scope
 from loanflow.errors import InvalidValue, StoreUnavailable
-from loanflow.store import migrations, review, search
+from loanflow.store import migrations, review, review_queue, search
 from loanflow.store.base import ApplicationRecord
 from loanflow.store.postgres_errors import refused_for_data
 from loanflow.store.postgres_logins import PostgresLogins
 from loanflow.store.postgres_review import PostgresReview, save_dead_letters
+from loanflow.store.postgres_review_queue import PostgresReviewQueue
 from loanflow.store.review import DeadLetter
 
 _COLUMNS = (
@@ -75,7 +76,7 @@ _BACKEND_ERRORS = (
 )
 
 
-class PostgresStore(PostgresReview, PostgresLogins):
+class PostgresStore(PostgresReview, PostgresReviewQueue, PostgresLogins):
     def __init__(
         self,
         url: str,
@@ -177,9 +178,15 @@ class PostgresStore(PostgresReview, PostgresLogins):
             return None  # PostgreSQL text cannot hold NUL, so no such id exists
         async with self._connection("get_application", for_request=True) as conn:
             row = await conn.fetchrow(
-                f"SELECT {_COLUMNS} FROM applications WHERE id = $1", application_id
+                f"SELECT {_COLUMNS}, {review_queue.DECISION_COLUMNS} FROM applications"
+                " WHERE id = $1", application_id
             )
-        return None if row is None else ApplicationRecord(**dict(row.items()))
+        if row is None:
+            return None
+        fields = dict(row.items())
+        decision = review_queue.decision_from_columns(*(
+            fields.pop(name) for name in review_queue.DECISION_FIELDS))
+        return ApplicationRecord(**fields, review=decision)
 
     async def search_applications(
         self, where: search.ApplicationFilter, *, limit: int, cursor: str | None = None

@@ -13,10 +13,11 @@ import msgspec
 from loanflow.apikeys import ApiKey, Scope
 from loanflow.embedded import SQLiteDatabase
 from loanflow.errors import StoreUnavailable
-from loanflow.store import migrations, review, search
+from loanflow.store import migrations, review, review_queue, search
 from loanflow.store.base import ApplicationRecord
 from loanflow.store.review import AuditEntry, DeadLetter, DeadLetterFilter, DeadLetterStatus
 from loanflow.store.sqlite_logins import SQLiteLogins
+from loanflow.store.sqlite_review_queue import SQLiteReviewQueue
 
 _COLUMNS = (
     "id, status, api_key_id, idempotency_key, channel, partner_id, external_id,"
@@ -26,7 +27,7 @@ _COLUMNS = (
 _KEY_COLUMNS = "id, label, scopes, created_at_ns, expires_at_ns, revoked_at_ns"
 
 
-class SQLiteStore(SQLiteLogins):
+class SQLiteStore(SQLiteReviewQueue, SQLiteLogins):
     def __init__(self, path: Path) -> None:
         self._db = SQLiteDatabase(path, unavailable=StoreUnavailable)
 
@@ -172,10 +173,15 @@ class SQLiteStore(SQLiteLogins):
     async def get_application(self, application_id: str) -> ApplicationRecord | None:
         row = await self._db.read(
             lambda conn: conn.execute(
-                f"SELECT {_COLUMNS} FROM applications WHERE id = ?", (application_id,)
+                f"SELECT {_COLUMNS}, {review_queue.DECISION_COLUMNS} FROM applications"
+                " WHERE id = ?", (application_id,)
             ).fetchone()
         )
-        return None if row is None else ApplicationRecord(**dict(zip(_FIELDS, row, strict=True)))
+        if row is None:
+            return None
+        fields = dict(zip(_FIELDS, row[:len(_FIELDS)], strict=True))
+        return ApplicationRecord(**fields,
+                                 review=review_queue.decision_from_columns(*row[len(_FIELDS):]))
 
     async def search_applications(
         self, where: search.ApplicationFilter, *, limit: int, cursor: str | None = None
