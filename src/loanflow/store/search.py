@@ -22,7 +22,7 @@ import msgspec
 class Review(enum.StrEnum):
     #: Routed to manual_review and no business decision yet.
     OPEN = "open"
-    #: A decision recorded (by the review queue; nothing records one yet).
+    #: A decision recorded (POST /v1/applications/{id}/review).
     DECIDED = "decided"
 
 
