@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import msgspec
 
 from loanflow.store import search
-from loanflow.store.search import ApplicationSummary
+from loanflow.store.search import ApplicationSummary, RouteReason
 
 
 class Decision(enum.StrEnum):
@@ -34,13 +34,6 @@ class ReviewDecision(msgspec.Struct, frozen=True, kw_only=True):
     #: The API key id, or the dashboard session's actor.
     reviewed_by: str
     reviewed_at_ns: int
-
-
-class RouteReason(msgspec.Struct, frozen=True):
-    """Why the processor routed it to review (pipeline/route.py's Reason)."""
-
-    code: str
-    message: str
 
 
 class ReviewItem(msgspec.Struct, frozen=True, kw_only=True):
@@ -151,43 +144,11 @@ def why_not(row: Sequence[Any] | None) -> tuple[Outcome, ReviewDecision | None]:
     return Outcome.NOT_IN_QUEUE, None
 
 
-class _Enrichment(msgspec.Struct):
-    score: int | None = None
-    risk_tier: str | None = None
-    flags: tuple[str, ...] = ()
-    route_reasons: tuple[RouteReason, ...] = ()
-
-
-class _Assessment(msgspec.Struct):
-    enrichment: _Enrichment | None = None
-
-
-class _Document(msgspec.Struct):
-    """The fields of a stored document the queue shows; the rest is skipped unread."""
-
-    assessment: _Assessment | None = None
-
-
-_decode_document = msgspec.json.Decoder(_Document).decode
-
-
 def item_from_row(row: Sequence[Any]) -> ReviewItem:
-    """A queue row (COLUMNS), its document decoded once for the summary and the reasons."""
-    (application_id, status, route, channel, partner_id, external_id, received_at_ns,
-     processed_at_ns, review_decision, reviewed_at_ns, document) = row
-    try:
-        assessment = _decode_document(document).assessment
-    except msgspec.DecodeError:  # not a document this version wrote: list it all the same
-        assessment = None
-    enrichment = (assessment.enrichment if assessment is not None else None) or _Enrichment()
-    summary = ApplicationSummary(
-        id=application_id, status=status, route=route, channel=channel,
-        partner_id=partner_id, external_id=external_id, received_at_ns=received_at_ns,
-        processed_at_ns=processed_at_ns, score=enrichment.score,
-        risk_tier=enrichment.risk_tier, flags=enrichment.flags,
-        review_decision=review_decision, reviewed_at_ns=reviewed_at_ns,
-    )
-    return ReviewItem(summary=summary, route_reasons=enrichment.route_reasons)
+    """A queue row (COLUMNS), its document decoded once for summary and reasons."""
+    facts = search.facts_of(row[-1])
+    return ReviewItem(summary=search.summary_from_row(row, facts),
+                      route_reasons=facts.route_reasons)
 
 
 def page(rows: list[ReviewItem], limit: int) -> tuple[list[ReviewItem], str | None]:

@@ -129,41 +129,57 @@ def select_sql(
     return sql, params
 
 
-class _Enrichment(msgspec.Struct):
+class RouteReason(msgspec.Struct, frozen=True):
+    """Why the processor routed it as it did (pipeline/route.py's Reason)."""
+
+    code: str
+    message: str
+
+
+class DocumentFacts(msgspec.Struct):
+    """The few fields of a stored document that lists show (its enrichment's)."""
+
     score: int | None = None
     risk_tier: str | None = None
     flags: tuple[str, ...] = ()
+    route_reasons: tuple[RouteReason, ...] = ()
 
 
 class _Assessment(msgspec.Struct):
-    enrichment: _Enrichment | None = None
+    enrichment: DocumentFacts | None = None
 
 
 class _Document(msgspec.Struct):
-    """The few fields of a stored document a summary shows; the rest is skipped unread."""
+    """The rest of a stored document is skipped unread."""
 
     assessment: _Assessment | None = None
 
 
 _decode_document = msgspec.json.Decoder(_Document).decode
+_NO_FACTS = DocumentFacts()
 
 
-def summary_from_row(row: Sequence[Any]) -> ApplicationSummary:
-    (application_id, status, route, channel, partner_id, external_id, received_at_ns,
-     processed_at_ns, review_decision, reviewed_at_ns, document) = row
+def facts_of(document: bytes | str) -> DocumentFacts:
     try:
         assessment = _decode_document(document).assessment
     except msgspec.DecodeError:  # not a document this version wrote: list it all the same
-        assessment = None
+        return _NO_FACTS
     enrichment = assessment.enrichment if assessment is not None else None
+    return enrichment if enrichment is not None else _NO_FACTS
+
+
+def summary_from_row(
+    row: Sequence[Any], facts: DocumentFacts | None = None
+) -> ApplicationSummary:
+    """A row of COLUMNS; `facts`: its document's, when the caller decoded them already."""
+    (application_id, status, route, channel, partner_id, external_id, received_at_ns,
+     processed_at_ns, review_decision, reviewed_at_ns, document) = row
+    facts = facts if facts is not None else facts_of(document)
     return ApplicationSummary(
         id=application_id, status=status, route=route, channel=channel,
         partner_id=partner_id, external_id=external_id, received_at_ns=received_at_ns,
-        processed_at_ns=processed_at_ns,
-        score=enrichment.score if enrichment is not None else None,
-        risk_tier=enrichment.risk_tier if enrichment is not None else None,
-        flags=enrichment.flags if enrichment is not None else (),
-        review_decision=review_decision, reviewed_at_ns=reviewed_at_ns,
+        processed_at_ns=processed_at_ns, score=facts.score, risk_tier=facts.risk_tier,
+        flags=facts.flags, review_decision=review_decision, reviewed_at_ns=reviewed_at_ns,
     )
 
 
