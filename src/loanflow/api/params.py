@@ -9,6 +9,7 @@ past 64 bits with OverflowError) or a 503 (PostgreSQL refuses a NUL in text).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from typing import overload
 
 from starlette.requests import Request
@@ -95,3 +96,14 @@ def text_value(value: str | None, field: str) -> str | None:
 
 def text_param(request: Request, name: str) -> str | None:
     return text_value(request.query_params.get(name), name)
+
+
+def only_params(request: Request, allowed: Collection[str]) -> None:
+    """Refuse a parameter not in `allowed`, or one given twice: a typo must not widen a
+    list to everything, nor a second value be ignored."""
+    query = request.query_params
+    for name in query:
+        if name not in allowed:
+            raise _invalid(name, "unknown parameter; expected among " + ", ".join(sorted(allowed)))
+        if len(query.getlist(name)) > 1:
+            raise _invalid(name, "expected the parameter once")

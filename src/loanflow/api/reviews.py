@@ -63,12 +63,7 @@ def _item(item: ReviewItem) -> dict[str, Any]:
 async def list_reviews(request: Request) -> Response:
     await request.app.state.auth.require(request, Scope.READ)
     query = request.query_params
-    for name in query:
-        if name not in PARAMETERS:
-            raise _invalid(name, "unknown parameter; expected among "
-                                 + ", ".join(sorted(PARAMETERS)))
-        if len(query.getlist(name)) > 1:
-            raise _invalid(name, "expected the parameter once")
+    params.only_params(request, PARAMETERS)
     limit = params.int_param(request, "limit", default=search.DEFAULT_PAGE, minimum=1,
                              maximum=search.MAX_PAGE)
     cursor = query.get("cursor") or None

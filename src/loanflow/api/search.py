@@ -59,13 +59,7 @@ def _id_text(request: Request, name: str) -> str | None:
 
 
 def _filter(request: Request) -> ApplicationFilter:
-    query = request.query_params
-    for name in query:
-        if name not in PARAMETERS:
-            raise _invalid(name, "unknown parameter; expected among "
-                                 + ", ".join(sorted(PARAMETERS)))
-        if len(query.getlist(name)) > 1:
-            raise _invalid(name, "expected the parameter once")
+    params.only_params(request, PARAMETERS)
     review = _choice(request, "review", REVIEWS)
     since_ns = params.time_param(request, "since")
     until_ns = params.time_param(request, "until")
