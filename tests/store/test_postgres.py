@@ -196,7 +196,8 @@ def test_a_connection_goes_back_to_the_pool_clean_without_a_reset_round_trip(url
 def test_the_ssn_lookup_still_uses_its_index_after_the_table_grew(database_url: str) -> None:
     """A plan made while the table was a few rows long must not outlive its growth by more
     than PLAN_LIFETIME_S: as a cached generic plan it was a sequential scan, every row
-    read for every batch."""
+    read for every batch. Nor may a batch's many hashes on a table never analyzed: the
+    planner's default guess took them to match most rows."""
     lookups_while_small = 8  # past PostgreSQL's five custom plans before a generic one
 
     async def scans(store: PostgresStore, url: str) -> tuple[int, int]:
@@ -222,10 +223,12 @@ def test_the_ssn_lookup_still_uses_its_index_after_the_table_grew(database_url: 
                              " 'r', 'p' FROM generate_series(1, 20000) AS n")
             await asyncio.sleep(PLAN_LIFETIME_S)
             seq_before, index_before = await scans(store, url)
-            found = await store.ssn_matches([f"{1:064x}"], since_ns=0)
+            batch = [f"{1:064x}", *(f"{n:064x}" for n in range(10**6, 10**6 + 199))]
+            found = await store.ssn_matches(batch, since_ns=0)
             seq_after, index_after = await scans(store, url)
         assert [ssn_hash for ssn_hash, _ in found] == [f"{1:064x}"]
-        assert (seq_after - seq_before, index_after - index_before) == (0, 1)
+        assert seq_after - seq_before == 0
+        assert index_after > index_before
 
     with fresh_database(admin_url(database_url)) as fresh_url:
         asyncio.run(scenario(fresh_url))
