@@ -27,11 +27,11 @@ import asyncpg
 import msgspec
 from tests.throwaway.postgres import SHARED_ADMIN_URL, fresh_database
 
+from loanflow.domain.assess import assess
+from loanflow.domain.product import load_product
 from loanflow.loadgen.synthetic import generate
 from loanflow.models import Application, Envelope, new_application_id
-from loanflow.pipeline.assess import assess
 from loanflow.pipeline.processor import stored_document
-from loanflow.pipeline.product import load_product
 from loanflow.store import postgres
 from loanflow.store.base import ApplicationRecord
 from loanflow.store.postgres import PostgresStore

@@ -16,11 +16,11 @@ import time
 
 import msgspec
 
+from loanflow.domain import rules
+from loanflow.domain.assess import assess
+from loanflow.domain.product import load_product
 from loanflow.loadgen.synthetic import generate
 from loanflow.models import Application
-from loanflow.pipeline import rules
-from loanflow.pipeline.assess import assess
-from loanflow.pipeline.product import load_product
 
 #: The generation time and decision date: fixed, so every run assesses the same batch.
 _NOW = dt.datetime(2026, 11, 25, 12, tzinfo=dt.UTC)

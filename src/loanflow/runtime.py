@@ -19,13 +19,13 @@ from loanflow.api.ratelimit import RateLimiter
 from loanflow.backends import Backends, make_backends
 from loanflow.broker.base import AppendResult, Broker, Submission
 from loanflow.coalesce import Coalescer
+from loanflow.domain.product import ProductSource
 from loanflow.errors import Unavailable
 from loanflow.metrics.backends import Metrics, open_metrics
 from loanflow.metrics.series_base import QueueState
 from loanflow.pii import PiiCipher, load_cipher
 from loanflow.pipeline.backlog import Backlog
 from loanflow.pipeline.processor import Processor, warm_up
-from loanflow.pipeline.product import ProductSource
 from loanflow.pipeline.velocity import VelocityCheck, VelocityCounter
 from loanflow.settings import Settings
 from loanflow.startup import cannot_start

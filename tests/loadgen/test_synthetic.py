@@ -13,11 +13,11 @@ import phonenumbers
 import pytest
 from email_validator import validate_email
 
+from loanflow.domain.assess import assess
+from loanflow.domain.product import load_product
+from loanflow.domain.rules import RULE_CODES, lookup_zip
 from loanflow.loadgen.synthetic import BREAKERS, generate, make_invalid
 from loanflow.models import MONEY_FIELDS, Application, to_cents
-from loanflow.pipeline.assess import assess
-from loanflow.pipeline.product import load_product
-from loanflow.pipeline.rules import RULE_CODES, lookup_zip
 
 NOW = dt.datetime(2026, 11, 25, 10, 0, tzinfo=dt.UTC)
 TODAY = NOW.date()

@@ -18,13 +18,13 @@ import pytest
 from loanflow.api.schema import decode_application
 from loanflow.broker.base import AppendOutcome, Delivery, Submission
 from loanflow.broker.sqlite import SQLiteBroker
+from loanflow.domain.flags import FLAG_EMAIL_VELOCITY
+from loanflow.domain.product import Product, ProductSource, load_product
 from loanflow.errors import StoreUnavailable
 from loanflow.models import Envelope, new_application_id
 from loanflow.pii import PiiCipher
 from loanflow.pipeline.backlog import Backlog
-from loanflow.pipeline.flags import FLAG_EMAIL_VELOCITY
 from loanflow.pipeline.processor import FLAG_DUPLICATE_SSN, Processor
-from loanflow.pipeline.product import Product, ProductSource, load_product
 from loanflow.pipeline.velocity import VelocityCheck, VelocityUnavailable
 from loanflow.pipeline.velocity_sqlite import SQLiteVelocityCounter
 from loanflow.store.base import ApplicationRecord
@@ -707,5 +707,5 @@ class FakeClock:
 
 
 PACKAGED_TOML = (
-    Path(__file__).parents[2] / "src" / "loanflow" / "pipeline" / "product.toml"
+    Path(__file__).parents[2] / "src" / "loanflow" / "domain" / "product.toml"
 ).read_text()

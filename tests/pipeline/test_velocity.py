@@ -21,14 +21,14 @@ import redis
 
 from loanflow.backends.redis.keys import VELOCITY_PREFIX
 from loanflow.backends.redis.velocity import RedisVelocityCounter
-from loanflow.models import Application, Envelope
-from loanflow.pii import PiiCipher
-from loanflow.pipeline.flags import (
+from loanflow.domain.flags import (
     FLAG_EMAIL_VELOCITY,
     FLAG_IP_VELOCITY,
     FLAG_PHONE_VELOCITY,
     Findings,
 )
+from loanflow.models import Application, Envelope
+from loanflow.pii import PiiCipher
 from loanflow.pipeline.velocity import (
     KEEP_WINDOWS,
     Observation,

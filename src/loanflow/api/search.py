@@ -17,9 +17,9 @@ from starlette.responses import Response
 from loanflow.api import params
 from loanflow.api.applications import runtime_of
 from loanflow.apikeys import Scope
+from loanflow.domain.route import Route
 from loanflow.errors import FieldError, SchemaInvalid
 from loanflow.models import Channel, Status, format_ts
-from loanflow.pipeline.route import Route
 from loanflow.store import search
 from loanflow.store.search import ApplicationFilter, ApplicationSummary, Review
 

@@ -21,7 +21,7 @@ import msgspec
 import phonenumbers
 from stdnum.us import ssn as stdnum_ssn
 
-from loanflow.pipeline.rules import (
+from loanflow.domain.rules import (
     OFFERED_TERMS_MONTHS,
     us_phone_regions,
     usps_state_codes,

@@ -1,1 +1,2 @@
-"""The processor's pure stages: business rules, scorecard, enrichment, assessment."""
+"""The processor: reserve a batch, flag it, assess it (domain/), store it, ack it; retries,
+the dead letters and a crashing application isolated."""

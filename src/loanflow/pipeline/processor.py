@@ -21,19 +21,19 @@ from typing import Any
 import msgspec
 
 from loanflow.broker.base import Broker, Delivery
+from loanflow.domain import rules
+from loanflow.domain.assess import Assessment, assess
+from loanflow.domain.flags import FLAG_DUPLICATE_SSN as FLAG_DUPLICATE_SSN
+from loanflow.domain.flags import NO_FINDINGS, Findings
+from loanflow.domain.product import Product, ProductSource
 from loanflow.errors import Unavailable
 from loanflow.metrics import names
 from loanflow.metrics.events import Event, EventPublisher, make_event
 from loanflow.metrics.recorder import Recorder
 from loanflow.models import Application, AttemptRecord, Envelope, Status
 from loanflow.pii import MASKED_DATE, PiiCipher, mask_ssn
-from loanflow.pipeline import rules
-from loanflow.pipeline.assess import Assessment, assess
 from loanflow.pipeline.backlog import Backlog
-from loanflow.pipeline.flags import FLAG_DUPLICATE_SSN as FLAG_DUPLICATE_SSN
-from loanflow.pipeline.flags import NO_FINDINGS, Findings
 from loanflow.pipeline.poison import crash_if_marked, isolate_suspect
-from loanflow.pipeline.product import Product, ProductSource
 from loanflow.pipeline.refusals import save_isolating
 from loanflow.pipeline.review_flags import ReviewFlags
 from loanflow.pipeline.velocity import VelocityCheck

@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from loanflow.domain.flags import FLAG_DUPLICATE_SSN, NO_FINDINGS, Findings
 from loanflow.models import Application, Envelope
 from loanflow.pii import PiiCipher
-from loanflow.pipeline.flags import FLAG_DUPLICATE_SSN, NO_FINDINGS, Findings
 from loanflow.pipeline.velocity import VelocityCheck
 from loanflow.store.base import Store
 

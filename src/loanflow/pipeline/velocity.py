@@ -25,17 +25,17 @@ from typing import Final, Protocol
 import msgspec
 import phonenumbers
 
-from loanflow.errors import Unavailable
-from loanflow.models import Application, Envelope
-from loanflow.pipeline.flags import (
+from loanflow.domain.flags import (
     FLAG_EMAIL_VELOCITY,
     FLAG_IP_VELOCITY,
     FLAG_PHONE_VELOCITY,
     NO_FINDINGS,
     Findings,
 )
-from loanflow.pipeline.rules import parse_phone
-from loanflow.pipeline.trace import TraceEntry, TraceValue
+from loanflow.domain.rules import parse_phone
+from loanflow.domain.trace import TraceEntry, TraceValue
+from loanflow.errors import Unavailable
+from loanflow.models import Application, Envelope
 
 #: Observations are kept this many windows, so an application that waited up to one
 #: window in a backlog still sees every peer in its own window.

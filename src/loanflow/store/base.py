@@ -34,7 +34,7 @@ class ApplicationRecord(msgspec.Struct, frozen=True, kw_only=True):
 
     id: str
     status: str
-    #: The recommended route (pipeline/route.py) of an assessed application; None for a
+    #: The recommended route (domain/route.py) of an assessed application; None for a
     #: rejected or dead-lettered one.
     route: str | None = None
     api_key_id: str

@@ -130,7 +130,7 @@ def select_sql(
 
 
 class RouteReason(msgspec.Struct, frozen=True):
-    """Why the processor routed it as it did (pipeline/route.py's Reason)."""
+    """Why the processor routed it as it did (domain/route.py's Reason)."""
 
     code: str
     message: str

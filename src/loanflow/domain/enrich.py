@@ -18,13 +18,13 @@ import re
 
 import msgspec
 
+from loanflow.domain.flags import FLAG_CITY_NOT_IN_ZIP as FLAG_CITY_NOT_IN_ZIP
+from loanflow.domain.product import Product, Tier
+from loanflow.domain.route import Reason, Route, recommend_route
+from loanflow.domain.rules import ZipInfo, age_in_years, cents_or_none, lookup_zip
+from loanflow.domain.scorecard import ScoreFactor, ScoreInputs, score_application
+from loanflow.domain.trace import TraceEntry
 from loanflow.models import Application
-from loanflow.pipeline.flags import FLAG_CITY_NOT_IN_ZIP as FLAG_CITY_NOT_IN_ZIP
-from loanflow.pipeline.product import Product, Tier
-from loanflow.pipeline.route import Reason, Route, recommend_route
-from loanflow.pipeline.rules import ZipInfo, age_in_years, cents_or_none, lookup_zip
-from loanflow.pipeline.scorecard import ScoreFactor, ScoreInputs, score_application
-from loanflow.pipeline.trace import TraceEntry
 
 _BPS = 10_000
 _NOT_ALNUM = re.compile(r"[^0-9a-z]+")

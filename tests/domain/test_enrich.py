@@ -13,23 +13,23 @@ import numpy as np
 import numpy_financial as npf
 import pytest
 
-from loanflow.loadgen.synthetic import generate
-from loanflow.models import Application
-from loanflow.pipeline.enrich import (
+from loanflow.domain.enrich import (
     FLAG_CITY_NOT_IN_ZIP,
     Enrichment,
     enrich,
     monthly_payment_cents,
     ratio_bps,
 )
-from loanflow.pipeline.product import TIERS, Band, Product, ProductConfigError, load_product
-from loanflow.pipeline.scorecard import band_points, tier_for_score
+from loanflow.domain.product import TIERS, Band, Product, ProductConfigError, load_product
+from loanflow.domain.scorecard import band_points, tier_for_score
+from loanflow.loadgen.synthetic import generate
+from loanflow.models import Application
 from tests.conftest import sample_application
 
 TODAY = dt.date(2026, 11, 25)
 PRODUCT = load_product()
 PACKAGED_TOML = (
-    Path(__file__).parents[2] / "src" / "loanflow" / "pipeline" / "product.toml"
+    Path(__file__).parents[2] / "src" / "loanflow" / "domain" / "product.toml"
 ).read_text()
 
 #: The DESIGN example without its optional fields.

@@ -10,8 +10,8 @@ from typing import Literal
 
 import msgspec
 
-from loanflow.pipeline.flags import flag_message
-from loanflow.pipeline.product import RouteConfig, Tier
+from loanflow.domain.flags import flag_message
+from loanflow.domain.product import RouteConfig, Tier
 
 Route = Literal["fast_track", "manual_review", "decline_recommended"]
 

@@ -17,12 +17,12 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from loanflow.domain.assess import assess
+from loanflow.domain.enrich import enrich
+from loanflow.domain.product import TIERS, load_product
+from loanflow.domain.rules import RULE_CODES, check_application, zip_index
 from loanflow.loadgen.synthetic import generate
 from loanflow.models import Application
-from loanflow.pipeline.assess import assess
-from loanflow.pipeline.enrich import enrich
-from loanflow.pipeline.product import TIERS, load_product
-from loanflow.pipeline.rules import RULE_CODES, check_application, zip_index
 
 PRODUCT = load_product()
 TODAY = dt.date(2026, 11, 25)

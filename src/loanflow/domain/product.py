@@ -111,7 +111,7 @@ def load_product(path: Path | None = None) -> Product:
     Raises ProductConfigError naming the offending key.
     """
     if path is None:
-        resource = importlib.resources.files(__package__ or "loanflow.pipeline")
+        resource = importlib.resources.files(__package__ or "loanflow.domain")
         text = resource.joinpath(_DEFAULT_RESOURCE).read_text(encoding="utf-8")
         origin = f"packaged {_DEFAULT_RESOURCE}"
     else:
@@ -176,7 +176,7 @@ def _check_bands(bands: tuple[Band, ...], where: str) -> None:
 
 def packaged_product_path() -> Path | None:
     """The packaged `product.toml` on disk; None when installed where it cannot change."""
-    resource = importlib.resources.files(__package__ or "loanflow.pipeline") / _DEFAULT_RESOURCE
+    resource = importlib.resources.files(__package__ or "loanflow.domain") / _DEFAULT_RESOURCE
     return resource if isinstance(resource, Path) else None
 
 

@@ -9,11 +9,11 @@ from typing import Literal
 
 import msgspec
 
+from loanflow.domain.enrich import Enrichment, enrich
+from loanflow.domain.product import Product
+from loanflow.domain.rules import RULES_VERSION, Violation, check_application
+from loanflow.domain.trace import TraceEntry
 from loanflow.models import Application
-from loanflow.pipeline.enrich import Enrichment, enrich
-from loanflow.pipeline.product import Product
-from loanflow.pipeline.rules import RULES_VERSION, Violation, check_application
-from loanflow.pipeline.trace import TraceEntry
 
 Outcome = Literal["stored", "rejected"]
 

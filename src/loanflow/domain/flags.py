@@ -10,7 +10,7 @@ from typing import Final
 
 import msgspec
 
-from loanflow.pipeline.trace import TraceEntry
+from loanflow.domain.trace import TraceEntry
 
 #: The address's city is not one USPS accepts for its ZIP.
 FLAG_CITY_NOT_IN_ZIP: Final = "address.city_not_in_zip"

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import msgspec
 
+from loanflow.domain.product import Band, Scorecard, Tier, TierMinScore
 from loanflow.models import EmploymentStatus
-from loanflow.pipeline.product import Band, Scorecard, Tier, TierMinScore
 
 
 class ScoreInputs(msgspec.Struct, frozen=True, kw_only=True):

@@ -10,10 +10,10 @@ and hand-made edges (SSN and phone spellings, sub-cent and non-finite money, ZIP
 city quirks, birthdays on 29 February, flags and evidence passed in).
 
 On a mismatch, see what changed with
-    .venv/bin/python -m tests.pipeline.test_assessment_golden --show LABEL
+    .venv/bin/python -m tests.domain.test_assessment_golden --show LABEL
 (run it on both commits and diff). Rewrite the digests only for an intended change of
 behaviour (a new rule, a library upgrade that changes its data):
-    .venv/bin/python -m tests.pipeline.test_assessment_golden --write
+    .venv/bin/python -m tests.domain.test_assessment_golden --write
 """
 
 from __future__ import annotations
@@ -32,12 +32,12 @@ from typing import Any
 import msgspec
 import pytest
 
+from loanflow.domain.assess import assess
+from loanflow.domain.flags import FLAG_DUPLICATE_SSN, NO_FINDINGS, Findings
+from loanflow.domain.product import load_product
 from loanflow.loadgen.synthetic import BREAKERS, generate
 from loanflow.models import Application, Envelope
-from loanflow.pipeline.assess import assess
-from loanflow.pipeline.flags import FLAG_DUPLICATE_SSN, NO_FINDINGS, Findings
 from loanflow.pipeline.processor import stored_document
-from loanflow.pipeline.product import load_product
 from loanflow.pipeline.velocity import Observation, VelocityCheck
 
 GOLDEN = Path(__file__).parent / "golden" / "assessment_digests.txt"
@@ -286,7 +286,7 @@ def test_every_document_and_velocity_key_is_byte_identical_to_the_golden_digests
     assert not differ, (
         f"{len(differ)} of {len(expected)} cases differ from the golden digests, first: "
         f"{differ[:10]}; show one with "
-        f"`python -m tests.pipeline.test_assessment_golden --show {differ[0]}`"
+        f"`python -m tests.domain.test_assessment_golden --show {differ[0]}`"
     )
 
 

@@ -10,11 +10,11 @@ from typing import Any
 import msgspec
 import pytest
 
+from loanflow.domain.assess import Assessment, assess
+from loanflow.domain.product import load_product
+from loanflow.domain.rules import RULE_CODES, RULES_VERSION
 from loanflow.loadgen.synthetic import generate
 from loanflow.models import Application
-from loanflow.pipeline.assess import Assessment, assess
-from loanflow.pipeline.product import load_product
-from loanflow.pipeline.rules import RULE_CODES, RULES_VERSION
 
 NOW = dt.datetime(2026, 11, 25, 10, 0, tzinfo=dt.UTC)
 TODAY = NOW.date()

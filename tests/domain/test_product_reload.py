@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from loanflow.pipeline.product import (
+from loanflow.domain.product import (
     RELOAD_CHECK_INTERVAL_S,
     ProductConfigError,
     ProductSource,
@@ -17,10 +17,10 @@ from loanflow.pipeline.product import (
 )
 
 PACKAGED_TOML = (
-    Path(__file__).parents[2] / "src" / "loanflow" / "pipeline" / "product.toml"
+    Path(__file__).parents[2] / "src" / "loanflow" / "domain" / "product.toml"
 ).read_text()
 VERSION_LINE = 'version = "personal-loan-2026.1"'
-LOGGER = "loanflow.pipeline.product"
+LOGGER = "loanflow.domain.product"
 
 
 class FakeClock:
@@ -206,7 +206,7 @@ def test_without_a_path_the_packaged_file_is_followed() -> None:
 
     assert source.current() == load_product()
     assert packaged_product_path() == (
-        Path(__file__).parents[2] / "src" / "loanflow" / "pipeline" / "product.toml"
+        Path(__file__).parents[2] / "src" / "loanflow" / "domain" / "product.toml"
     )
     assert str(packaged_product_path()) in repr(source)
 

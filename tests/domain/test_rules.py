@@ -11,14 +11,14 @@ import msgspec
 import phonenumbers
 import pytest
 
-from loanflow.models import Application
-from loanflow.pipeline.rules import (
+from loanflow.domain.rules import (
     RULE_CODES,
     RULES,
     Violation,
     check_application,
     parse_phone,
 )
+from loanflow.models import Application
 from tests.conftest import SAMPLE_APPLICATION
 
 TODAY = dt.date(2026, 11, 25)

@@ -1,0 +1,1 @@
+"""The decision on one application: rules, enrichment, scorecard, route. Pure: no I/O."""
