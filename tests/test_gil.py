@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from loanflow.gil import EMBEDDED_SWITCH_INTERVAL_S, tune_switch_interval
+from loanflow.process.gil import EMBEDDED_SWITCH_INTERVAL_S, tune_switch_interval
 from loanflow.settings import Settings
 
 

@@ -25,7 +25,7 @@ from benchmarks.harness.procs import cmdline, label
 RATE_HZ = 100
 TOP = 12
 #: Frames on every stack of a process: no information in their total.
-_ENTRY_POINTS = ("loanflow/cli.py", "loanflow/__main__.py", "loanflow/runtime.py")
+_ENTRY_POINTS = ("loanflow/cli/main.py", "loanflow/__main__.py", "loanflow/process/runtime.py")
 
 
 def py_spy() -> str | None:

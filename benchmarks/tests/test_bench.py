@@ -61,7 +61,7 @@ def test_quick_bench_runs_its_scenarios_and_writes_the_report(tmp_path: Path) ->
 
 
 def test_py_spy_stacks_are_summarised_by_own_and_total_time() -> None:
-    main, handle = "main (/src/loanflow/cli.py:1)", "handle (/src/loanflow/api/app.py:5)"
+    main, handle = "main (/src/loanflow/cli/main.py:1)", "handle (/src/loanflow/api/app.py:5)"
     collapsed = (f"{main};{handle};encode (/lib/python3.11/json/encoder.py:9) 30\n"
                  f"{main};{handle} 10\n"
                  f"{main};wait (/lib/python3.11/selectors.py:2) 60\n")

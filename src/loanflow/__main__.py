@@ -1,3 +1,3 @@
-from loanflow.cli import main
+from loanflow.cli.main import main
 
 raise SystemExit(main())

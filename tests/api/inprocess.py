@@ -32,7 +32,7 @@ from loanflow import apikeys
 from loanflow.api.app import create_app
 from loanflow.apikeys import ApiKey
 from loanflow.models import Application, AttemptRecord, Envelope, new_application_id
-from loanflow.runtime import Runtime
+from loanflow.process.runtime import Runtime
 from loanflow.settings import Settings
 from loanflow.store.review import DeadLetter, DeadLetterStatus
 from tests.conftest import Deployment, production_deployment, sample_application
@@ -161,7 +161,7 @@ def running_app(settings: Settings, *, processors: int = 0) -> Iterator[InProces
     app = create_app(settings, processors=processors)
     with anyio.from_thread.start_blocking_portal() as portal, \
             portal.wrap_async_context_manager(app.router.lifespan_context(app)):
-        # The lifespan froze every object so far out of collection (gc_freeze.py): right
+        # The lifespan froze every object so far out of collection (process/gc_freeze.py): right
         # for a server, a leak for a test session that starts many apps.
         gc.unfreeze()
         transport = httpx.ASGITransport(app, raise_app_exceptions=False)

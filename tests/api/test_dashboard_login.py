@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from loanflow.apikeys import hash_key
-from loanflow.cli_login import issue_login_code
+from loanflow.cli.login import issue_login_code
 from loanflow.logins import LOGIN_CODE_TTL_S, hash_secret, new_login_code
 from loanflow.pii import load_cipher
 from tests.api.inprocess import InProcessApp, app_fixture, client_fixture, keys_fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from loanflow.api.ratelimit import TokenBucketLimiter
+from loanflow.broker.ratelimit import TokenBucketLimiter
 from loanflow.errors import RateLimited
 from tests.api.test_submit import submit
 from tests.conftest import (

@@ -14,7 +14,7 @@ import httpx
 import msgspec
 import pytest
 
-from loanflow.cli_login import issue_login_code
+from loanflow.cli.login import issue_login_code
 from loanflow.models import format_ts
 from loanflow.store.base import ApplicationRecord
 from tests.api.inprocess import InProcessApp, app_fixture, client_fixture, keys_fixture

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from loanflow.api.ratelimit import TokenBucketLimiter
 from loanflow.backends import make_backends
 from loanflow.backends.redis.broker import RedisStreamsBroker
 from loanflow.backends.redis.client import RedisClient
@@ -15,12 +14,13 @@ from loanflow.backends.redis.events import RedisEventLog
 from loanflow.backends.redis.ratelimit import RedisTokenBucketLimiter
 from loanflow.backends.redis.series import RedisSeries
 from loanflow.backends.redis.velocity import RedisVelocityCounter
+from loanflow.broker.ratelimit import TokenBucketLimiter
 from loanflow.broker.sqlite import SQLiteBroker
 from loanflow.metrics.events_sqlite import SQLiteEventLog
 from loanflow.metrics.series_sqlite import SQLiteSeries
 from loanflow.pii import new_key_text
 from loanflow.pipeline.velocity_sqlite import SQLiteVelocityCounter
-from loanflow.runtime import open_runtime
+from loanflow.process.runtime import open_runtime
 from loanflow.settings import Settings
 from loanflow.store.postgres import PostgresStore
 from loanflow.store.sqlite import SQLiteStore

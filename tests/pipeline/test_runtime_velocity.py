@@ -15,7 +15,7 @@ from loanflow.broker.base import Submission
 from loanflow.domain.flags import FLAG_EMAIL_VELOCITY
 from loanflow.models import Application, Envelope, new_application_id
 from loanflow.pii import new_key_text
-from loanflow.runtime import open_runtime
+from loanflow.process.runtime import open_runtime
 from loanflow.settings import Settings
 from tests.conftest import Deployment, production_deployment, sample_application
 

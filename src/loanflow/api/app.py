@@ -26,8 +26,8 @@ from loanflow.api.security_headers import SecurityHeadersMiddleware
 from loanflow.api.session import Sessions
 from loanflow.api.submit import Submit, is_submission
 from loanflow.errors import LoanflowError
-from loanflow.gc_freeze import freeze_startup_objects
-from loanflow.runtime import open_runtime
+from loanflow.process.gc_freeze import freeze_startup_objects
+from loanflow.process.runtime import open_runtime
 from loanflow.settings import Settings
 
 
@@ -49,7 +49,7 @@ class LoanflowApp(Starlette):
 def app_from_env() -> Starlette:
     """The API-only app of one `serve --api-workers N` child, configured by its environment."""
     from loanflow import logs
-    from loanflow.gil import tune_switch_interval
+    from loanflow.process.gil import tune_switch_interval
 
     settings = Settings.from_env()
     logs.configure(level=settings.log_level, json=settings.log_format == "json")

@@ -22,7 +22,7 @@ from loanflow.errors import (
 )
 from loanflow.metrics import names
 from loanflow.models import Application, Envelope, format_ts, new_application_id
-from loanflow.runtime import Runtime
+from loanflow.process.runtime import Runtime
 from loanflow.store.review_queue import ReviewDecision
 from loanflow.store.search import Review
 

@@ -25,7 +25,7 @@ from loanflow.apikeys import Scope, hash_key
 from loanflow.errors import RequestError, Unavailable
 from loanflow.logins import CODE_PREFIX, Redeemed, Session, hash_secret
 from loanflow.metrics.engagement import SIGN_IN
-from loanflow.runtime import Runtime
+from loanflow.process.runtime import Runtime
 
 STATIC = resources.files("loanflow.dashboard") / "static"
 LOGIN_BODY_LIMIT = 4096

@@ -14,10 +14,10 @@ from loanflow.api.applications import read_body, runtime_of
 from loanflow.api.schema import decode_application
 from loanflow.apikeys import Scope
 from loanflow.errors import FieldError, MalformedRequest, SchemaInvalid
-from loanflow.manual_review import ManualReview
 from loanflow.metrics import names
 from loanflow.metrics.events import make_event
 from loanflow.models import Application, format_ts
+from loanflow.review.dead_letters import ManualReview
 from loanflow.store.review import DeadLetter, DeadLetterFilter
 
 MAX_PAGE = 500

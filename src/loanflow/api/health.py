@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from loanflow.errors import Unavailable
-from loanflow.runtime import Runtime
+from loanflow.process.runtime import Runtime
 
 
 async def healthz(request: Request) -> Response:

@@ -19,7 +19,7 @@ from loanflow.metrics.live_ws import live_endpoint
 from loanflow.metrics.prometheus import CONTENT_TYPE, render
 from loanflow.metrics.series_base import RETENTION_S
 from loanflow.metrics.tally import Tally
-from loanflow.runtime import Runtime
+from loanflow.process.runtime import Runtime
 
 #: Policy violation: the WebSocket closes before accept when auth fails.
 CLOSE_POLICY_VIOLATION = 1008

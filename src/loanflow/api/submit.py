@@ -44,7 +44,7 @@ from loanflow.errors import (
 from loanflow.logs import request_id as log_request_id
 from loanflow.metrics import names
 from loanflow.models import format_ts
-from loanflow.runtime import Runtime
+from loanflow.process.runtime import Runtime
 
 PATH = "/v1/applications"
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from loanflow.api.ratelimit import RateLimiter, TokenBucketLimiter
 from loanflow.broker.base import Broker
+from loanflow.broker.ratelimit import RateLimiter, TokenBucketLimiter
 from loanflow.broker.sqlite import SQLiteBroker
 from loanflow.metrics.events import EventLog
 from loanflow.metrics.events_sqlite import SQLiteEventLog

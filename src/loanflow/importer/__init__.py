@@ -7,5 +7,5 @@
     sender.py   one batch to the service, with retries and backoff
     progress.py the stderr progress line and the final summary
     run.py      reader -> concurrent senders -> in-order confirmation
-    cli.py      the `import` subcommand
+    cli/main.py      the `import` subcommand
 """

@@ -20,9 +20,11 @@ from typing import Any
 
 import uvloop
 
-from loanflow import __version__, apikeys, cli_login, cli_review, logs
+from loanflow import __version__, apikeys, logs
 from loanflow.apikeys import ApiKey, Scope
 from loanflow.backends import make_store
+from loanflow.cli import login as cli_login
+from loanflow.cli import review as cli_review
 from loanflow.errors import StartupError
 from loanflow.importer import cli as import_cli
 from loanflow.loadgen import cli as loadgen_cli
@@ -51,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result: int = args.run(settings, args)
     except StartupError as exc:
-        # One line, no traceback: what is missing and how to set it (startup.py).
+        # One line, no traceback: what is missing and how to set it (process/startup.py).
         print(f"{parser.prog}: cannot start: {exc}", file=sys.stderr, flush=True)
         return exc.exit_status
     return result
@@ -134,7 +136,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     _check_start(settings)
     asyncio.run(_announce(settings))
     if settings.api_workers > 1 or settings.embedded:
-        from loanflow.supervisor import serve_processes
+        from loanflow.cli.supervisor import serve_processes
 
         # Embedded too: processors in a process of their own, not on the API's event
         # loop and GIL beside its SQLite threads (docs/benchmarks.md, per-batch pass).
@@ -152,7 +154,7 @@ def _check_start(settings: Settings) -> None:
     """Open and close what the API processes will open: a start that cannot work stops
     here with StartupError, before uvicorn (whose lifespan would print a traceback from
     each process) or any child process starts."""
-    from loanflow.runtime import open_runtime
+    from loanflow.process.runtime import open_runtime
 
     async def check() -> None:
         async with open_runtime(settings):
@@ -166,7 +168,7 @@ def _run_http(settings: Settings, *, processors: int) -> int:
 
     from loanflow.api.app import create_app
     from loanflow.api.server import uvicorn_options
-    from loanflow.gil import tune_switch_interval
+    from loanflow.process.gil import tune_switch_interval
 
     tune_switch_interval(settings)
     uvicorn.run(create_app(settings, processors=processors), **uvicorn_options(settings))
@@ -174,9 +176,9 @@ def _run_http(settings: Settings, *, processors: int) -> int:
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
-    from loanflow.gc_freeze import freeze_startup_objects
-    from loanflow.gil import tune_switch_interval
-    from loanflow.runtime import open_runtime
+    from loanflow.process.gc_freeze import freeze_startup_objects
+    from loanflow.process.gil import tune_switch_interval
+    from loanflow.process.runtime import open_runtime
 
     tune_switch_interval(settings)
 

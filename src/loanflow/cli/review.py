@@ -18,8 +18,8 @@ from typing import Any
 from loanflow.api.dead_letters import summary
 from loanflow.api.schema import decode_application
 from loanflow.errors import LoanflowError
-from loanflow.manual_review import ManualReview
-from loanflow.runtime import open_runtime
+from loanflow.process.runtime import open_runtime
+from loanflow.review.dead_letters import ManualReview
 from loanflow.settings import Settings
 from loanflow.store.review import DeadLetterFilter
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from loanflow.api.ratelimit import RateLimiter
 from loanflow.backends import Backends, make_backends
 from loanflow.broker.base import AppendResult, Broker, Submission
+from loanflow.broker.ratelimit import RateLimiter
 from loanflow.coalesce import Coalescer
 from loanflow.domain.product import ProductSource
 from loanflow.errors import Unavailable
@@ -27,8 +27,8 @@ from loanflow.pii import PiiCipher, load_cipher
 from loanflow.pipeline.backlog import Backlog
 from loanflow.pipeline.processor import Processor, warm_up
 from loanflow.pipeline.velocity import VelocityCheck, VelocityCounter
+from loanflow.process.startup import cannot_start
 from loanflow.settings import Settings
-from loanflow.startup import cannot_start
 from loanflow.store.base import Store
 
 log = logging.getLogger(__name__)
