@@ -1,10 +1,8 @@
 """`Coalescer`: single calls from concurrent requests, sent to a backend together.
 
-A broker call has a fixed cost per call (a Redis round trip and its client-side
-work, a hand-off to the SQLite writer thread) that dwarfs the cost per
-envelope: on the development machine one Redis append per call took about
-100 µs of client CPU, one of 64 in a pipeline about 30 µs. So requests that
-arrive while earlier appends are in flight wait together and go in the next
+A broker call has a fixed cost (a Redis round trip and its client-side work, a
+hand-off to the SQLite writer thread) that dwarfs its cost per envelope. So requests
+that arrive while earlier appends are in flight wait together and go in the next
 call, as a database's group commit does; under light load a call holds one
 submission and costs no added wait.
 

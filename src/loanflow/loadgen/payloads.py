@@ -1,8 +1,8 @@
 """Request bytes, built before the clock starts so the hot loop only joins bytes.
 
-Generating and encoding one synthetic application costs ~25 µs, a quarter of
-a core at 10,000/s. So a pool of distinct applications is generated up front
-(at most `MAX_DISTINCT` of them, ~1.5 s) and request i sends application
+Generating and encoding a synthetic application costs more than sending it, so a
+pool of distinct applications is generated up front (at most `MAX_DISTINCT` of
+them) and request i sends application
 `i % pool` with its own Idempotency-Key `<run prefix><i>`. A run longer than
 the pool resends an application under a new key: to the service that is a new
 submission, and a business duplicate (same SSN) it flags for review, which is

@@ -120,12 +120,9 @@ class PostgresStore(PostgresReview, PostgresReviewQueue, PostgresLogins):
                 init=_init_connection,
                 reset=_keep_session,
                 # Prepared statements are made anew this often, so PostgreSQL plans them
-                # for the table as it is now. Cached for good, the duplicate-SSN lookup's
-                # plan went generic after five runs and stayed so: planned while the
-                # table was a few pages long, a sequential scan, kept as the table grew
-                # until an ANALYZE (the bench: 3 ms and every row read per batch after
-                # 25 s). Preparing it for each call instead cost a round trip and 13% of
-                # the worker's CPU at 500/s.
+                # for the table as it is now: a plan made while the table was a few
+                # pages long (a sequential scan) must not outlive the table's growth.
+                # Preparing for each call instead cost a round trip per statement.
                 max_cached_statement_lifetime=PLAN_LIFETIME_S,
             )
         except _BACKEND_ERRORS as exc:
