@@ -39,6 +39,9 @@ class Settings:
     batch_size: int = _setting(200, "applications a processor takes per batch")
     max_attempts: int = _setting(5, "processing attempts before an application is dead-lettered")
     max_queue_depth: int = _setting(100_000, "queue depth above which submissions get 503")
+    idempotency_window_s: int = _setting(
+        24 * 3600, "seconds an idempotency key is remembered (a replay answers the first 202;"
+        " after it the key makes a new application); Redis memory grows with it")
     visibility_timeout_s: float = _setting(
         30.0, "seconds before a batch taken by a processor that died is delivered again"
     )
@@ -105,6 +108,9 @@ class Settings:
         return cls(**values)
 
     def __post_init__(self) -> None:
+        if self.idempotency_window_s < 1:
+            raise ValueError("LOANFLOW_IDEMPOTENCY_WINDOW_S: expected 1 or more seconds,"
+                             f" got {self.idempotency_window_s}")
         for name in ("processors", "backlog_loops"):
             if getattr(self, name) < 0:
                 env = ENV_PREFIX + name.upper()

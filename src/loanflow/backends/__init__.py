@@ -66,7 +66,8 @@ def make_backends(settings: Settings) -> Backends:
 
     return Backends(
         broker=SQLiteBroker(data / BROKER_FILE, visibility_timeout_s=settings.visibility_timeout_s,
-                            poll_interval_s=settings.poll_interval_s),
+                            poll_interval_s=settings.poll_interval_s,
+                            idempotency_window_s=settings.idempotency_window_s),
         store=store,
         velocity=SQLiteVelocityCounter(data / STORE_FILE),
         series=SQLiteSeries(data / SERIES_FILE),
@@ -104,7 +105,8 @@ def _redis_backends(settings: Settings, store: Store) -> Backends:
 
     client = RedisClient(settings.broker_url, allow_unsafe=settings.unsafe_redis)
     return Backends(
-        broker=RedisStreamsBroker(client, visibility_timeout_s=settings.visibility_timeout_s),
+        broker=RedisStreamsBroker(client, visibility_timeout_s=settings.visibility_timeout_s,
+                                  idempotency_window_s=settings.idempotency_window_s),
         store=store,
         # The broker's Redis, so every host counts together.
         velocity=RedisVelocityCounter(client),

@@ -41,8 +41,10 @@ connection checks those settings (`durability.py`). Key layout: `keys.py`.
 - It runs on the process's one RedisClient (`client.py`: pool, timeouts,
   retry, durability check, a client per event loop), shared with the other
   Redis services; `from_url` makes a broker with a client of its own.
-- `expire_idempotency_keys()` returns 0: the 72 h TTL set on append makes
-  Redis forget keys. Given `now_ns` (a simulated clock) it sweeps by age.
+- Each idempotency key is one compact string (`idempotency.py`) set with the
+  window as its TTL (`idempotency_window_s`, 24 h unless set), so
+  `expire_idempotency_keys()` returns 0: Redis forgets keys. Given `now_ns` (a
+  simulated clock) it sweeps by age.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, ResponseError
 
-from loanflow.backends.redis import keys
+from loanflow.backends.redis import idempotency, keys
 from loanflow.backends.redis.client import (
     CONNECT_TIMEOUT_S,
     MAX_CONNECTIONS,
@@ -118,13 +120,17 @@ class RedisStreamsBroker:
         visibility_timeout_s: float,
         idle_block_s: float = IDLE_BLOCK_S,
         idle_after_s: float = IDLE_AFTER_S,
+        idempotency_window_s: int = IDEMPOTENCY_TTL_S,
     ) -> None:
         if visibility_timeout_s <= 0:
             raise ValueError(f"expected visibility_timeout_s > 0, got {visibility_timeout_s}")
         if not 0 < idle_block_s < client.socket_timeout_s:
             raise ValueError(f"expected 0 < idle_block_s < socket_timeout_s, got {idle_block_s}")
+        if idempotency_window_s < 1:
+            raise ValueError(f"expected idempotency_window_s >= 1, got {idempotency_window_s}")
         self._client, self._owns_client = client, False
         self._redis = client.redis  # bound once: the running loop's redis.asyncio client
+        self._window_s = idempotency_window_s
         self._lease_ms = max(1, round(visibility_timeout_s * 1000))
         self._scan_every_s = visibility_timeout_s * LEASE_SCAN_FRACTION
         self._scanned_at = -math.inf  # time.monotonic() of the last look for expired leases
@@ -143,13 +149,15 @@ class RedisStreamsBroker:
         idle_block_s: float = IDLE_BLOCK_S,
         idle_after_s: float = IDLE_AFTER_S,
         allow_unsafe: bool = False,
+        idempotency_window_s: int = IDEMPOTENCY_TTL_S,
     ) -> RedisStreamsBroker:
         """A broker with a client of its own, opened and closed with it (tests, tools)."""
         client = RedisClient(url, socket_timeout_s=socket_timeout_s,
                              connect_timeout_s=connect_timeout_s,
                              max_connections=max_connections, allow_unsafe=allow_unsafe)
         broker = cls(client, visibility_timeout_s=visibility_timeout_s,
-                     idle_block_s=idle_block_s, idle_after_s=idle_after_s)
+                     idle_block_s=idle_block_s, idle_after_s=idle_after_s,
+                     idempotency_window_s=idempotency_window_s)
         broker._owns_client = True
         return broker
 
@@ -182,13 +190,14 @@ class RedisStreamsBroker:
             return []
         # One script call for the whole group: one round trip, one AOF fsync, one reply.
         script_keys: list[str | bytes] = [keys.STREAM]
-        args: list[str | bytes | int | float] = [IDEMPOTENCY_TTL_S]
+        args: list[str | bytes | int | float] = [self._window_s]
         for s in submissions:
             env, limit = s.envelope, s.rate_limit
             script_keys += [keys.idempotency_key(env.api_key_id, env.idempotency_key),
                             keys.application_key(env.id),
                             keys.RATE_LIMIT_PREFIX + (limit.bucket if limit else env.api_key_id)]
-            args += [s.fingerprint, env.id, env.received_at_ns, _encode(env),
+            args += [idempotency.record(s.fingerprint, env.id, env.received_at_ns),
+                     env.id, env.received_at_ns, _encode(env),
                      limit.rate_per_s if limit else 0, limit.burst if limit else 0]
         with _unavailable("append"):
             [replies] = await self._run([(_script("append"), script_keys, args)])
@@ -306,10 +315,11 @@ class RedisStreamsBroker:
             await redis.ping()
 
     async def expire_idempotency_keys(self, now_ns: int | None = None) -> int:
-        """0 in real time (Redis TTLs forget keys); with `now_ns`, forget keys older than 72 h."""
+        """0 in real time (Redis TTLs forget keys); with `now_ns`, forget keys older than
+        the window."""
         if now_ns is None:
             return 0
-        cutoff_ns = now_ns - IDEMPOTENCY_TTL_S * 1_000_000_000
+        cutoff_ns = now_ns - self._window_s * 1_000_000_000
         redis = self._redis()
         forgotten, batch = 0, []
         with _unavailable("expire_idempotency_keys"):
@@ -323,7 +333,8 @@ class RedisStreamsBroker:
         return forgotten
 
     async def _sweep(self, idempotency_keys: list[bytes], cutoff_ns: int) -> int:
-        [n] = await self._run([(_script("expire_keys"), idempotency_keys, [cutoff_ns])])
+        high, low = divmod(max(0, cutoff_ns), 1 << 32)
+        [n] = await self._run([(_script("expire_keys"), idempotency_keys, [high, low])])
         return int(n)
 
     async def _hand_back(
@@ -399,10 +410,9 @@ def _append_result(sub: Submission, reply: list[Any]) -> AppendResult:
     if reply[0] == 2:  # over the rate limit: the wait in ms
         return AppendResult(AppendOutcome.RATE_LIMITED, env.id, env.received_at_ns,
                             retry_after_s=int(reply[1]) / 1000)
-    _, fingerprint, application_id, received_at_ns = reply
-    same = fingerprint.decode() == sub.fingerprint
-    outcome = AppendOutcome.REPLAYED if same else AppendOutcome.KEY_REUSED
-    return AppendResult(outcome, application_id.decode(), int(received_at_ns))
+    claim = idempotency.prior_claim(sub.fingerprint, reply)
+    outcome = AppendOutcome.REPLAYED if claim.same_body else AppendOutcome.KEY_REUSED
+    return AppendResult(outcome, claim.application_id, claim.received_at_ns)
 
 
 def _ack_call(deliveries: Sequence[Delivery]) -> _Call:
