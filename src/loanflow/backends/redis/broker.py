@@ -38,6 +38,17 @@ connection checks those settings (`durability.py`). Key layout: `keys.py`.
   BrokerUnavailable, and so does uvloop's RuntimeError for a closed
   connection. An append whose reply was lost is settled by the caller's
   retry with the same key.
+- With `min_replicas` N > 0 (LOANFLOW_REDIS_MIN_REPLICAS), an append's script
+  is followed in the same round trip by a fence write and `WAIT N wait_ms`:
+  fewer confirmations raise BrokerUnavailable (503), and the key stays
+  claimed, unconfirmed. A retry with the same key and body finds that claim and
+  answers it (202, replayed) only once its own fence is confirmed, so never
+  before the original entry reached N replicas; should the primary die first,
+  the claim dies with it and the retry makes the one application. Workers
+  `WAIT` too before processing what they read: an entry is never stored
+  unless it reached N replicas, so a claim lost in a failover never belonged
+  to a stored application (no second application for the key). At N = 0
+  nothing is added (the lone EVALSHA).
 - It runs on the process's one RedisClient (`client.py`: pool, timeouts,
   retry, durability check, a client per event loop), shared with the other
   Redis services; `from_url` makes a broker with a client of its own.
@@ -98,6 +109,8 @@ BUSY_POLL_S = 0.01
 IDLE_BLOCK_S = 0.1
 #: Share of the lease between two looks for expired leases (a look scans the pending list).
 LEASE_SCAN_FRACTION = 0.25
+#: How long an append or a read waits for its replicas (LOANFLOW_REDIS_WAIT_MS).
+REPLICA_WAIT_MS = 100
 #: Idempotency keys a sweep (`expire_idempotency_keys(now_ns=...)`) checks per script call.
 SWEEP_BATCH = 500
 
@@ -110,6 +123,8 @@ def _script(name: str) -> Script:
 
 
 _Call = tuple[Script, Sequence[str | bytes], Sequence[str | bytes | int | float]]
+#: ("WAIT", replicas, timeout ms)
+_Wait = tuple[str, int, int]
 
 
 class RedisStreamsBroker:
@@ -121,6 +136,8 @@ class RedisStreamsBroker:
         idle_block_s: float = IDLE_BLOCK_S,
         idle_after_s: float = IDLE_AFTER_S,
         idempotency_window_s: int = IDEMPOTENCY_TTL_S,
+        min_replicas: int = 0,
+        replica_wait_ms: int = REPLICA_WAIT_MS,
     ) -> None:
         if visibility_timeout_s <= 0:
             raise ValueError(f"expected visibility_timeout_s > 0, got {visibility_timeout_s}")
@@ -131,6 +148,12 @@ class RedisStreamsBroker:
         self._client, self._owns_client = client, False
         self._redis = client.redis  # bound once: the running loop's redis.asyncio client
         self._window_s = idempotency_window_s
+        if min_replicas < 0 or replica_wait_ms < 1:
+            raise ValueError("expected min_replicas >= 0 and replica_wait_ms >= 1, got"
+                             f" {min_replicas} and {replica_wait_ms}")
+        #: The command confirming a round trip's writes on N replicas; None: N = 0.
+        self._wait: _Wait | None = (
+            ("WAIT", min_replicas, replica_wait_ms) if min_replicas else None)
         self._lease_ms = max(1, round(visibility_timeout_s * 1000))
         self._scan_every_s = visibility_timeout_s * LEASE_SCAN_FRACTION
         self._scanned_at = -math.inf  # time.monotonic() of the last look for expired leases
@@ -150,6 +173,8 @@ class RedisStreamsBroker:
         idle_after_s: float = IDLE_AFTER_S,
         allow_unsafe: bool = False,
         idempotency_window_s: int = IDEMPOTENCY_TTL_S,
+        min_replicas: int = 0,
+        replica_wait_ms: int = REPLICA_WAIT_MS,
     ) -> RedisStreamsBroker:
         """A broker with a client of its own, opened and closed with it (tests, tools)."""
         client = RedisClient(url, socket_timeout_s=socket_timeout_s,
@@ -157,7 +182,8 @@ class RedisStreamsBroker:
                              max_connections=max_connections, allow_unsafe=allow_unsafe)
         broker = cls(client, visibility_timeout_s=visibility_timeout_s,
                      idle_block_s=idle_block_s, idle_after_s=idle_after_s,
-                     idempotency_window_s=idempotency_window_s)
+                     idempotency_window_s=idempotency_window_s,
+                     min_replicas=min_replicas, replica_wait_ms=replica_wait_ms)
         broker._owns_client = True
         return broker
 
@@ -200,7 +226,8 @@ class RedisStreamsBroker:
                      env.id, env.received_at_ns, _encode(env),
                      limit.rate_per_s if limit else 0, limit.burst if limit else 0]
         with _unavailable("append"):
-            [replies] = await self._run([(_script("append"), script_keys, args)])
+            [replies] = await self._run([(_script("append"), script_keys, args)],
+                                        confirm=True)
         return [_append_result(s, reply) for s, reply in zip(submissions, replies, strict=True)]
 
     async def requeue(self, envelopes: Sequence[Envelope]) -> None:
@@ -245,6 +272,8 @@ class RedisStreamsBroker:
         if scan:
             self._scanned_at = now
         entries = rows[0][1] if rows else []
+        if entries and self._wait is not None:
+            await self._confirm_read(consumer, entries)
         if entries:
             self._activity.worked(consumer)
         return [_delivery(entry, fields) for entry, fields in entries]
@@ -350,12 +379,39 @@ class RedisStreamsBroker:
         with _unavailable("retry" if not uncount else "release"):
             await self._run([(_script("hand_back"), [keys.STREAM, keys.DELAYED], args)])
 
-    async def _run(self, calls: Sequence[_Call], *, then: tuple[str | int, ...] = ()
-                   ) -> list[Any]:
+    async def _confirm_read(self, consumer: str, entries: list[Any]) -> None:
+        """Whether what a read handed out is on N replicas; if not, it goes back
+        uncounted and the read fails (BrokerUnavailable): nothing is stored that a
+        failover could take from the broker along with its key's claim."""
+        with _unavailable("reserve"):
+            [confirmed] = await _evalsha(self._redis(), [], (), self._wait)
+        if int(confirmed) >= self._min_replicas:
+            return
+        deliveries = [_delivery(entry, fields) for entry, fields in entries]
+        with contextlib.suppress(BrokerUnavailable):  # else their leases run out
+            await self.release(deliveries, 0)
+        raise BrokerUnavailable(self._short_of_replicas("reserve", int(confirmed)))
+
+    @property
+    def _min_replicas(self) -> int:
+        return 0 if self._wait is None else int(self._wait[1])
+
+    def _short_of_replicas(self, action: str, confirmed: int) -> str:
+        assert self._wait is not None
+        _, wanted, wait_ms = self._wait
+        return (f"redis {action}: {confirmed} of {wanted} replicas confirmed within"
+                f" {wait_ms} ms (LOANFLOW_REDIS_MIN_REPLICAS)")
+
+    async def _run(self, calls: Sequence[_Call], *, then: tuple[str | int, ...] = (),
+                   confirm: bool = False) -> list[Any]:
         """EVALSHA each call, then the command `then` if given, in one round trip (a
-        pipeline, no MULTI: each script is atomic)."""
+        pipeline, no MULTI: each script is atomic). `confirm`: with N > 0 replicas, a
+        fence write and WAIT in the same round trip; BrokerUnavailable when fewer confirm
+        (what the calls wrote stays written)."""
         redis = self._redis()
-        results = await _evalsha(redis, calls, then)
+        wait = self._wait if confirm else None
+        results = await _evalsha(redis, calls, then, wait)
+        confirmed = results.pop() if wait is not None else None
         missing = [i for i, r in enumerate(results[:len(calls)]) if isinstance(r, NoScriptError)]
         if missing:
             # Redis restarted and lost its script cache; those calls did not run.
@@ -363,19 +419,30 @@ class RedisStreamsBroker:
                 await redis.script_load(script.text)
             # Not `then` again: what it read is handed out; what these make ready waits
             # for the next read.
-            again = await _evalsha(redis, [calls[i] for i in missing])
+            again = await _evalsha(redis, [calls[i] for i in missing], (), wait)
+            if wait is not None:
+                confirmed = again.pop()
             for i, result in zip(missing, again, strict=True):
                 results[i] = result
         for result in results:
             if isinstance(result, Exception):
                 raise result
+        if isinstance(confirmed, Exception):
+            raise confirmed
+        if confirmed is not None and int(confirmed) < self._min_replicas:
+            raise BrokerUnavailable(self._short_of_replicas("append", int(confirmed)))
         return results
 
 
-async def _evalsha(redis: Redis, calls: Sequence[_Call], then: tuple[str | int, ...] = ()
-                   ) -> list[Any]:
-    """The replies in order, an error as its exception (a pipeline's raise_on_error=False)."""
-    if len(calls) == 1 and not then:
+async def _evalsha(redis: Redis, calls: Sequence[_Call], then: tuple[str | int, ...] = (),
+                   wait: _Wait | None = None) -> list[Any]:
+    """The replies in order, an error as its exception (a pipeline's raise_on_error=False).
+
+    `wait`: a fence write and that WAIT last, its reply (the replicas that confirmed
+    every write so far on this connection) the last one. The fence makes the WAIT
+    cover everything before it even when the calls wrote nothing (a replay): Redis
+    waits for a connection's last write, and its claim may be another's."""
+    if len(calls) == 1 and not then and wait is None:
         # A lone call skips the pipeline's own work: a quarter of the client's CPU per call.
         script, script_keys, args = calls[0]
         try:
@@ -387,7 +454,12 @@ async def _evalsha(redis: Redis, calls: Sequence[_Call], then: tuple[str | int, 
             pipe.evalsha(script.sha, len(script_keys), *script_keys, *args)
         if then:
             pipe.execute_command(*then)
+        if wait is not None:
+            pipe.execute_command("SET", keys.REPLICATION_FENCE, b"1")
+            pipe.execute_command(*wait)
         results: list[Any] = await pipe.execute(raise_on_error=False)
+        if wait is not None:
+            del results[-2]  # the fence's OK
         return results
 
 

@@ -41,6 +41,10 @@ APPLICATION_PREFIX = PREFIX + "app:"
 #: Earlier versions wrote a hash (`fp`, `id`, `at`) here: still read until it expires.
 IDEMPOTENCY_PREFIX = PREFIX + "idem:"
 
+#: String written before each WAIT (LOANFLOW_REDIS_MIN_REPLICAS > 0): a write of the
+#: connection's own, so the WAIT covers all written before it, a replayed claim too.
+REPLICATION_FENCE = PREFIX + "replication-fence"
+
 #: Hash per API key: its token bucket (`tokens`, `at` in ms of the Redis clock), shared by
 #: every API process on every host; expires once it would be full again.
 RATE_LIMIT_PREFIX = PREFIX + "ratelimit:"
