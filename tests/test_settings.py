@@ -77,6 +77,17 @@ def test_a_negative_loop_count_names_the_variable(name: str) -> None:
         Settings.from_env({f"LOANFLOW_{name}": "-1"})
 
 
+def test_idempotency_window_is_24_hours_unless_set() -> None:
+    assert Settings.from_env({}).idempotency_window_s == 24 * 3600
+    assert Settings.from_env({"LOANFLOW_IDEMPOTENCY_WINDOW_S": "600"}).idempotency_window_s == 600
+
+
+@pytest.mark.parametrize("raw", ["0", "-5"])
+def test_an_idempotency_window_under_a_second_names_the_variable(raw: str) -> None:
+    with pytest.raises(ValueError, match="LOANFLOW_IDEMPOTENCY_WINDOW_S: expected 1 or more"):
+        Settings.from_env({"LOANFLOW_IDEMPOTENCY_WINDOW_S": raw})
+
+
 def test_repr_does_not_show_the_pii_key() -> None:
     assert "secret" not in repr(Settings(pii_key="secret"))
 

@@ -143,6 +143,20 @@ def test_a_malformed_url_names_the_variable(
     assert "LOANFLOW_BROKER_URL: malformed redis:// URL" in line
 
 
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_malformed_sentinel_url_names_the_variable_and_the_form(
+    tmp_path: Path, command: list[str], store_url: str
+) -> None:
+    done = start(tmp_path, command, LOANFLOW_BROKER_URL="redis+sentinel://:pw@h1:26379,h2",
+                 LOANFLOW_STORE_URL=store_url, LOANFLOW_PII_KEY=new_key_text())
+
+    line = the_one_line(done)
+    assert done.returncode == 2
+    assert line == ("loanflow: cannot start: LOANFLOW_BROKER_URL: malformed redis+sentinel://"
+                    " URL: expected redis+sentinel://HOST:PORT[,HOST:PORT…]/SERVICE_NAME[/DB]:"
+                    " each Sentinel as HOST:PORT, got 'h2'")
+
+
 @pytest.mark.parametrize("flag", [{"unsafe_redis": "1"}, {"unsafe_redis": "true"}])
 def test_the_unsafe_flag_starts_on_a_redis_without_aof_and_readyz_says_unsafe(
     tmp_path: Path, flag: dict[str, str], non_durable_redis: RedisServer, store_url: str

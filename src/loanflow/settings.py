@@ -39,6 +39,9 @@ class Settings:
     batch_size: int = _setting(200, "applications a processor takes per batch")
     max_attempts: int = _setting(5, "processing attempts before an application is dead-lettered")
     max_queue_depth: int = _setting(100_000, "queue depth above which submissions get 503")
+    idempotency_window_s: int = _setting(
+        24 * 3600, "seconds an idempotency key is remembered (a replay answers the first 202;"
+        " after it the key makes a new application); Redis memory grows with it")
     visibility_timeout_s: float = _setting(
         30.0, "seconds before a batch taken by a processor that died is delivered again"
     )
@@ -84,6 +87,11 @@ class Settings:
     product_file: str = _setting(
         "", "product configuration TOML, re-read when it changes; empty = the packaged one"
     )
+    redis_min_replicas: int = _setting(
+        0, "Redis replicas that must confirm an append (WAIT) before its 202; fewer within"
+        " LOANFLOW_REDIS_WAIT_MS: 503 (0 = the primary's AOF alone)")
+    redis_wait_ms: int = _setting(
+        100, "milliseconds an append waits for LOANFLOW_REDIS_MIN_REPLICAS replicas")
     unsafe_redis: bool = _setting(
         False, "DEVELOPMENT ONLY: start on a Redis that may lose accepted applications (no"
         " AOF, or an evicting maxmemory-policy); /readyz and the dashboard say UNSAFE")
@@ -105,6 +113,13 @@ class Settings:
         return cls(**values)
 
     def __post_init__(self) -> None:
+        if self.idempotency_window_s < 1:
+            raise ValueError("LOANFLOW_IDEMPOTENCY_WINDOW_S: expected 1 or more seconds,"
+                             f" got {self.idempotency_window_s}")
+        if self.redis_min_replicas < 0 or self.redis_wait_ms < 1:
+            raise ValueError("LOANFLOW_REDIS_MIN_REPLICAS, LOANFLOW_REDIS_WAIT_MS: expected 0 or"
+                             " more replicas and 1 or more ms, got"
+                             f" {self.redis_min_replicas} and {self.redis_wait_ms}")
         for name in ("processors", "backlog_loops"):
             if getattr(self, name) < 0:
                 env = ENV_PREFIX + name.upper()

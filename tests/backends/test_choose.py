@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from loanflow.backends import make_backends
+from loanflow.backends.redis import sentinel
 from loanflow.backends.redis.broker import RedisStreamsBroker
 from loanflow.backends.redis.client import RedisClient
 from loanflow.backends.redis.events import RedisEventLog
@@ -57,6 +58,56 @@ def test_a_redis_broker_url_builds_every_redis_service_on_one_client() -> None:
         assert service._client is backends.redis  # type: ignore[attr-defined]
     assert isinstance(backends.store, PostgresStore)
     assert "hunter2" not in "".join(repr(s) for s in [*services, backends.redis])
+
+
+def test_a_sentinel_url_builds_every_redis_service_on_one_client() -> None:
+    settings = Settings(
+        broker_url="redis+sentinel://:hunter2@10.0.0.1:26379,10.0.0.2:26379,[::1]:26380/lf/2",
+        store_url="postgresql://db/loanflow", redis_min_replicas=1)
+
+    backends = make_backends(settings)
+
+    assert isinstance(backends.redis, RedisClient)
+    assert isinstance(backends.broker, RedisStreamsBroker)
+    assert backends.broker._client is backends.redis  # type: ignore[attr-defined]
+    assert backends.limiter._client is backends.redis  # type: ignore[attr-defined]
+    assert repr(backends.redis) == (
+        "RedisClient('redis+sentinel://10.0.0.1:26379,10.0.0.2:26379,[::1]:26380/lf/2')")
+
+
+def test_a_sentinel_url_names_its_sentinels_service_and_database() -> None:
+    target = sentinel.parse("redis+sentinel://u:p%40ss@h1:1,h2:2/my-primary/3")
+
+    assert target.sentinels == (("h1", 1), ("h2", 2))
+    assert (target.service_name, target.db) == ("my-primary", 3)
+    assert (target.username, target.password) == ("u", "p@ss")
+    assert sentinel.parse("redis+sentinel://h1:1/svc").db == 0
+    assert "p@ss" not in repr(target)
+
+
+@pytest.mark.parametrize(("url", "why"), [
+    ("redis+sentinel://h1:1,h2:2", "the service name is missing"),
+    ("redis+sentinel://h1:1/", "the service name is missing"),
+    ("redis+sentinel://h1/svc", "each Sentinel as HOST:PORT, got 'h1'"),
+    ("redis+sentinel://h1:1,,h2:2/svc", "each Sentinel as HOST:PORT, got ''"),
+    ("redis+sentinel://h1:port/svc", "a port from 1 to 65535, got 'port'"),
+    ("redis+sentinel://h1:70000/svc", "a port from 1 to 65535, got '70000'"),
+    ("redis+sentinel://h1:1/svc/zero", "the database is a number, got 'zero'"),
+])
+def test_a_malformed_sentinel_url_is_refused_at_start_saying_why(url: str, why: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        make_backends(Settings(broker_url=url.replace("//", "//:s3cret@", 1),
+                               store_url="postgresql://db/loanflow"))
+
+    message = str(caught.value)
+    assert message.startswith("LOANFLOW_BROKER_URL: malformed redis+sentinel:// URL: expected"
+                              " redis+sentinel://HOST:PORT[,HOST:PORT…]/SERVICE_NAME[/DB]")
+    assert why in message and "s3cret" not in message
+
+
+def test_min_replicas_need_a_redis_broker() -> None:
+    with pytest.raises(ValueError, match="LOANFLOW_REDIS_MIN_REPLICAS: expected a redis://"):
+        make_backends(Settings(redis_min_replicas=1))
 
 
 def test_an_unknown_broker_scheme_is_refused_without_showing_the_url() -> None:

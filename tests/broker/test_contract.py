@@ -52,20 +52,25 @@ class BrokerFactory:
         self.redis_url = redis_url
         self._opened: list[Broker] = []
 
-    def __call__(self, *, visibility_timeout_s: float = LONG_VISIBILITY_S) -> Broker:
-        broker = self._build(visibility_timeout_s)
+    def __call__(
+        self, *, visibility_timeout_s: float = LONG_VISIBILITY_S,
+        idempotency_window_s: int = IDEMPOTENCY_TTL_S,
+    ) -> Broker:
+        broker = self._build(visibility_timeout_s, idempotency_window_s)
         asyncio.run(broker.open())
         self._opened.append(broker)
         return broker
 
-    def _build(self, visibility_timeout_s: float) -> Broker:
+    def _build(self, visibility_timeout_s: float, idempotency_window_s: int) -> Broker:
         if self.backend == "sqlite":
             return SQLiteBroker(
-                self.tmp_path / "broker.db", visibility_timeout_s=visibility_timeout_s
+                self.tmp_path / "broker.db", visibility_timeout_s=visibility_timeout_s,
+                idempotency_window_s=idempotency_window_s,
             )
         if self.backend == "redis":
             return RedisStreamsBroker.from_url(
-                self.redis_url, visibility_timeout_s=visibility_timeout_s
+                self.redis_url, visibility_timeout_s=visibility_timeout_s,
+                idempotency_window_s=idempotency_window_s,
             )
         raise AssertionError(f"expected a backend among {BACKENDS}, got {self.backend!r}")
 
@@ -500,14 +505,14 @@ def test_idempotency_key_survives_close_and_reopen(broker_factory: BrokerFactory
     assert (result.outcome, result.application_id) == (AppendOutcome.REPLAYED, sub.envelope.id)
 
 
-# -- idempotency key retention (72 h) -----------------------------------------------
+# -- idempotency key retention (the window, 24 h by default) ---------------------------
 
 
 def expire_keys(broker: Broker, *, now_ns: int) -> int:
     return asyncio.run(broker.expire_idempotency_keys(now_ns=now_ns))
 
 
-def test_keys_older_than_72_hours_are_forgotten_and_can_be_claimed_again(
+def test_keys_older_than_the_window_are_forgotten_and_can_be_claimed_again(
     broker: Broker,
 ) -> None:
     sub = submission("idem-1", fingerprint="fp-1")
@@ -522,7 +527,7 @@ def test_keys_older_than_72_hours_are_forgotten_and_can_be_claimed_again(
     assert (result.outcome, result.application_id) == (AppendOutcome.ACCEPTED, fresh.envelope.id)
 
 
-def test_keys_younger_than_72_hours_are_kept(broker: Broker) -> None:
+def test_keys_younger_than_the_window_are_kept(broker: Broker) -> None:
     sub = submission("idem-1", fingerprint="fp-1")
     append_one(broker, sub)
     almost_ns = sub.envelope.received_at_ns + IDEMPOTENCY_TTL_S * 1_000_000_000 - HOUR_NS
@@ -531,6 +536,18 @@ def test_keys_younger_than_72_hours_are_kept(broker: Broker) -> None:
 
     assert forgotten == 0
     assert append_one(broker, submission("idem-1")).outcome is AppendOutcome.REPLAYED
+
+
+def test_the_window_is_the_brokers_setting(broker_factory: BrokerFactory) -> None:
+    # Given a broker that keeps keys for 10 minutes,
+    broker = broker_factory(idempotency_window_s=600)
+    sub = submission("idem-1", fingerprint="fp-1")
+    append_one(broker, sub)
+    received_ns = sub.envelope.received_at_ns
+
+    # a key is kept within them and forgotten after.
+    assert expire_keys(broker, now_ns=received_ns + 590 * 1_000_000_000) == 0
+    assert expire_keys(broker, now_ns=received_ns + 610 * 1_000_000_000) == 1
 
 
 # -- requeue (replay from the dead letters) ------------------------------------------------

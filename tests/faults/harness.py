@@ -78,7 +78,8 @@ class Bench:
         assert self.load.error is None, self.load.error
 
     def finish(
-        self, fault: str, *, healed_at: float | None = None, recovery: float | None = None
+        self, fault: str, *, healed_at: float | None = None, recovery: float | None = None,
+        drain_timeout_s: float = DRAIN_TIMEOUT_S,
     ) -> Outcome:
         """Stop the load, let every answer settle and the backlog drain, then count.
 
@@ -87,7 +88,7 @@ class Bench:
         stopped_at = time.monotonic()
         self.load.stop()
         promised = {app_id for sub in self.load.submissions.values() for app_id in sub.ids}
-        self.snapshot = wait_drained(self.backends, promised, timeout_s=DRAIN_TIMEOUT_S)
+        self.snapshot = wait_drained(self.backends, promised, timeout_s=drain_timeout_s)
         if recovery is None and healed_at is None:
             recovery = time.monotonic() - stopped_at
         elif recovery is None:

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 
 import asyncpg
 import redis
+import redis.sentinel
 
 from loanflow.backends import BROKER_FILE, STORE_FILE
 from loanflow.backends.redis import keys as redis_keys
+from loanflow.backends.redis import sentinel
 from tests.conftest import Deployment
 
 #: Bounded reads: a test must not hang on the very server it broke.
@@ -84,7 +86,15 @@ class Backends:
         return asyncio.run(fetch())
 
     def _redis(self) -> redis.Redis:
-        return redis.Redis.from_url(self.deployment.broker_url, socket_timeout=READ_TIMEOUT_S,
+        url = self.deployment.broker_url
+        if sentinel.is_sentinel_url(url):  # the primary the Sentinels name now
+            target = sentinel.parse(url)
+            timeouts = {"socket_timeout": READ_TIMEOUT_S, "socket_connect_timeout": READ_TIMEOUT_S}
+            sentinels = redis.sentinel.Sentinel(list(target.sentinels), sentinel_kwargs=timeouts)
+            primary: redis.Redis = sentinels.master_for(target.service_name, db=target.db,
+                                                        **timeouts)
+            return primary
+        return redis.Redis.from_url(url, socket_timeout=READ_TIMEOUT_S,
                                     socket_connect_timeout=READ_TIMEOUT_S)
 
     def _sqlite(self, name: str) -> sqlite3.Connection:

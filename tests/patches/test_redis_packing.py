@@ -20,6 +20,11 @@ from redis.asyncio.connection import (
     SSLConnection,
     UnixDomainSocketConnection,
 )
+from redis.asyncio.sentinel import (
+    SentinelConnectionPool,
+    SentinelManagedConnection,
+    SentinelManagedSSLConnection,
+)
 from redis.connection import HiredisRespSerializer
 from redis.utils import HIREDIS_AVAILABLE
 
@@ -55,6 +60,19 @@ def test_both_packers_still_take_a_commands_arguments_alone() -> None:
 @pytest.mark.parametrize("url", sorted(URLS))
 def test_a_pool_still_makes_its_connections_from_the_classes_the_patch_knows(url: str) -> None:
     assert ConnectionPool.from_url(url).connection_class is URLS[url]
+
+
+@pytest.mark.parametrize(("ssl", "made"), [(False, SentinelManagedConnection),
+                                            (True, SentinelManagedSSLConnection)])
+def test_a_sentinel_pool_still_makes_connections_the_patch_knows_and_packs_them(
+    ssl: bool, made: type[AbstractConnection]
+) -> None:
+    pool = SentinelConnectionPool("svc", None, ssl=ssl)
+    assert pool.connection_class is made
+
+    packed = pack_with_hiredis(pool).connection_class
+
+    assert issubclass(packed, made) and packed is not made
 
 
 def test_sending_a_command_still_sends_what_pack_command_returns() -> None:

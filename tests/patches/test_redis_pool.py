@@ -10,9 +10,10 @@ import time
 
 import pytest
 from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from loanflow.patches.redis_pool import BoundedPool
+from loanflow.patches.redis_pool import BoundedPool, BoundedSentinelPool
 from tests.throwaway import free_port
 from tests.throwaway.redis import RedisServer, redis_server_fixture
 
@@ -40,6 +41,18 @@ def test_from_url_still_hands_its_options_to_the_pool_class() -> None:
     pool = BoundedPool.from_url("redis://127.0.0.1:1/0", max_connections=2, timeout=0.5)
 
     assert isinstance(pool, BoundedPool) and pool.max_connections == 2
+
+
+def test_the_sentinel_pool_still_leaves_taking_and_giving_back_to_connection_pool() -> None:
+    # BoundedSentinelPool's get_connection and release are BoundedPool's over ConnectionPool's.
+    assert "get_connection" not in vars(SentinelConnectionPool)
+    assert "release" not in vars(SentinelConnectionPool)
+    pool = BoundedSentinelPool(service_name="svc", sentinel_manager=None, max_connections=2,
+                               timeout=0.5)
+
+    assert (pool.service_name, pool.max_connections, pool.is_master) == ("svc", 2, True)
+    assert [c.__name__ for c in BoundedSentinelPool.__mro__[1:4]] == [
+        "BoundedPool", "SentinelConnectionPool", "ConnectionPool"]
 
 
 def test_a_full_pool_makes_a_caller_wait_then_gives_up(redis_server: RedisServer) -> None:

@@ -1,6 +1,7 @@
 """A process's backends, chosen from the settings' URLs: the one place that reads them.
 
-LOANFLOW_BROKER_URL `redis://` (`rediss://`, `unix://`): the broker, the
+LOANFLOW_BROKER_URL `redis://` (`rediss://`, `unix://`, or `redis+sentinel://`
+to find the primary through Sentinel and follow it on failover): the broker, the
 velocity counts, the metrics series and events and the rate limiter all live
 in that Redis, on one RedisClient (one connection pool) per process; empty:
 SQLite files in the data directory and a rate limit per process.
@@ -30,7 +31,7 @@ BROKER_FILE = "broker.db"
 STORE_FILE = "store.db"
 SERIES_FILE = "metrics.db"
 EVENTS_FILE = "events.db"
-_REDIS_SCHEMES = ("redis", "rediss", "unix")
+_REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel")
 _POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 if TYPE_CHECKING:  # the embedded mode never imports redis
@@ -56,6 +57,9 @@ def make_backends(settings: Settings) -> Backends:
     store = make_store(settings)
     if redis:
         return _redis_backends(settings, store)
+    if settings.redis_min_replicas:
+        raise ValueError("LOANFLOW_REDIS_MIN_REPLICAS: expected a redis:// or"
+                         " redis+sentinel:// LOANFLOW_BROKER_URL, got the embedded broker")
     if settings.store_url:
         raise ValueError(
             "expected a redis:// broker URL or the embedded store for the velocity counts,"
@@ -66,7 +70,8 @@ def make_backends(settings: Settings) -> Backends:
 
     return Backends(
         broker=SQLiteBroker(data / BROKER_FILE, visibility_timeout_s=settings.visibility_timeout_s,
-                            poll_interval_s=settings.poll_interval_s),
+                            poll_interval_s=settings.poll_interval_s,
+                            idempotency_window_s=settings.idempotency_window_s),
         store=store,
         velocity=SQLiteVelocityCounter(data / STORE_FILE),
         series=SQLiteSeries(data / SERIES_FILE),
@@ -104,7 +109,10 @@ def _redis_backends(settings: Settings, store: Store) -> Backends:
 
     client = RedisClient(settings.broker_url, allow_unsafe=settings.unsafe_redis)
     return Backends(
-        broker=RedisStreamsBroker(client, visibility_timeout_s=settings.visibility_timeout_s),
+        broker=RedisStreamsBroker(client, visibility_timeout_s=settings.visibility_timeout_s,
+                                  idempotency_window_s=settings.idempotency_window_s,
+                                  min_replicas=settings.redis_min_replicas,
+                                  replica_wait_ms=settings.redis_wait_ms),
         store=store,
         # The broker's Redis, so every host counts together.
         velocity=RedisVelocityCounter(client),
@@ -133,6 +141,14 @@ def _redis_broker(settings: Settings) -> bool:
 def _well_formed(url: str, setting: str) -> str:
     """`url`, once its host and port parse: else a ValueError naming `setting`, at start
     rather than from deep inside a client."""
+    if _scheme(url) == "redis+sentinel":
+        from loanflow.backends.redis.sentinel import parse
+
+        try:
+            parse(url)
+        except ValueError as exc:
+            raise ValueError(f"{setting}: malformed redis+sentinel:// URL: {exc}") from exc
+        return url
     try:
         parts = urlsplit(url)
         if "," not in parts.netloc:  # a multi-host PostgreSQL URL has a port per host

@@ -2,8 +2,9 @@
 
 - `append` returns only after the envelopes and their idempotency keys are
   durable together; a key claimed in one append is never claimed again while
-  it is kept (72 h), whatever the concurrency. A submission's rate limit is
-  taken in the same step: one over its limit claims nothing (RATE_LIMITED).
+  it is kept (the idempotency window, 24 h unless set), whatever the
+  concurrency. A submission's rate limit is taken in the same step: one over
+  its limit claims nothing (RATE_LIMITED).
 - `reserve` hands out each envelope to one consumer at a time; an envelope
   not acked within the visibility timeout is handed out again (at least once).
 - `ack` (alone or riding on the next `reserve`) is called only after the store
@@ -20,8 +21,9 @@ from typing import Protocol
 
 from loanflow.models import Envelope
 
-#: How long an idempotency key is remembered (documented in the README).
-IDEMPOTENCY_TTL_S = 72 * 3600
+#: How long an idempotency key is remembered unless LOANFLOW_IDEMPOTENCY_WINDOW_S says
+#: otherwise (Stripe's 24 h; the memory it costs: README "Idempotency").
+IDEMPOTENCY_TTL_S = 24 * 3600
 
 
 class AppendOutcome(enum.Enum):
@@ -131,7 +133,7 @@ class Broker(Protocol):
         ...
 
     async def expire_idempotency_keys(self, now_ns: int | None = None) -> int:
-        """Forget keys older than IDEMPOTENCY_TTL_S; returns how many."""
+        """Forget keys older than the broker's idempotency window; returns how many."""
         ...
 
     async def ping(self) -> None:

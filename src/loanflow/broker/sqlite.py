@@ -57,14 +57,14 @@ CREATE INDEX IF NOT EXISTS idempotency_keys_age ON idempotency_keys (received_at
 #: Not fenced: the result is stored, so the envelope is done whoever holds it now.
 ACK_SQL = "DELETE FROM messages WHERE seq = ?"
 
-#: Claims a key, or one past its TTL that the janitor (every JANITOR_INTERVAL_S) has not
-#: deleted yet: the age is checked on lookup, so no key outlives its documented 72 h.
+#: Claims a key, or one past the window (the 6th parameter, in ns) that the janitor (every
+#: JANITOR_INTERVAL_S) has not deleted yet: the age is checked on lookup, so no key
+#: outlives the window.
 CLAIM_KEY_SQL = (
     "INSERT INTO idempotency_keys VALUES (?, ?, ?, ?, ?)"
     " ON CONFLICT (api_key_id, key) DO UPDATE SET fingerprint = excluded.fingerprint,"
     " application_id = excluded.application_id, received_at_ns = excluded.received_at_ns"
-    " WHERE idempotency_keys.received_at_ns"
-    f" < excluded.received_at_ns - {IDEMPOTENCY_TTL_S * 1_000_000_000}"
+    " WHERE idempotency_keys.received_at_ns < excluded.received_at_ns - ?"
 )
 
 #: An idle consumer's poll: how late it may see a replay from another process, a due
@@ -81,9 +81,13 @@ class SQLiteBroker:
     durability = "sqlite synchronous=FULL"
 
     def __init__(
-        self, path: Path, *, visibility_timeout_s: float, poll_interval_s: float = 0.01
+        self, path: Path, *, visibility_timeout_s: float, poll_interval_s: float = 0.01,
+        idempotency_window_s: int = IDEMPOTENCY_TTL_S,
     ) -> None:
+        if idempotency_window_s < 1:
+            raise ValueError(f"expected idempotency_window_s >= 1, got {idempotency_window_s}")
         self._db = SQLiteDatabase(path, unavailable=BrokerUnavailable)
+        self._window_ns = idempotency_window_s * 1_000_000_000
         self._visibility_ns = int(visibility_timeout_s * 1e9)
         self._poll_interval_s = poll_interval_s
         self._activity = Activity()
@@ -116,7 +120,8 @@ class SQLiteBroker:
              s.envelope.id, s.envelope.received_at_ns, _encode(s.envelope), s.rate_limit)
             for s in submissions
         ]
-        return await self._db.write(lambda conn: _append(conn, rows, self._buckets))
+        return await self._db.write(
+            lambda conn: _append(conn, rows, self._buckets, self._window_ns))
 
     async def requeue(self, envelopes: Sequence[Envelope]) -> None:
         rows = [(e.id, _encode(e), time.time_ns()) for e in envelopes]
@@ -246,8 +251,8 @@ class SQLiteBroker:
         await self._db.read(lambda conn: conn.execute("SELECT 1").fetchone())
 
     async def expire_idempotency_keys(self, now_ns: int | None = None) -> int:
-        """Forget keys older than the documented 72 hours; returns how many."""
-        cutoff = (now_ns or time.time_ns()) - IDEMPOTENCY_TTL_S * 1_000_000_000
+        """Forget keys older than the idempotency window; returns how many."""
+        cutoff = (now_ns or time.time_ns()) - self._window_ns
         cur = await self._db.write(
             lambda conn: conn.execute(
                 "DELETE FROM idempotency_keys WHERE received_at_ns < ?", (cutoff,)
@@ -282,12 +287,13 @@ def _append(
     conn: sqlite3.Connection,
     rows: list[tuple[str, str, str, str, int, bytes, RateLimit | None]],
     buckets: TokenBuckets,
+    window_ns: int,
 ) -> list[AppendResult]:
     """In the writer thread, which alone touches `buckets`: a key's limit is taken
     after its claim was found free, in the same transaction, as the Redis script does."""
     results = []
     for api_key_id, key, fingerprint, app_id, received_at_ns, blob, limit in rows:
-        if limit is not None and not _claimed(conn, api_key_id, key, received_at_ns):
+        if limit is not None and not _claimed(conn, api_key_id, key, received_at_ns, window_ns):
             wait_s = buckets.take(limit.bucket, 1, rate_per_s=limit.rate_per_s,
                                   burst=limit.burst, now_s=time.monotonic())
             if wait_s:
@@ -295,7 +301,7 @@ def _append(
                                             retry_after_s=wait_s))
                 continue
         claimed = conn.execute(
-            CLAIM_KEY_SQL, (api_key_id, key, fingerprint, app_id, received_at_ns),
+            CLAIM_KEY_SQL, (api_key_id, key, fingerprint, app_id, received_at_ns, window_ns),
         ).rowcount
         if claimed:
             conn.execute(
@@ -314,9 +320,11 @@ def _append(
     return results
 
 
-def _claimed(conn: sqlite3.Connection, api_key_id: str, key: str, now_ns: int) -> bool:
-    """Whether the key is held: claimed within its TTL (as CLAIM_KEY_SQL judges)."""
+def _claimed(
+    conn: sqlite3.Connection, api_key_id: str, key: str, now_ns: int, window_ns: int
+) -> bool:
+    """Whether the key is held: claimed within the window (as CLAIM_KEY_SQL judges)."""
     return conn.execute(
         "SELECT 1 FROM idempotency_keys WHERE api_key_id = ? AND key = ?"
         " AND received_at_ns >= ?",
-        (api_key_id, key, now_ns - IDEMPOTENCY_TTL_S * 1_000_000_000)).fetchone() is not None
+        (api_key_id, key, now_ns - window_ns)).fetchone() is not None

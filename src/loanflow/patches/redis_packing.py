@@ -2,7 +2,8 @@
 
 Relies on redis-py 8.1.0: asyncio connections send what `pack_command(*args)`
 returns, a pool makes its connections from `pool.connection_class` (one of
-`Connection`, `SSLConnection`, `UnixDomainSocketConnection`), and
+`Connection`, `SSLConnection`, `UnixDomainSocketConnection`, and Sentinel's
+`SentinelManagedConnection`, `SentinelManagedSSLConnection`), and
 `redis.connection.HiredisRespSerializer.pack` packs as they do; and on hiredis
 3.5.0 being installed (`HIREDIS_AVAILABLE`). tests/patches/test_redis_packing.py
 checks each.
@@ -24,6 +25,7 @@ from redis.asyncio.connection import (
     SSLConnection,
     UnixDomainSocketConnection,
 )
+from redis.asyncio.sentinel import SentinelManagedConnection, SentinelManagedSSLConnection
 from redis.connection import HiredisRespSerializer
 from redis.utils import HIREDIS_AVAILABLE
 
@@ -48,10 +50,20 @@ class PackedUnixConnection(_HiredisPacking, UnixDomainSocketConnection):
     pass
 
 
+class PackedSentinelConnection(_HiredisPacking, SentinelManagedConnection):
+    pass
+
+
+class PackedSentinelSSLConnection(_HiredisPacking, SentinelManagedSSLConnection):
+    pass
+
+
 _PACKED: dict[type[AbstractConnection], type[AbstractConnection]] = {
     Connection: PackedConnection,
     SSLConnection: PackedSSLConnection,
     UnixDomainSocketConnection: PackedUnixConnection,
+    SentinelManagedConnection: PackedSentinelConnection,
+    SentinelManagedSSLConnection: PackedSentinelSSLConnection,
 }
 
 

@@ -3,8 +3,11 @@
 Relies on redis-py 8.1.0: `redis.asyncio.Redis` takes each command's connection
 through `pool.get_connection()` (called with no arguments) and gives it back
 through `pool.release(connection)`; `ConnectionPool.from_url` passes its keyword
-options to the class; `max_connections` is set by `ConnectionPool.__init__`.
-tests/patches/test_redis_pool.py checks each.
+options to the class; `max_connections` is set by `ConnectionPool.__init__`;
+`redis.asyncio.sentinel.SentinelConnectionPool` takes `service_name` and
+`sentinel_manager` by keyword, passes its other options on to `ConnectionPool`
+and leaves `get_connection` and `release` to it. tests/patches/test_redis_pool.py
+checks each.
 
 Why: past `max_connections` redis-py's ConnectionPool fails at once while Redis
 is fine, and its BlockingConnectionPool waits through a Condition that costs CPU on every
@@ -19,6 +22,7 @@ from typing import Any
 
 from redis.asyncio import ConnectionPool
 from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 #: Seconds a caller waits for a free connection unless told otherwise.
@@ -61,3 +65,8 @@ class BoundedPool(ConnectionPool):
             if id(connection) in self._out:
                 self._out.discard(id(connection))
                 self._slots.release()
+
+
+class BoundedSentinelPool(BoundedPool, SentinelConnectionPool):
+    """BoundedPool over the primary that Sentinel names (`service_name`, `sentinel_manager`):
+    each new connection asks the Sentinels where the primary is."""

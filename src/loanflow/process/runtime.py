@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 #: How often the queue depth used for backpressure is refreshed.
 DEPTH_SAMPLE_INTERVAL_S = 0.25
-#: How often idempotency keys past their 72 h are forgotten.
+#: How often idempotency keys past their window are forgotten (embedded; Redis uses TTLs).
 JANITOR_INTERVAL_S = 600.0
 
 
@@ -129,7 +129,8 @@ class Runtime:
             try:
                 expired = await self.broker.expire_idempotency_keys()
                 if expired:
-                    log.info("forgot %d idempotency keys older than 72 h", expired)
+                    log.info("forgot %d idempotency keys older than %d s", expired,
+                             self.settings.idempotency_window_s)
             except Unavailable as exc:
                 log.warning("idempotency key expiry skipped: %s", exc)
             with contextlib.suppress(TimeoutError):

@@ -181,26 +181,79 @@ def test_200_concurrent_appends_of_20_keys_accept_each_key_once(url: str) -> Non
     scenario(url, body)
 
 
-def test_idempotency_key_is_kept_72_hours_by_a_redis_ttl(url: str, raw: redis.Redis) -> None:
+def test_idempotency_key_is_kept_for_the_default_window_by_a_redis_ttl(
+    url: str, raw: redis.Redis
+) -> None:
     sub = submission()
     scenario(url, lambda broker: broker.append([sub]))
 
     ttl_s = raw.ttl(keys.idempotency_key("key-a", "idem-1"))
 
+    assert IDEMPOTENCY_TTL_S == 24 * 3600
     assert IDEMPOTENCY_TTL_S - 60 < ttl_s <= IDEMPOTENCY_TTL_S
+
+
+def test_idempotency_window_is_a_setting(url: str, raw: redis.Redis) -> None:
+    sub = submission()
+    scenario(url, lambda broker: broker.append([sub]), idempotency_window_s=600)
+
+    assert 540 < raw.ttl(keys.idempotency_key("key-a", "idem-1")) <= 600
+
+
+def test_idempotency_record_is_one_compact_string(url: str, raw: redis.Redis) -> None:
+    sub = submission()
+    scenario(url, lambda broker: broker.append([sub]))
+
+    key = keys.idempotency_key("key-a", "idem-1")
+    # 16-byte fingerprint, 8-byte time, 16-byte id: Redis's one-allocation string.
+    assert raw.type(key) == b"string"
+    assert len(raw.get(key)) == 40
+    assert raw.object("encoding", key) == b"embstr"
+
+
+def test_a_key_claimed_in_the_earlier_hash_format_still_replays(
+    url: str, raw: redis.Redis
+) -> None:
+    # Given a key claimed by a version that wrote a hash (before the upgrade),
+    first = submission()
+    key = keys.idempotency_key("key-a", "idem-1")
+    raw.hset(key, mapping={"fp": "fp-1", "id": first.envelope.id,
+                           "at": first.envelope.received_at_ns})
+    raw.expire(key, 72 * 3600)
+
+    async def body(broker: RedisStreamsBroker) -> None:
+        # the same body answers the original 202 and another body is refused,
+        [same, other] = [r for [r] in [await broker.append([submission()]),
+                                       await broker.append([submission(fingerprint="fp-2")])]]
+        assert same == AppendResult(AppendOutcome.REPLAYED, first.envelope.id,
+                                    first.envelope.received_at_ns)
+        assert (other.outcome, other.application_id) == (AppendOutcome.KEY_REUSED,
+                                                         first.envelope.id)
+        # nothing is enqueued, and the old record is left to its own TTL.
+        assert await broker.depth() == 0
+        assert raw.type(key) == b"hash"
+        # The sweep of a given clock reads it too.
+        received = first.envelope.received_at_ns
+        assert await broker.expire_idempotency_keys(received + IDEMPOTENCY_TTL_S * 10**9
+                                                    + HOUR_NS) == 1
+
+    scenario(url, body)
 
 
 def test_expiry_is_left_to_redis_in_real_time_and_sweeps_by_age_for_a_given_clock(
     url: str,
 ) -> None:
     sub = submission()
+    window_ns = IDEMPOTENCY_TTL_S * 1_000_000_000
 
     async def body(broker: RedisStreamsBroker) -> None:
         await broker.append([sub])
         received = sub.envelope.received_at_ns
         assert await broker.expire_idempotency_keys() == 0
-        assert await broker.expire_idempotency_keys(received + 71 * HOUR_NS) == 0
-        assert await broker.expire_idempotency_keys(received + 73 * HOUR_NS) == 1
+        assert await broker.expire_idempotency_keys(received + window_ns - HOUR_NS) == 0
+        # One ns either side of the cutoff: the record's time is compared exactly.
+        assert await broker.expire_idempotency_keys(received + window_ns) == 0
+        assert await broker.expire_idempotency_keys(received + window_ns + 1) == 1
         [again] = await broker.append([submission(fingerprint="fp-other")])
         assert again.outcome is AppendOutcome.ACCEPTED
 

@@ -38,11 +38,24 @@ connection checks those settings (`durability.py`). Key layout: `keys.py`.
   BrokerUnavailable, and so does uvloop's RuntimeError for a closed
   connection. An append whose reply was lost is settled by the caller's
   retry with the same key.
+- With `min_replicas` N > 0 (LOANFLOW_REDIS_MIN_REPLICAS), an append's script
+  is followed in the same round trip by a fence write and `WAIT N wait_ms`:
+  fewer confirmations raise BrokerUnavailable (503), and the key stays
+  claimed, unconfirmed. A retry with the same key and body finds that claim and
+  answers it (202, replayed) only once its own fence is confirmed, so never
+  before the original entry reached N replicas; should the primary die first,
+  the claim dies with it and the retry makes the one application. Workers
+  `WAIT` too before processing what they read: an entry is never stored
+  unless it reached N replicas, so a claim lost in a failover never belonged
+  to a stored application (no second application for the key). At N = 0
+  nothing is added (the lone EVALSHA).
 - It runs on the process's one RedisClient (`client.py`: pool, timeouts,
   retry, durability check, a client per event loop), shared with the other
   Redis services; `from_url` makes a broker with a client of its own.
-- `expire_idempotency_keys()` returns 0: the 72 h TTL set on append makes
-  Redis forget keys. Given `now_ns` (a simulated clock) it sweeps by age.
+- Each idempotency key is one compact string (`idempotency.py`) set with the
+  window as its TTL (`idempotency_window_s`, 24 h unless set), so
+  `expire_idempotency_keys()` returns 0: Redis forgets keys. Given `now_ns` (a
+  simulated clock) it sweeps by age.
 """
 
 from __future__ import annotations
@@ -61,7 +74,7 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, ResponseError
 
-from loanflow.backends.redis import keys
+from loanflow.backends.redis import idempotency, keys
 from loanflow.backends.redis.client import (
     CONNECT_TIMEOUT_S,
     MAX_CONNECTIONS,
@@ -96,6 +109,8 @@ BUSY_POLL_S = 0.01
 IDLE_BLOCK_S = 0.1
 #: Share of the lease between two looks for expired leases (a look scans the pending list).
 LEASE_SCAN_FRACTION = 0.25
+#: How long an append or a read waits for its replicas (LOANFLOW_REDIS_WAIT_MS).
+REPLICA_WAIT_MS = 100
 #: Idempotency keys a sweep (`expire_idempotency_keys(now_ns=...)`) checks per script call.
 SWEEP_BATCH = 500
 
@@ -108,6 +123,8 @@ def _script(name: str) -> Script:
 
 
 _Call = tuple[Script, Sequence[str | bytes], Sequence[str | bytes | int | float]]
+#: ("WAIT", replicas, timeout ms)
+_Wait = tuple[str, int, int]
 
 
 class RedisStreamsBroker:
@@ -118,13 +135,25 @@ class RedisStreamsBroker:
         visibility_timeout_s: float,
         idle_block_s: float = IDLE_BLOCK_S,
         idle_after_s: float = IDLE_AFTER_S,
+        idempotency_window_s: int = IDEMPOTENCY_TTL_S,
+        min_replicas: int = 0,
+        replica_wait_ms: int = REPLICA_WAIT_MS,
     ) -> None:
         if visibility_timeout_s <= 0:
             raise ValueError(f"expected visibility_timeout_s > 0, got {visibility_timeout_s}")
         if not 0 < idle_block_s < client.socket_timeout_s:
             raise ValueError(f"expected 0 < idle_block_s < socket_timeout_s, got {idle_block_s}")
+        if idempotency_window_s < 1:
+            raise ValueError(f"expected idempotency_window_s >= 1, got {idempotency_window_s}")
         self._client, self._owns_client = client, False
         self._redis = client.redis  # bound once: the running loop's redis.asyncio client
+        self._window_s = idempotency_window_s
+        if min_replicas < 0 or replica_wait_ms < 1:
+            raise ValueError("expected min_replicas >= 0 and replica_wait_ms >= 1, got"
+                             f" {min_replicas} and {replica_wait_ms}")
+        #: The command confirming a round trip's writes on N replicas; None: N = 0.
+        self._wait: _Wait | None = (
+            ("WAIT", min_replicas, replica_wait_ms) if min_replicas else None)
         self._lease_ms = max(1, round(visibility_timeout_s * 1000))
         self._scan_every_s = visibility_timeout_s * LEASE_SCAN_FRACTION
         self._scanned_at = -math.inf  # time.monotonic() of the last look for expired leases
@@ -143,13 +172,18 @@ class RedisStreamsBroker:
         idle_block_s: float = IDLE_BLOCK_S,
         idle_after_s: float = IDLE_AFTER_S,
         allow_unsafe: bool = False,
+        idempotency_window_s: int = IDEMPOTENCY_TTL_S,
+        min_replicas: int = 0,
+        replica_wait_ms: int = REPLICA_WAIT_MS,
     ) -> RedisStreamsBroker:
         """A broker with a client of its own, opened and closed with it (tests, tools)."""
         client = RedisClient(url, socket_timeout_s=socket_timeout_s,
                              connect_timeout_s=connect_timeout_s,
                              max_connections=max_connections, allow_unsafe=allow_unsafe)
         broker = cls(client, visibility_timeout_s=visibility_timeout_s,
-                     idle_block_s=idle_block_s, idle_after_s=idle_after_s)
+                     idle_block_s=idle_block_s, idle_after_s=idle_after_s,
+                     idempotency_window_s=idempotency_window_s,
+                     min_replicas=min_replicas, replica_wait_ms=replica_wait_ms)
         broker._owns_client = True
         return broker
 
@@ -182,16 +216,18 @@ class RedisStreamsBroker:
             return []
         # One script call for the whole group: one round trip, one AOF fsync, one reply.
         script_keys: list[str | bytes] = [keys.STREAM]
-        args: list[str | bytes | int | float] = [IDEMPOTENCY_TTL_S]
+        args: list[str | bytes | int | float] = [self._window_s]
         for s in submissions:
             env, limit = s.envelope, s.rate_limit
             script_keys += [keys.idempotency_key(env.api_key_id, env.idempotency_key),
                             keys.application_key(env.id),
                             keys.RATE_LIMIT_PREFIX + (limit.bucket if limit else env.api_key_id)]
-            args += [s.fingerprint, env.id, env.received_at_ns, _encode(env),
+            args += [idempotency.record(s.fingerprint, env.id, env.received_at_ns),
+                     env.id, env.received_at_ns, _encode(env),
                      limit.rate_per_s if limit else 0, limit.burst if limit else 0]
         with _unavailable("append"):
-            [replies] = await self._run([(_script("append"), script_keys, args)])
+            [replies] = await self._run([(_script("append"), script_keys, args)],
+                                        confirm=True)
         return [_append_result(s, reply) for s, reply in zip(submissions, replies, strict=True)]
 
     async def requeue(self, envelopes: Sequence[Envelope]) -> None:
@@ -236,6 +272,8 @@ class RedisStreamsBroker:
         if scan:
             self._scanned_at = now
         entries = rows[0][1] if rows else []
+        if entries and self._wait is not None:
+            await self._confirm_read(consumer, entries)
         if entries:
             self._activity.worked(consumer)
         return [_delivery(entry, fields) for entry, fields in entries]
@@ -306,10 +344,11 @@ class RedisStreamsBroker:
             await redis.ping()
 
     async def expire_idempotency_keys(self, now_ns: int | None = None) -> int:
-        """0 in real time (Redis TTLs forget keys); with `now_ns`, forget keys older than 72 h."""
+        """0 in real time (Redis TTLs forget keys); with `now_ns`, forget keys older than
+        the window."""
         if now_ns is None:
             return 0
-        cutoff_ns = now_ns - IDEMPOTENCY_TTL_S * 1_000_000_000
+        cutoff_ns = now_ns - self._window_s * 1_000_000_000
         redis = self._redis()
         forgotten, batch = 0, []
         with _unavailable("expire_idempotency_keys"):
@@ -323,7 +362,8 @@ class RedisStreamsBroker:
         return forgotten
 
     async def _sweep(self, idempotency_keys: list[bytes], cutoff_ns: int) -> int:
-        [n] = await self._run([(_script("expire_keys"), idempotency_keys, [cutoff_ns])])
+        high, low = divmod(max(0, cutoff_ns), 1 << 32)
+        [n] = await self._run([(_script("expire_keys"), idempotency_keys, [high, low])])
         return int(n)
 
     async def _hand_back(
@@ -339,12 +379,39 @@ class RedisStreamsBroker:
         with _unavailable("retry" if not uncount else "release"):
             await self._run([(_script("hand_back"), [keys.STREAM, keys.DELAYED], args)])
 
-    async def _run(self, calls: Sequence[_Call], *, then: tuple[str | int, ...] = ()
-                   ) -> list[Any]:
+    async def _confirm_read(self, consumer: str, entries: list[Any]) -> None:
+        """Whether what a read handed out is on N replicas; if not, it goes back
+        uncounted and the read fails (BrokerUnavailable): nothing is stored that a
+        failover could take from the broker along with its key's claim."""
+        with _unavailable("reserve"):
+            [confirmed] = await _evalsha(self._redis(), [], (), self._wait)
+        if int(confirmed) >= self._min_replicas:
+            return
+        deliveries = [_delivery(entry, fields) for entry, fields in entries]
+        with contextlib.suppress(BrokerUnavailable):  # else their leases run out
+            await self.release(deliveries, 0)
+        raise BrokerUnavailable(self._short_of_replicas("reserve", int(confirmed)))
+
+    @property
+    def _min_replicas(self) -> int:
+        return 0 if self._wait is None else int(self._wait[1])
+
+    def _short_of_replicas(self, action: str, confirmed: int) -> str:
+        assert self._wait is not None
+        _, wanted, wait_ms = self._wait
+        return (f"redis {action}: {confirmed} of {wanted} replicas confirmed within"
+                f" {wait_ms} ms (LOANFLOW_REDIS_MIN_REPLICAS)")
+
+    async def _run(self, calls: Sequence[_Call], *, then: tuple[str | int, ...] = (),
+                   confirm: bool = False) -> list[Any]:
         """EVALSHA each call, then the command `then` if given, in one round trip (a
-        pipeline, no MULTI: each script is atomic)."""
+        pipeline, no MULTI: each script is atomic). `confirm`: with N > 0 replicas, a
+        fence write and WAIT in the same round trip; BrokerUnavailable when fewer confirm
+        (what the calls wrote stays written)."""
         redis = self._redis()
-        results = await _evalsha(redis, calls, then)
+        wait = self._wait if confirm else None
+        results = await _evalsha(redis, calls, then, wait)
+        confirmed = results.pop() if wait is not None else None
         missing = [i for i, r in enumerate(results[:len(calls)]) if isinstance(r, NoScriptError)]
         if missing:
             # Redis restarted and lost its script cache; those calls did not run.
@@ -352,19 +419,30 @@ class RedisStreamsBroker:
                 await redis.script_load(script.text)
             # Not `then` again: what it read is handed out; what these make ready waits
             # for the next read.
-            again = await _evalsha(redis, [calls[i] for i in missing])
+            again = await _evalsha(redis, [calls[i] for i in missing], (), wait)
+            if wait is not None:
+                confirmed = again.pop()
             for i, result in zip(missing, again, strict=True):
                 results[i] = result
         for result in results:
             if isinstance(result, Exception):
                 raise result
+        if isinstance(confirmed, Exception):
+            raise confirmed
+        if confirmed is not None and int(confirmed) < self._min_replicas:
+            raise BrokerUnavailable(self._short_of_replicas("append", int(confirmed)))
         return results
 
 
-async def _evalsha(redis: Redis, calls: Sequence[_Call], then: tuple[str | int, ...] = ()
-                   ) -> list[Any]:
-    """The replies in order, an error as its exception (a pipeline's raise_on_error=False)."""
-    if len(calls) == 1 and not then:
+async def _evalsha(redis: Redis, calls: Sequence[_Call], then: tuple[str | int, ...] = (),
+                   wait: _Wait | None = None) -> list[Any]:
+    """The replies in order, an error as its exception (a pipeline's raise_on_error=False).
+
+    `wait`: a fence write and that WAIT last, its reply (the replicas that confirmed
+    every write so far on this connection) the last one. The fence makes the WAIT
+    cover everything before it even when the calls wrote nothing (a replay): Redis
+    waits for a connection's last write, and its claim may be another's."""
+    if len(calls) == 1 and not then and wait is None:
         # A lone call skips the pipeline's own work: a quarter of the client's CPU per call.
         script, script_keys, args = calls[0]
         try:
@@ -376,7 +454,12 @@ async def _evalsha(redis: Redis, calls: Sequence[_Call], then: tuple[str | int, 
             pipe.evalsha(script.sha, len(script_keys), *script_keys, *args)
         if then:
             pipe.execute_command(*then)
+        if wait is not None:
+            pipe.execute_command("SET", keys.REPLICATION_FENCE, b"1")
+            pipe.execute_command(*wait)
         results: list[Any] = await pipe.execute(raise_on_error=False)
+        if wait is not None:
+            del results[-2]  # the fence's OK
         return results
 
 
@@ -399,10 +482,9 @@ def _append_result(sub: Submission, reply: list[Any]) -> AppendResult:
     if reply[0] == 2:  # over the rate limit: the wait in ms
         return AppendResult(AppendOutcome.RATE_LIMITED, env.id, env.received_at_ns,
                             retry_after_s=int(reply[1]) / 1000)
-    _, fingerprint, application_id, received_at_ns = reply
-    same = fingerprint.decode() == sub.fingerprint
-    outcome = AppendOutcome.REPLAYED if same else AppendOutcome.KEY_REUSED
-    return AppendResult(outcome, application_id.decode(), int(received_at_ns))
+    claim = idempotency.prior_claim(sub.fingerprint, reply)
+    outcome = AppendOutcome.REPLAYED if claim.same_body else AppendOutcome.KEY_REUSED
+    return AppendResult(outcome, claim.application_id, claim.received_at_ns)
 
 
 def _ack_call(deliveries: Sequence[Delivery]) -> _Call:

@@ -13,6 +13,9 @@
   gives the running loop's client, made on first use there and closed when
   that loop shuts down (`patches/loop_shutdown.py`), so successive
   `asyncio.run()` calls may share one client (as the tests do).
+- A `redis+sentinel://` URL (`sentinel.py`) finds the primary through Sentinel
+  on each new connection, so every service follows it after a failover; the
+  pool, the durability check and the packing are the same.
 - Services take it as `client=` (dramatiq's rate-limit backends); whoever
   built it opens and closes it (`backends.open_backends`, or a service made
   `from_url`, which owns its own).
@@ -29,18 +32,21 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Self, TypedDict, Unpack
 from urllib.parse import urlsplit
 
-from redis.asyncio import Redis
+from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 
 from loanflow.backends.redis.durability import DurabilityGuard
 from loanflow.backends.redis.errors import unavailable_as
+from loanflow.backends.redis.sentinel import is_sentinel_url
+from loanflow.backends.redis.sentinel import parse as parse_sentinel_url
 from loanflow.errors import Unavailable
 from loanflow.patches.loop_shutdown import close_at_shutdown
 from loanflow.patches.redis_packing import pack_with_hiredis
-from loanflow.patches.redis_pool import BoundedPool
+from loanflow.patches.redis_pool import BoundedPool, BoundedSentinelPool
 
 #: Connections per process at most; more concurrent calls wait for one.
 MAX_CONNECTIONS = 64
@@ -107,8 +113,7 @@ class RedisClient:
     def _bind_to_running_loop(self) -> Redis:
         if not self._opened:
             raise RuntimeError("expected an open RedisClient, got a closed one")
-        pool = BoundedPool.from_url(
-            self._url,
+        options: dict[str, Any] = dict(
             max_connections=self._max_connections,
             timeout=self.socket_timeout_s,  # waiting for a free connection
             socket_timeout=self.socket_timeout_s,
@@ -118,9 +123,23 @@ class RedisClient:
             driver_info=None,  # no CLIENT SETINFO: one round trip less per connect
             redis_connect_func=self._durability.on_connect,
         )
+        sentinel: Sentinel | None = None
+        pool: ConnectionPool
+        if is_sentinel_url(self._url):
+            target = parse_sentinel_url(self._url)
+            # The Sentinels' own clients: the same timeouts, none of the data nodes' auth.
+            sentinel = Sentinel(list(target.sentinels), sentinel_kwargs={  # type: ignore[no-untyped-call]
+                "socket_timeout": self.socket_timeout_s,
+                "socket_connect_timeout": self._connect_timeout_s,
+            })
+            pool = BoundedSentinelPool(
+                service_name=target.service_name, sentinel_manager=sentinel, db=target.db,
+                username=target.username, password=target.password, **options)
+        else:
+            pool = BoundedPool.from_url(self._url, **options)
         redis = Redis.from_pool(pack_with_hiredis(pool))
         self._redis, self._loop = redis, asyncio.get_running_loop()
-        self._closer = close_at_shutdown(functools.partial(_close_quietly, redis))
+        self._closer = close_at_shutdown(functools.partial(_close_quietly, redis, sentinel))
         return redis
 
 
@@ -159,9 +178,12 @@ class OnClient:
         return unavailable_as(self.unavailable, f"{self.label} {action}")
 
 
-async def _close_quietly(redis: Redis) -> None:
+async def _close_quietly(redis: Redis, sentinel: Sentinel | None = None) -> None:
     with contextlib.suppress(RedisError, OSError):
         await redis.aclose()
+    if sentinel is not None:
+        with contextlib.suppress(RedisError, OSError):
+            await sentinel.aclose()
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +211,11 @@ async def run_script(
 
 def redact(url: str) -> str:
     """`scheme://host:port/db`: no user, password or query (a query may carry one too)."""
+    if is_sentinel_url(url):
+        try:
+            return parse_sentinel_url(url).redacted()
+        except ValueError:
+            return "redis+sentinel://…"
     parts = urlsplit(url)
     host = parts.hostname or ""
     host = f"[{host}]" if ":" in host else host

@@ -36,9 +36,14 @@ CLAIM_CURSOR = PREFIX + "claim-cursor"
 #: script as the XACK, so it cannot outlive it nor expire under a backlog.
 APPLICATION_PREFIX = PREFIX + "app:"
 
-#: Hash per idempotency key: `fp` (fingerprint), `id` (application id), `at`
-#: (received_at_ns); TTL base.IDEMPOTENCY_TTL_S, so Redis forgets it after 72 h.
+#: String per idempotency key: the 40-byte record of idempotency.py (fingerprint,
+#: received_at_ns, application id); TTL the idempotency window, so Redis forgets it.
+#: Earlier versions wrote a hash (`fp`, `id`, `at`) here: still read until it expires.
 IDEMPOTENCY_PREFIX = PREFIX + "idem:"
+
+#: String written before each WAIT (LOANFLOW_REDIS_MIN_REPLICAS > 0): a write of the
+#: connection's own, so the WAIT covers all written before it, a replayed claim too.
+REPLICATION_FENCE = PREFIX + "replication-fence"
 
 #: Hash per API key: its token bucket (`tokens`, `at` in ms of the Redis clock), shared by
 #: every API process on every host; expires once it would be full again.

@@ -1,10 +1,12 @@
 -- Take the rate limit, claim the idempotency key and enqueue the envelope of
 -- each submission of a group, in one atomic step per group.
 -- KEYS: STREAM, then for each submission: idempotency key, application key, rate bucket
--- ARGV: key TTL in s, then for each submission six values: fingerprint, application id,
---       received_at_ns, envelope (msgpack), rate per s (0: no limit), burst
--- Returns for each submission: {0, entry id} accepted, {1, fingerprint, id,
--- received_at_ns} the key's earlier claim, or {2, wait ms} over the rate limit.
+-- ARGV: key TTL in s, then for each submission six values: idempotency record
+--       (idempotency.py), application id, received_at_ns, envelope (msgpack), rate per
+--       s (0: no limit), burst
+-- Returns for each submission: {0, entry id} accepted, {1, record} or (a hash written
+-- by an earlier version) {1, fingerprint, id, received_at_ns} the key's earlier claim,
+-- or {2, wait ms} over the rate limit.
 local ttl = ARGV[1]
 local now_ms = nil
 -- Each bucket is read once and written once per call, however many submissions share it.
@@ -29,9 +31,12 @@ local out = {}
 for i = 1, (#KEYS - 1) / 3 do
   local idem, app, bucket = KEYS[3 * i - 1], KEYS[3 * i], KEYS[3 * i + 1]
   local a = 6 * i - 4
-  local prior = redis.call('HMGET', idem, 'fp', 'id', 'at')
-  if prior[1] then
-    out[i] = {1, prior[1], prior[2], prior[3]}
+  local prior = redis.pcall('GET', idem)
+  if type(prior) == 'table' then  -- WRONGTYPE: the hash of an earlier version
+    local held = redis.call('HMGET', idem, 'fp', 'id', 'at')
+    out[i] = {1, held[1], held[2], held[3]}
+  elseif prior then
+    out[i] = {1, prior}
   else
     local rate, wait_ms = tonumber(ARGV[a + 4]), 0
     if rate > 0 then
@@ -46,8 +51,7 @@ for i = 1, (#KEYS - 1) / 3 do
       out[i] = {2, wait_ms}
     else
       local entry = redis.call('XADD', KEYS[1], '*', 'id', ARGV[a + 1], 'e', ARGV[a + 3])
-      redis.call('HSET', idem, 'fp', ARGV[a], 'id', ARGV[a + 1], 'at', ARGV[a + 2])
-      redis.call('EXPIRE', idem, ttl)
+      redis.call('SET', idem, ARGV[a], 'EX', ttl)
       redis.call('HSET', app, 'at', ARGV[a + 2], 'entry', entry)
       out[i] = {0, entry}
     end
