@@ -170,3 +170,19 @@ def test_a_stored_applications_drawer_shows_its_trace_and_masked_data(
     assert "Open" in (page.text_content("#ap-review-text") or "")
     assert page.is_visible("#ap-decide")  # the operate scope may decide here too
     assert recorder.page_errors == []
+
+
+def test_a_shared_search_link_opens_on_its_search_after_the_sign_in(
+    embedded_server, operator_key, submit_key, page
+):
+    external = tag("shared")
+    app_id = processed(embedded_server.url, submit_key, sample_application(external_id=external))
+    shared = "/?" + urlencode({"view": "search", "external_id": external})
+
+    page.goto(embedded_server.url + shared)  # not signed in: the login page, at that address
+    page.fill("#token", operator_key)
+    page.click("button[type=submit]")
+
+    page.wait_for_selector("body[data-ready]")
+    wait_for_results(page, [app_id])
+    assert address(page) == {"view": ["search"], "external_id": [external]}

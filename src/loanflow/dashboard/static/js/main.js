@@ -17,6 +17,7 @@ import { LiveFeed, liveUrl } from "./live.js";
 import { createOperatorViews } from "./operator.js";
 import { normalizeSeries, pointFromSnapshot, RollingSeries, WINDOW_S } from "./series.js";
 import { createCounts, createTiles } from "./tiles.js";
+import { returnAfterSignIn } from "./views.js";
 
 /** After this many failed reconnects, ask whether the session itself has ended. */
 const CHECK_SESSION_AFTER_FAILURES = 3;
@@ -37,6 +38,7 @@ function dropLoginCode() {
 
 function start() {
   dropLoginCode();
+  returnAfterSignIn();
   window.addEventListener("hashchange", dropLoginCode);
   const state = {
     session: null,

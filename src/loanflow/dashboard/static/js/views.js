@@ -5,6 +5,22 @@
 // back and forward move between views and searches.
 
 export const VIEWS = ["live", "search", "reviews", "audit"];
+/** The address a sign-in started from (login.js keeps it): the view to go back to. */
+const RETURN_KEY = "loanflow.returnTo";
+
+/**
+ * Back to the view a shared link named, when the sign-in it needed landed on "/". Only
+ * a query string naming a view is taken, and only once.
+ */
+export function returnAfterSignIn() {
+  const saved = sessionStorage.getItem(RETURN_KEY);
+  sessionStorage.removeItem(RETURN_KEY);
+  if (!saved || window.location.search) return;
+  const params = new URLSearchParams(saved);
+  if (VIEWS.includes(params.get("view"))) {
+    history.replaceState(null, "", `${window.location.pathname}?${params}`);
+  }
+}
 
 /**
  * `nav`: the links (`data-view`); `sections`: each view's element by name;
