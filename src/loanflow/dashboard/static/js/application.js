@@ -121,10 +121,17 @@ function details(detail) {
   return text ? h("span", { class: "detail", text }) : null;
 }
 
-/** `{a: 1, b: {c: 2}}` as "a = 1, b = {"c":2}": short, and always text. */
+/**
+ * `{a: 1, b: [x, y], c: [{code, message}]}` as "a = 1, b = x y, c = code": one short line
+ * (a list of reasons by their codes: the drawer lists their messages under the timeline).
+ */
 function pairs(object, sep = " = ") {
   if (!object || typeof object !== "object") return "";
-  return Object.entries(object)
-    .map(([k, v]) => `${k}${sep}${v !== null && typeof v === "object" ? JSON.stringify(v) : fmt.text(v)}`)
-    .join(", ");
+  return Object.entries(object).map(([k, v]) => `${k}${sep}${short(v)}`).join(", ");
+}
+
+function short(value) {
+  if (Array.isArray(value)) return value.length ? value.map(short).join(" ") : "none";
+  if (value !== null && typeof value === "object") return value.code ?? JSON.stringify(value);
+  return fmt.text(value);
 }
