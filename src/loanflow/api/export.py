@@ -173,6 +173,8 @@ async def _csv(store: Store, where: ApplicationFilter, limits: ExportLimits) -> 
             # sees as a failed download (no final chunk), never as a complete file.
             log.warning("export cut short after %d rows: %s", limits.max_rows - left, exc)
             raise
+        if not rows:
+            return
         writer.writerows(cells(row) for row in rows)
         left -= len(rows)
         yield written()
