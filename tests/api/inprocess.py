@@ -61,6 +61,13 @@ class InProcessApp:
 
         return self._portal.call(send)
 
+    def chunks(self, path: str, *, query: str = "",
+               headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], list[bytes]]:
+        """A GET as the app answers it over ASGI: status, headers, and the body one item per
+        `http.response.body` message (a streamed answer sends several; httpx's
+        ASGITransport would join them)."""
+        return self._portal.call(_get_chunks, self.app, path, query, headers or {})
+
     def client(self, **options: Any) -> httpx.Client:
         """A synchronous httpx client of the app (cookies, redirects and all), as a test of
         a `loanflow serve` process uses one; `options` as `httpx.Client` takes them."""
@@ -126,6 +133,41 @@ async def _handshake(app: Starlette, path: str, headers: list[tuple[bytes, bytes
     except Exception:
         return "error"
     return sent[0] if sent else "nothing"
+
+
+async def _get_chunks(app: Starlette, path: str, query: str,
+                      headers: dict[str, str]) -> tuple[int, dict[str, str], list[bytes]]:
+    started: dict[str, Any] = {}
+    bodies: list[bytes] = []
+    requested, done = False, anyio.Event()
+
+    async def receive() -> dict[str, Any]:
+        nonlocal requested
+        if not requested:
+            requested = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await done.wait()  # the client stays until the whole answer is sent
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            started.update(message)
+        elif message["type"] == "http.response.body":
+            if message.get("body"):
+                bodies.append(message["body"])
+            if not message.get("more_body"):
+                done.set()
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
+             "root_path": "", "query_string": query.encode(),
+             "headers": [(b"host", b"loanflow.test"),
+                         *((k.lower().encode(), v.encode()) for k, v in headers.items())],
+             "server": ("loanflow.test", 80), "client": ("127.0.0.1", 50000), "state": {}}
+    with anyio.fail_after(30):
+        await app(scope, receive, send)  # type: ignore[arg-type]
+    answer_headers = {k.decode(): v.decode() for k, v in started.get("headers", [])}
+    return started["status"], answer_headers, bodies
 
 
 class _PortalTransport(httpx.BaseTransport):

@@ -25,6 +25,11 @@ WAIT_MS = 10_000
 BACKEND_WAIT_MS = 5_000
 
 
+def csrf(page: Page, base_url: str) -> str:
+    """The session's CSRF token, as the page reads it: what a state change must send."""
+    return str(page.request.get(base_url + "/v1/session").json()["csrf"])
+
+
 def log_in(page: Page, base_url: str, key: str) -> None:
     """Sign in through the form with an API key (or a login code); wait for the dashboard."""
     page.goto(base_url + "/")

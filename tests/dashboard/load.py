@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from loanflow.loadgen.synthetic import generate, make_invalid
-from tests.conftest import auth
+from tests.conftest import auth, wait_for_status
 
 
 def submit(base_url: str, key: str, application: dict[str, Any]) -> str:
@@ -23,6 +23,17 @@ def submit(base_url: str, key: str, application: dict[str, Any]) -> str:
     )
     assert answer.status_code == 202, answer.text
     return str(answer.json()["id"])
+
+
+def processed(
+    base_url: str, key: str, application: dict[str, Any], *, timeout_s: float = 10.0
+) -> str:
+    """Submit one application and wait until it is processed (stored, rejected or
+    dead-lettered: then a search finds it); its id. `key` needs submit and read."""
+    app_id = submit(base_url, key, application)
+    with httpx.Client(base_url=base_url, timeout=10) as client:
+        wait_for_status(client, key, app_id, timeout_s=timeout_s)
+    return app_id
 
 
 class SteadyLoad:

@@ -11,7 +11,7 @@ import httpx
 from playwright.sync_api import Page
 
 from tests.conftest import sample_application, wait_for_status
-from tests.dashboard.browser import FAIL_MARKER, log_in
+from tests.dashboard.browser import FAIL_MARKER, csrf, log_in
 from tests.dashboard.load import submit
 
 #: A poison application is retried once (max_attempts=2) before it is dead-lettered.
@@ -36,10 +36,6 @@ def wait_for_row(page: Page, app_id: str):
 def httpx_client(server) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, timeout=10) as client:
         yield client
-
-
-def csrf(page: Page, base_url: str) -> str:
-    return str(page.request.get(base_url + "/v1/session").json()["csrf"])
 
 
 def test_a_corrected_replay_from_the_drawer_is_stored(

@@ -679,6 +679,26 @@ def test_audit_counts_count_each_action_since_a_time_with_resolutions_and_sign_i
     assert (newest.at_ns, newest.action, newest.target) == (3_000, "login", "dashboard")
 
 
+def test_audit_of_lists_one_applications_entries_oldest_first(store: Store) -> None:
+    # Given two applications, one replayed then discarded, the other only signed in near
+    (app, letter), (other, _) = dead(), dead()
+    save_dead(store, (app, letter))
+    resolve(store, letter, DeadLetterStatus.REPLAYED, at_ns=5_000)
+    run(store.record_audit(at_ns=6_000, actor="ops-key", action="login", target="dashboard",
+                           detail={}))
+    run(store.record_audit(at_ns=7_000, actor="ops-2", action="discard", target=app.id,
+                           detail={"reason": "dup"}))
+
+    entries = run(store.audit_of(app.id, limit=10))
+
+    assert [(e.at_ns, e.actor, e.action, e.target, e.detail) for e in entries] == [
+        (5_000, "ops-key", "replay", app.id, {"before": "dead_lettered"}),
+        (7_000, "ops-2", "discard", app.id, {"reason": "dup"})]
+    assert [e.action for e in run(store.audit_of(app.id, limit=1))] == ["replay"]
+    assert run(store.audit_of(other.id, limit=10)) == []
+    assert run(store.audit_of("no\x00such", limit=10)) == []
+
+
 def test_ssn_matches_finds_recent_applications_with_the_same_hash(store: Store) -> None:
     old = record(ssn_hash="aa" * 32, received_at_ns=1_000)
     recent = record(ssn_hash="aa" * 32, received_at_ns=5_000)

@@ -12,10 +12,12 @@ import asyncpg
 import msgspec
 import pytest
 
+from loanflow.store import export
 from loanflow.store.base import ApplicationRecord, Store
 from loanflow.store.search import (
     ApplicationFilter,
     Review,
+    count_sql,
     decode_cursor,
     encode_cursor,
     select_sql,
@@ -179,6 +181,44 @@ def test_a_cursor_reads_back_the_position_it_was_made_from(store: Store) -> None
     assert decode_cursor(cursor) == (saved[1].received_at_ns, saved[1].id)
 
 
+# -- the export's reads: a bounded count, pages with documents --------------------------
+
+
+def test_count_applications_counts_the_matches_up_to_its_bound(store: Store) -> None:
+    save(store, *[at(n, channel="web" if n % 3 else "broker") for n in range(9)])
+
+    def count(at_most: int, **where: Any) -> int:
+        return run(store.count_applications(ApplicationFilter(**where), at_most=at_most))
+
+    assert (count(100), count(100, channel="broker"), count(100, channel="phone")) == (9, 3, 0)
+    assert (count(4), count(9), count(2, channel="broker")) == (4, 9, 2)
+
+
+def test_export_pages_are_the_searchs_with_documents_and_review_columns(
+    store_factory: StoreFactory,
+) -> None:
+    store = store_factory()
+    saved = [at(n, route="manual_review") for n in (3, 1, 4, 1, 5, 9, 2)]
+    save(store, *saved)
+    store_factory.execute("UPDATE applications SET review_decision = 'decline', review_reason"
+                          f" = 'stubs', reviewed_by = 'k9', reviewed_at_ns = 77 WHERE id ="
+                          f" '{saved[0].id}'")
+
+    rows, cursor = run(store.export_applications(ApplicationFilter(), limit=3))
+    while cursor is not None:
+        more, cursor = run(store.export_applications(ApplicationFilter(), limit=3,
+                                                     cursor=cursor))
+        rows += more
+
+    assert [r.id for r in rows] == newest_first(*saved)
+    assert {msgspec.json.decode(r.document) == msgspec.json.decode(DOCUMENT) for r in rows} == {
+        True}
+    [decided] = [r for r in rows if r.id == saved[0].id]
+    assert (decided.review_decision, decided.review_reason, decided.reviewed_by,
+            decided.reviewed_at_ns, decided.route) == ("decline", "stubs", "k9", 77,
+                                                       "manual_review")
+
+
 # -- every filter is served by its index ------------------------------------------------
 
 #: The filter, and the index migration 0008 says serves it.
@@ -259,3 +299,33 @@ def test_each_filter_is_served_by_its_index(store_factory: StoreFactory) -> None
     # Then each reads the index migration 0008 names for it, and no other
     assert served == {(repr(where), first): {index}
                       for where, index in SERVED_BY for first in (True, False)}
+
+
+def test_the_exports_count_and_pages_use_the_searchs_index(store_factory: StoreFactory) -> None:
+    # Given the table of the test above, each searched value rare
+    store = store_factory()
+    kinds = {0: {"status": "rejected", "route": None}, 1: {"route": "decline_recommended"},
+             2: {"route": "manual_review"}, 3: {"route": "manual_review"},
+             4: {"channel": "branch"}, 5: {"partner_id": "p-3"}}
+    rows = [at(n, **{"route": "fast_track", "channel": "web", "partner_id": None,
+                     "external_id": f"crm-{n}", **kinds.get(n % 20, {})})
+            for n in range(4_000)]
+    save(store, *rows)
+    decided = ", ".join(f"'{r.id}'" for n, r in enumerate(rows) if n % 20 == 3)
+    store_factory.execute("UPDATE applications SET review_decision = 'decline',"
+                          f" reviewed_at_ns = 1 WHERE id IN ({decided})")
+    placeholder = (lambda n: "?") if store_factory.backend == "sqlite" else (lambda n: f"${n}")
+
+    # When the export's count (bounded by a LIMIT) and page queries are planned
+    served = {}
+    for where, _ in SERVED_BY:
+        filtered = ApplicationFilter(**where)
+        for name, (sql, params) in (
+                ("count", count_sql(filtered, 100_001, placeholder)),
+                ("page", export.select_sql(filtered, None, 500, placeholder))):
+            plan = explain(store_factory, sql, params)
+            served[repr(where), name] = indexes_used(store_factory.backend, plan)
+
+    # Then each reads the search's index for its filter, and no other
+    assert served == {(repr(where), name): {index}
+                      for where, index in SERVED_BY for name in ("count", "page")}

@@ -15,7 +15,16 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
-from loanflow.api import dashboard, dead_letters, metrics, openapi, reviews, search
+from loanflow.api import (
+    dashboard,
+    dead_letters,
+    export,
+    metrics,
+    openapi,
+    reviews,
+    search,
+    timeline,
+)
 from loanflow.api.applications import get_application
 from loanflow.api.auth import Authenticator
 from loanflow.api.batch import submit_batch
@@ -93,6 +102,8 @@ def create_app(settings: Settings, *, processors: int | None = None) -> Starlett
             Route("/v1/applications/batch", submit_batch, methods=["POST"]),
             Route("/v1/applications/{id}", get_application, methods=["GET"]),
             Route("/v1/applications/{id}/review", reviews.decide, methods=["POST"]),
+            Route("/v1/applications/{id}/timeline", timeline.get_timeline, methods=["GET"]),
+            Route("/v1/exports/applications.csv", export.export_applications, methods=["GET"]),
             Route("/v1/reviews", reviews.list_reviews, methods=["GET"]),
             Route("/v1/dead-letters", dead_letters.list_dead_letters, methods=["GET"]),
             Route("/v1/dead-letters/replay", dead_letters.bulk_replay, methods=["POST"]),

@@ -23,6 +23,7 @@ from loanflow.errors import (
 from loanflow.metrics import names
 from loanflow.models import Application, Envelope, format_ts, new_application_id
 from loanflow.process.runtime import Runtime
+from loanflow.store.base import ApplicationRecord
 from loanflow.store.review_queue import ReviewDecision
 from loanflow.store.search import Review
 
@@ -85,6 +86,30 @@ def review_view(route: str | None, decision: ReviewDecision | None) -> dict[str,
             "reviewed_at": format_ts(decision.reviewed_at_ns)}
 
 
+def record_view(record: ApplicationRecord) -> dict[str, Any]:
+    """A processed application as `GET /v1/applications/{id}` shows it: the document's
+    masked application, enrichment (with the decision trace) and rejection reasons."""
+    document: dict[str, Any] = _decode_json(record.document)
+    assessment = document.get("assessment") or {}
+    return {
+        "id": record.id,
+        "status": record.status,
+        "channel": record.channel,
+        "partner_id": record.partner_id,
+        "external_id": record.external_id,
+        "received_at": format_ts(record.received_at_ns),
+        "processed_at": format_ts(record.processed_at_ns),
+        "latency_ms": round((record.processed_at_ns - record.received_at_ns) / 1e6, 3),
+        "application": document.get("application"),
+        "enrichment": assessment.get("enrichment"),
+        "rejection_reasons": assessment.get("violations", []),
+        "attempts": document.get("attempts", []),
+        "rules_version": record.rules_version,
+        "product_version": record.product_version,
+        "review": review_view(record.route, record.review),
+    }
+
+
 async def get_application(request: Request) -> Response:
     rt = runtime_of(request)
     await request.app.state.auth.require(request, Scope.READ)
@@ -96,26 +121,7 @@ async def get_application(request: Request) -> Response:
         # so an application the broker no longer holds is in the store, if anywhere.
         record = await rt.store.get_application(application_id)
     if record is not None:
-        document: dict[str, Any] = _decode_json(record.document)
-        assessment = document.get("assessment") or {}
-        view: dict[str, Any] = {
-            "id": record.id,
-            "status": record.status,
-            "channel": record.channel,
-            "partner_id": record.partner_id,
-            "external_id": record.external_id,
-            "received_at": format_ts(record.received_at_ns),
-            "processed_at": format_ts(record.processed_at_ns),
-            "latency_ms": round((record.processed_at_ns - record.received_at_ns) / 1e6, 3),
-            "application": document.get("application"),
-            "enrichment": assessment.get("enrichment"),
-            "rejection_reasons": assessment.get("violations", []),
-            "attempts": document.get("attempts", []),
-            "rules_version": record.rules_version,
-            "product_version": record.product_version,
-            "review": review_view(record.route, record.review),
-        }
-        return Response(_encode(view), media_type="application/json")
+        return Response(_encode(record_view(record)), media_type="application/json")
     if pending is None:
         raise NotFound(f"no application with id {application_id!r}")
     state, received_at_ns = pending

@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 
 from loanflow import __version__
-from loanflow.api import openapi_review, search
+from loanflow.api import openapi_reports, openapi_review, search
 from loanflow.models import Application
 
 _PROBLEM = {"$ref": "#/components/schemas/Problem"}
@@ -46,31 +46,39 @@ def _summary_schema() -> dict[str, Any]:
     }
 
 
-def _search_operation(auth_errors: dict[str, Any]) -> dict[str, Any]:
-    def query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-        return {"name": name, "in": "query", "required": False, "schema": schema,
-                "description": description}
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema,
+            "description": description}
 
+
+def _search_filters() -> list[dict[str, Any]]:
+    """The search's filters, which the CSV export of a search takes too."""
     text = {"type": "string", "minLength": 1, "maxLength": search.MAX_ID_TEXT}
     moment = {"type": "string", "format": "date-time"}
+    return [
+        _query("status", {"type": "string", "enum": list(search.STORED_STATUSES)},
+               "Queued and processing applications are found by id only"),
+        _query("route", {"type": "string", "enum": list(search.ROUTES)},
+               "The recommended route"),
+        _query("channel", {"type": "string", "enum": list(search.CHANNELS)}, "Channel"),
+        _query("partner_id", text, "Partner"),
+        _query("external_id", text, "The submitter's own reference"),
+        _query("review", {"type": "string", "enum": list(search.REVIEWS)},
+               "open: routed to manual_review, no decision yet; decided: decided"),
+        _query("since", moment, "Received at or after"),
+        _query("until", moment, "Received before"),
+    ]
+
+
+def _search_operation(auth_errors: dict[str, Any]) -> dict[str, Any]:
     item = {"$ref": "#/components/schemas/ApplicationSummary"}
     return {
         "summary": "Search stored applications, newest first, a page at a time",
         "parameters": [
-            query("status", {"type": "string", "enum": list(search.STORED_STATUSES)},
-                  "Queued and processing applications are found by id only"),
-            query("route", {"type": "string", "enum": list(search.ROUTES)},
-                  "The recommended route"),
-            query("channel", {"type": "string", "enum": list(search.CHANNELS)}, "Channel"),
-            query("partner_id", text, "Partner"),
-            query("external_id", text, "The submitter's own reference"),
-            query("review", {"type": "string", "enum": list(search.REVIEWS)},
-                  "open: routed to manual_review, no decision yet; decided: decided"),
-            query("since", moment, "Received at or after"),
-            query("until", moment, "Received before"),
-            query("limit", {"type": "integer", "minimum": 1, "maximum": search.MAX_PAGE,
-                            "default": search.DEFAULT_PAGE}, "Page size"),
-            query("cursor", {"type": "string"}, "The next_cursor of the previous page"),
+            *_search_filters(),
+            _query("limit", {"type": "integer", "minimum": 1, "maximum": search.MAX_PAGE,
+                             "default": search.DEFAULT_PAGE}, "Page size"),
+            _query("cursor", {"type": "string"}, "The next_cursor of the previous page"),
         ],
         "responses": {
             "200": {"description": "A page, and the cursor of the next (null at the end)",
@@ -139,6 +147,8 @@ def build() -> dict[str, Any]:
     components["ApplicationSummary"] = _summary_schema()
     review_paths, review_schemas = openapi_review.paths()
     components.update(review_schemas)
+    report_paths, report_schemas = openapi_reports.paths(filters=_search_filters())
+    components.update(report_schemas)
     auth_errors = {
         "401": _problem_response("No, unknown, revoked or expired API key"),
         "403": _problem_response("The key lacks the scope"),
@@ -227,6 +237,7 @@ def build() -> dict[str, Any]:
                 }
             },
             **review_paths,
+            **report_paths,
             "/healthz": {"get": {"summary": "Liveness", "security": [],
                                  "responses": {"200": {"description": "Alive"}}}},
             "/readyz": {"get": {"summary": "Readiness", "security": [],

@@ -58,8 +58,10 @@ def _id_text(request: Request, name: str) -> str | None:
     return value
 
 
-def _filter(request: Request) -> ApplicationFilter:
-    params.only_params(request, PARAMETERS)
+def filter_of(request: Request, allowed: frozenset[str] = PARAMETERS) -> ApplicationFilter:
+    """The search's filter from the query, every value checked (422 naming a wrong one);
+    a parameter not in `allowed`, or given twice, is refused too."""
+    params.only_params(request, allowed)
     review = _choice(request, "review", REVIEWS)
     since_ns = params.time_param(request, "since")
     until_ns = params.time_param(request, "until")
@@ -118,7 +120,7 @@ def item(summary: ApplicationSummary) -> dict[str, Any]:
 
 async def list_applications(request: Request) -> Response:
     await request.app.state.auth.require(request, Scope.READ)
-    where = _filter(request)
+    where = filter_of(request)
     limit = params.int_param(request, "limit", default=DEFAULT_PAGE, minimum=1,
                              maximum=MAX_PAGE)
     found, next_cursor = await runtime_of(request).store.search_applications(

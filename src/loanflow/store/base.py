@@ -18,6 +18,7 @@ import msgspec
 
 from loanflow.apikeys import ApiKey
 from loanflow.errors import LoanflowError
+from loanflow.store.export import ExportStore
 from loanflow.store.logins import LoginStore
 from loanflow.store.review import DeadLetter, ReviewStore
 from loanflow.store.review_queue import ReviewDecision, ReviewQueueStore
@@ -56,7 +57,7 @@ class ApplicationRecord(msgspec.Struct, frozen=True, kw_only=True):
     review: ReviewDecision | None = None
 
 
-class Store(ReviewStore, ReviewQueueStore, LoginStore, Protocol):
+class Store(ReviewStore, ReviewQueueStore, ExportStore, LoginStore, Protocol):
     async def open(self) -> None:
         """Connect and apply pending migrations."""
         ...

@@ -28,6 +28,7 @@ from loanflow.errors import InvalidValue, StoreUnavailable
 from loanflow.store import migrations, review, review_queue, search
 from loanflow.store.base import ApplicationRecord
 from loanflow.store.postgres_errors import refused_for_data
+from loanflow.store.postgres_export import PostgresExport
 from loanflow.store.postgres_logins import PostgresLogins
 from loanflow.store.postgres_review import PostgresReview, save_dead_letters
 from loanflow.store.postgres_review_queue import PostgresReviewQueue
@@ -76,7 +77,7 @@ _BACKEND_ERRORS = (
 )
 
 
-class PostgresStore(PostgresReview, PostgresReviewQueue, PostgresLogins):
+class PostgresStore(PostgresReview, PostgresReviewQueue, PostgresExport, PostgresLogins):
     def __init__(
         self,
         url: str,

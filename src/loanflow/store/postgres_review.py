@@ -95,6 +95,21 @@ class PostgresReview:
             )
         return True
 
+    async def audit_of(self, target: str, *, limit: int) -> list[AuditEntry]:
+        if "\x00" in target:
+            return []  # text cannot hold NUL: no entry names such a target
+        async with self._connection("audit_of", for_request=True) as conn:
+            rows = await conn.fetch(
+                "SELECT seq, at_ns, actor, action, target, detail FROM audit_log"
+                " WHERE target = $1 ORDER BY seq LIMIT $2",
+                target, limit,
+            )
+        return [
+            AuditEntry(seq=r["seq"], at_ns=r["at_ns"], actor=r["actor"], action=r["action"],
+                       target=r["target"], detail=msgspec.json.decode(r["detail"]))
+            for r in rows
+        ]
+
     async def record_audit(
         self, *, at_ns: int, actor: str, action: str, target: str, detail: dict[str, Any]
     ) -> None:

@@ -129,6 +129,11 @@ class ReviewStore(Protocol):
         """Newest first."""
         ...
 
+    async def audit_of(self, target: str, *, limit: int) -> list[AuditEntry]:
+        """The entries naming `target` (an application id), oldest first, at most `limit`
+        (index audit_log_target)."""
+        ...
+
     async def record_audit(
         self, *, at_ns: int, actor: str, action: str, target: str, detail: dict[str, Any]
     ) -> None:

@@ -97,19 +97,12 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
     return int(at), application_id
 
 
-def select_sql(
-    where: ApplicationFilter, cursor: str | None, limit: int, placeholder: Callable[[int], str]
-) -> tuple[str, list[object]]:
-    """The page's query and its parameters; `placeholder(n)` spells the n-th parameter
-    (`?` for SQLite, `$n` for PostgreSQL), so both stores search alike. Fetches
-    `limit + 1` rows: `page` tells from the extra one whether there is more."""
+def _where_sql(
+    where: ApplicationFilter, cursor: str | None, param: Callable[[object], str]
+) -> str:
+    """` WHERE …` of a filter and page cursor (empty for neither); `param(value)` adds a
+    parameter and spells it."""
     clauses: list[str] = []
-    params: list[object] = []
-
-    def param(value: object) -> str:
-        params.append(value)
-        return placeholder(len(params))
-
     for column in _EQUAL:
         value = getattr(where, column)
         if value is not None:
@@ -123,9 +116,45 @@ def select_sql(
     if cursor is not None:
         at_ns, application_id = decode_cursor(cursor)
         clauses.append(f"(received_at_ns, id) < ({param(at_ns)}, {param(application_id)})")
-    clause = " WHERE " + " AND ".join(clauses) if clauses else ""
-    sql = (f"SELECT {SUMMARY_COLUMNS} FROM applications{clause}"
+    return " WHERE " + " AND ".join(clauses) if clauses else ""
+
+
+def _parameters(
+    placeholder: Callable[[int], str],
+) -> tuple[list[object], Callable[[object], str]]:
+    params: list[object] = []
+
+    def param(value: object) -> str:
+        params.append(value)
+        return placeholder(len(params))
+
+    return params, param
+
+
+def select_sql(
+    where: ApplicationFilter, cursor: str | None, limit: int, placeholder: Callable[[int], str],
+    *, columns: str = SUMMARY_COLUMNS,
+) -> tuple[str, list[object]]:
+    """The page's query and its parameters; `placeholder(n)` spells the n-th parameter
+    (`?` for SQLite, `$n` for PostgreSQL), so both stores search alike. Fetches
+    `limit + 1` rows: `page` tells from the extra one whether there is more. `columns`:
+    what each row holds (the export reads more than a summary)."""
+    params, param = _parameters(placeholder)
+    clause = _where_sql(where, cursor, param)
+    sql = (f"SELECT {columns} FROM applications{clause}"
            f" ORDER BY received_at_ns DESC, id DESC LIMIT {param(limit + 1)}")
+    return sql, params
+
+
+def count_sql(
+    where: ApplicationFilter, at_most: int, placeholder: Callable[[int], str]
+) -> tuple[str, list[object]]:
+    """How many rows match, counted no further than `at_most`: the search's own query
+    (same WHERE, same order, so the same index) inside a count, its cost bounded."""
+    params, param = _parameters(placeholder)
+    clause = _where_sql(where, None, param)
+    sql = (f"SELECT count(*) FROM (SELECT 1 FROM applications{clause}"
+           f" ORDER BY received_at_ns DESC, id DESC LIMIT {param(at_most)}) AS capped")
     return sql, params
 
 

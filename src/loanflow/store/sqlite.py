@@ -16,6 +16,7 @@ from loanflow.errors import StoreUnavailable
 from loanflow.store import migrations, review, review_queue, search
 from loanflow.store.base import ApplicationRecord
 from loanflow.store.review import AuditEntry, DeadLetter, DeadLetterFilter, DeadLetterStatus
+from loanflow.store.sqlite_export import SQLiteExport
 from loanflow.store.sqlite_logins import SQLiteLogins
 from loanflow.store.sqlite_review_queue import SQLiteReviewQueue
 
@@ -27,7 +28,7 @@ _COLUMNS = (
 _KEY_COLUMNS = "id, label, scopes, created_at_ns, expires_at_ns, revoked_at_ns"
 
 
-class SQLiteStore(SQLiteReviewQueue, SQLiteLogins):
+class SQLiteStore(SQLiteReviewQueue, SQLiteExport, SQLiteLogins):
     def __init__(self, path: Path) -> None:
         self._db = SQLiteDatabase(path, unavailable=StoreUnavailable)
 
@@ -141,6 +142,20 @@ class SQLiteStore(SQLiteReviewQueue, SQLiteLogins):
                 "SELECT seq, at_ns, actor, action, target, detail FROM audit_log"
                 " WHERE seq < ? ORDER BY seq DESC LIMIT ?",
                 (before_seq if before_seq is not None else 2**62, limit),
+            ).fetchall()
+        )
+        return [
+            AuditEntry(seq=r[0], at_ns=r[1], actor=r[2], action=r[3], target=r[4],
+                       detail=msgspec.json.decode(r[5]))
+            for r in rows
+        ]
+
+    async def audit_of(self, target: str, *, limit: int) -> list[AuditEntry]:
+        rows = await self._db.read(
+            lambda conn: conn.execute(
+                "SELECT seq, at_ns, actor, action, target, detail FROM audit_log"
+                " WHERE target = ? ORDER BY seq LIMIT ?",
+                (target, limit),
             ).fetchall()
         )
         return [

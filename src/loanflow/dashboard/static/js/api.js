@@ -2,11 +2,20 @@
 // (the server checks it against the one signed into the cookie: double submit).
 
 export class ApiError extends Error {
-  /** `status` 0 means the server could not be reached at all. */
-  constructor(status, message) {
+  /**
+   * `status` 0 means the server could not be reached at all; `problem` is the RFC 9457
+   * body when there was one (its `type` tells two 409s apart).
+   */
+  constructor(status, message, problem = null) {
     super(message);
     this.name = "ApiError";
     this.status = status;
+    this.problem = problem;
+  }
+
+  /** The problem type's last segment ("review-already-decided"), or "". */
+  get type() {
+    return String(this.problem?.type ?? "").split("/").pop();
   }
 
   /** Words for an operator: what is wrong, not a stack trace. */
@@ -41,25 +50,47 @@ export function createApi(state, { onSignedOut }) {
     // `redirect: "manual"`: a 303 (after /logout) is the answer, not a page to fetch.
     if (answer.type === "opaqueredirect") return null;
     if (answer.status === 401) onSignedOut();
-    if (!answer.ok) throw new ApiError(answer.status, await problemDetail(answer));
+    if (!answer.ok) throw await problemError(answer);
     const type = answer.headers.get("content-type") || "";
     return type.includes("json") ? answer.json() : null;
+  }
+
+  /**
+   * A GET whose body the caller reads as it arrives (a CSV export): the answer itself,
+   * once its status is known to be a success. `signal` aborts it (an AbortError).
+   */
+  async function stream(path, { signal, accept = "text/csv" } = {}) {
+    let answer;
+    try {
+      answer = await fetch(path, {
+        headers: { Accept: accept }, credentials: "same-origin", redirect: "manual", signal,
+      });
+    } catch (err) {
+      if (err.name === "AbortError") throw err;
+      throw new ApiError(0, "server unreachable");
+    }
+    if (answer.status === 401) onSignedOut();
+    if (!answer.ok) throw await problemError(answer);
+    return answer;
   }
 
   return {
     get: (path) => call("GET", path),
     post: (path, body) => call("POST", path, body),
+    stream,
   };
 }
 
-/** The `detail` (or `title`) of an RFC 9457 problem answer, else the status text. */
-async function problemDetail(answer) {
+/** An ApiError from a failed answer: its RFC 9457 `detail` (or `title`), else the status text. */
+async function problemError(answer) {
+  let problem = null;
   try {
-    const problem = await answer.json();
-    return String(problem.detail || problem.title || answer.statusText || "request failed");
+    problem = await answer.json();
   } catch {
-    return answer.statusText || "request failed";
+    // Not JSON (a proxy's page): the status text says what there is to say.
   }
+  const message = problem?.detail || problem?.title || answer.statusText || "request failed";
+  return new ApiError(answer.status, String(message), problem);
 }
 
 /** A query string from the non-empty values of an object. */

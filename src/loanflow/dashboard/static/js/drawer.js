@@ -1,129 +1,49 @@
-// The inspect drawer of one dead letter: its facts, every attempt's error, the masked
-// application; and, with the operate scope, replay (as is or corrected) and discard.
+// The drawer over the right side of the page: one at a time, for a dead letter or an
+// application. This is the shell (heading, status line, close, which body shows, and
+// which load is current); each kind fills its own body (deadletter.js, application.js).
 
-import { h, say } from "./dom.js";
-import * as fmt from "./format.js";
+import { say } from "./dom.js";
 
-/** `els`: the drawer's elements; `onChanged()` after a replay or discard succeeded. */
-export function createDrawer({ api, els, onChanged, toast }) {
-  const current = { id: null, ticket: 0 };
-  const path = (id, action = "") =>
-    `/v1/dead-letters/${encodeURIComponent(id)}${action ? `/${action}` : ""}`;
+/** `els`: {drawer, title, id, close, status} and `bodies`, each kind's element by name. */
+export function createDrawer({ els, bodies }) {
+  const current = { kind: null, id: null, ticket: 0, onClose: null };
 
-  async function open(id, { discard = false } = {}) {
+  /**
+   * Show the `kind` body for `id` and say "Loading…". Returns `isCurrent()`: false once
+   * the drawer was closed or opened on something else, so a late answer is dropped.
+   */
+  function open(kind, id, { title, onClose = null }) {
     const ticket = ++current.ticket;
-    current.id = id;
-    els.drawer.hidden = false;
+    Object.assign(current, { kind, id, onClose });
+    for (const [name, body] of Object.entries(bodies)) body.hidden = name !== kind;
+    els.title.textContent = title;
     els.id.textContent = id;
+    els.drawer.setAttribute("aria-label", `${title} ${id}`);
+    els.drawer.hidden = false;
     say(els.status, "Loading…");
-    for (const node of [els.facts, els.lastError, els.attempts, els.application]) node.replaceChildren();
-    els.edit.checked = false;
-    els.editor.hidden = true;
-    els.reason.value = "";
-    els.discard.disabled = true;
-    try {
-      const item = await api.get(path(id));
-      if (ticket !== current.ticket) return;
-      render(item);
-      say(els.status, "");
-      if (discard) els.reason.focus();
-    } catch (err) {
-      if (ticket === current.ticket) say(els.status, `Could not load it: ${err.summary || err.message}`, "bad");
-    }
-  }
-
-  function render(item) {
-    const facts = [
-      ["Channel", item.channel], ["Partner", item.partner_id], ["External id", item.external_id],
-      ["Error code", item.error_code], ["Received", fmt.stamp(item.received_at)],
-      ["Dead-lettered", fmt.stamp(item.dead_lettered_at)],
-      ["Attempts", Array.isArray(item.attempts) ? item.attempts.length : item.attempts],
-    ];
-    els.facts.replaceChildren(...facts.flatMap(([k, v]) => [h("dt", { text: k }), h("dd", { text: fmt.text(v) })]));
-    els.lastError.textContent = fmt.text(item.last_error);
-    const attempts = Array.isArray(item.attempts) ? item.attempts : [];
-    els.attempts.replaceChildren(...attempts.map((a) => h("tr", {},
-      h("td", { class: "num", text: fmt.text(a.attempt) }),
-      h("td", { class: "nowrap", text: fmt.stamp(a.at) }),
-      h("td", { class: "code", text: fmt.text(a.error_code) }),
-      h("td", { class: "message", text: fmt.text(a.message) }))));
-    const application = item.application ?? null;
-    els.application.textContent = application == null ? "—" : JSON.stringify(application, null, 2);
-    els.json.value = application == null ? "{}" : JSON.stringify(application, null, 2);
-    checkJson();
+    return () => ticket === current.ticket;
   }
 
   function close() {
+    const { onClose } = current;
     current.ticket += 1;
-    current.id = null;
+    Object.assign(current, { kind: null, id: null, onClose: null });
     els.drawer.hidden = true;
-  }
-
-  /** The corrected application, or null (and the reason shown) when it is not a JSON object. */
-  function checkJson() {
-    let value = null;
-    let problem = "";
-    try {
-      value = JSON.parse(els.json.value);
-      if (value == null || typeof value !== "object" || Array.isArray(value)) {
-        problem = "Expected a JSON object (the application), got " + (Array.isArray(value) ? "an array" : typeof value);
-        value = null;
-      }
-    } catch (err) {
-      problem = `Not valid JSON: ${err.message}`;
-    }
-    say(els.jsonError, els.edit.checked ? problem : "", "bad");
-    say(els.jsonWarning, els.edit.checked && value ? stillMasked(value) : "", "warn");
-    els.replay.disabled = els.edit.checked && value == null;
-    return value;
-  }
-
-  /** A warning when the shown (masked) SSN or birth date would be sent back as the value. */
-  function stillMasked(application) {
-    const applicant = application.applicant || {};
-    const masked = ["ssn", "date_of_birth"].filter((f) => String(applicant[f] ?? "").includes("*"));
-    return masked.length
-      ? `applicant.${masked.join(" and applicant.")} still masked: enter the real value, or the server will refuse the correction.`
-      : "";
-  }
-
-  async function act(action, body, button) {
-    const id = current.id;
-    button.disabled = true;
-    say(els.status, action === "replay" ? "Replaying…" : "Discarding…");
-    try {
-      await api.post(path(id, action), body);
-      toast(action === "replay" ? `Replayed ${id}: queued again` : `Discarded ${id}`);
-      close();
-      onChanged();
-    } catch (err) {
-      say(els.status, `${action === "replay" ? "Replay" : "Discard"} failed: ${err.summary || err.message}`, "bad");
-    } finally {
-      button.disabled = false;
-    }
+    onClose?.();
   }
 
   els.close.addEventListener("click", close);
   document.addEventListener("keydown", (ev) => {
-    if (ev.key === "Escape" && !els.drawer.hidden) close();
-  });
-  els.edit.addEventListener("change", () => {
-    els.editor.hidden = !els.edit.checked;
-    checkJson();
-  });
-  els.json.addEventListener("input", checkJson);
-  els.reason.addEventListener("input", () => {
-    els.discard.disabled = !els.reason.value.trim();
-  });
-  els.replay.addEventListener("click", () => {
-    if (!els.edit.checked) return act("replay", undefined, els.replay);
-    const application = checkJson();
-    if (application) act("replay", { application }, els.replay);
-  });
-  els.discard.addEventListener("click", () => {
-    const reason = els.reason.value.trim();
-    if (reason) act("discard", { reason }, els.discard);
+    // Escape in an open dialog closes the dialog, not the drawer beneath it.
+    if (ev.key === "Escape" && !els.drawer.hidden && !document.querySelector("dialog[open]")) close();
   });
 
-  return { open, close };
+  return {
+    open,
+    close,
+    /** A line under the heading: "Loading…", an error, or nothing. */
+    say: (message, tone = "") => say(els.status, message, tone),
+    /** What the drawer shows: {kind, id}, or nulls when it is closed. */
+    showing: () => ({ kind: current.kind, id: current.id }),
+  };
 }

@@ -1,11 +1,12 @@
-// The dashboard page: wires the views to the session, the history, the live feed and
-// the review actions. All mutable page state lives in `state` (and in each view's own
+// The dashboard page: wires the views (live, search, review queue, audit; views.js) to
+// the session, the history, the live feed and the operators' actions. All mutable page state lives in `state` (and in each view's own
 // closure); `start()`, called once at the end, is the only thing that runs on load.
 
 import { ALERTS_REFRESH_MS, createAlerts } from "./alerts.js";
 import { createApi } from "./api.js";
 import { createBulk } from "./bulk.js";
 import { createCharts } from "./charts.js";
+import { createDeadLetterView } from "./deadletter.js";
 import { createDeadLetters } from "./deadletters.js";
 import { byId, say } from "./dom.js";
 import { createDurability, DURABILITY_REFRESH_MS } from "./durability.js";
@@ -13,8 +14,10 @@ import { createDrawer } from "./drawer.js";
 import { createErrorLog } from "./errorlog.js";
 import * as fmt from "./format.js";
 import { LiveFeed, liveUrl } from "./live.js";
+import { createOperatorViews } from "./operator.js";
 import { normalizeSeries, pointFromSnapshot, RollingSeries, WINDOW_S } from "./series.js";
 import { createCounts, createTiles } from "./tiles.js";
+import { returnAfterSignIn } from "./views.js";
 
 /** After this many failed reconnects, ask whether the session itself has ended. */
 const CHECK_SESSION_AFTER_FAILURES = 3;
@@ -35,6 +38,7 @@ function dropLoginCode() {
 
 function start() {
   dropLoginCode();
+  returnAfterSignIn();
   window.addEventListener("hashchange", dropLoginCode);
   const state = {
     session: null,
@@ -68,9 +72,12 @@ function start() {
   });
 
   const drawer = createDrawer({
-    api, toast, onChanged: () => deadLetters.reload(),
+    els: { drawer: byId("drawer"), title: byId("dr-title"), id: byId("dr-id"), close: byId("dr-close"), status: byId("dr-status") },
+    bodies: { dead_letter: byId("dr-dead-letter"), application: byId("dr-app") },
+  });
+  const deadLetter = createDeadLetterView({
+    api, drawer, toast, onChanged: () => deadLetters.reload(),
     els: {
-      drawer: byId("drawer"), id: byId("dr-id"), close: byId("dr-close"), status: byId("dr-status"),
       facts: byId("dr-facts"), lastError: byId("dr-last-error"), attempts: byId("dr-attempts"),
       application: byId("dr-application"), edit: byId("dr-edit"), editor: byId("dr-editor"),
       json: byId("dr-json"), jsonError: byId("dr-json-error"), jsonWarning: byId("dr-json-warning"),
@@ -80,7 +87,7 @@ function start() {
   });
   const deadLetters = createDeadLetters({
     api, state,
-    onInspect: (id, options) => drawer.open(id, options),
+    onInspect: (id, options) => deadLetter.open(id, options),
     onReplay: (item, button) => replayOne(item, button),
     els: {
       form: byId("dl-filter"), refresh: byId("dl-refresh"), rows: byId("dl-rows"),
@@ -98,6 +105,9 @@ function start() {
   });
   byId("bulk-replay").addEventListener("click", () => bulk.open("replay"));
   byId("bulk-discard").addEventListener("click", () => bulk.open("discard"));
+
+  const views = createOperatorViews({ api, state, toast, drawer });
+  views.apply({ quiet: true }); // the right view at once; its data once the session is known
 
   async function replayOne(item, button) {
     button.disabled = true;
@@ -126,8 +136,9 @@ function start() {
     for (const node of document.querySelectorAll('[data-needs="operate"]')) node.hidden = !state.canOperate;
     byId("dl-readonly").hidden = state.canOperate;
     showConnection(); // replaces the "cannot read the session" banner
-    document.body.dataset.ready = "true";
     deadLetters.reload(); // its rows depend on the scopes
+    views.apply(); // so do the review queue's
+    document.body.dataset.ready = "true";
   }
 
   async function loadHistory() {
