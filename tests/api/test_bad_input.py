@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from loanflow.metrics.series_base import RETENTION_S
+from loanflow.metrics.series_base import SECOND_HISTORY_S
 from tests.api.inprocess import MODES, InProcessApp, app_in_mode
 from tests.conftest import auth, sample_application
 
@@ -80,13 +80,14 @@ def test_unicode_digits_in_a_numeric_parameter_are_refused_with_422(app, key, pa
 
 
 def test_a_series_longer_than_the_metrics_are_kept_is_refused_with_422(app, key):
-    longest = app.request("GET", "/v1/metrics/series", params={"seconds": RETENTION_S},
+    longest = app.request("GET", "/v1/metrics/series", params={"seconds": SECOND_HISTORY_S},
                           headers=auth(key))
-    longer = app.request("GET", "/v1/metrics/series", params={"seconds": RETENTION_S + 1},
+    longer = app.request("GET", "/v1/metrics/series", params={"seconds": SECOND_HISTORY_S + 1},
                          headers=auth(key))
 
     assert longest.status_code == 200, longest.text
-    assert field_errors(longer)["seconds"] == f"expected a whole number from 1 to {RETENTION_S}"
+    expected = f"expected a whole number from 1 to {SECOND_HISTORY_S}"
+    assert field_errors(longer)["seconds"] == expected
 
 
 def test_a_before_of_30_digits_is_refused_with_422(app, key):

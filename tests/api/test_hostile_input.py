@@ -88,7 +88,7 @@ ROUTES: list[tuple[str, str, tuple[str, ...]]] = [
     ("POST", "/v1/dead-letters/{id}/discard", ()),
     ("GET", "/v1/audit", ("before",)),
     ("GET", "/v1/metrics/summary", ("window_s",)),
-    ("GET", "/v1/metrics/series", ("seconds",)),
+    ("GET", "/v1/metrics/series", ("seconds", "range")),
     ("GET", "/metrics", ()),
     ("GET", "/healthz", ()),
     ("GET", "/readyz", ()),

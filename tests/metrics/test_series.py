@@ -15,7 +15,7 @@ from loanflow.metrics.aggregate import Aggregator
 from loanflow.metrics.flusher import Flusher
 from loanflow.metrics.recorder import Recorder
 from loanflow.metrics.series_base import (
-    RETENTION_S,
+    SECOND_RETENTION_S,
     MetricsSeries,
     MetricsUnavailable,
     QueueState,
@@ -242,14 +242,14 @@ def test_a_flush_is_tagged_with_the_second_it_covers() -> None:
 def test_sqlite_forgets_seconds_older_than_the_retention(tmp_path: Path) -> None:
     async def scenario() -> tuple[set[int], int]:
         async with opened(SQLiteSeries(tmp_path / "m.db")) as series:
-            for seq, second in enumerate((T0, T0 + RETENTION_S + 1), start=1):
+            for seq, second in enumerate((T0, T0 + SECOND_RETENTION_S + 1), start=1):
                 tally = Tally(counters={names.RECEIVED: 1})
                 await series.write([TaggedDelta("p", seq, second, tally)])
-            seconds = await series.read_seconds(T0 - 10, T0 + RETENTION_S + 10)
+            seconds = await series.read_seconds(T0 - 10, T0 + SECOND_RETENTION_S + 10)
             totals = await series.read_totals()
         return set(seconds), totals.counters[names.RECEIVED]
 
-    assert asyncio.run(scenario()) == ({T0 + RETENTION_S + 1}, 2)
+    assert asyncio.run(scenario()) == ({T0 + SECOND_RETENTION_S + 1}, 2)
 
 
 def test_a_flush_a_little_late_still_counts_in_the_next_summaries(backend: Backend) -> None:

@@ -11,21 +11,30 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from loanflow.api.applications import runtime_of
-from loanflow.api.params import int_param
+from loanflow.api.params import int_param, only_params
 from loanflow.apikeys import Scope
-from loanflow.errors import RequestError, Unavailable
+from loanflow.errors import FieldError, RequestError, SchemaInvalid, Unavailable
 from loanflow.metrics import alerting
 from loanflow.metrics.live_ws import live_endpoint
 from loanflow.metrics.prometheus import CONTENT_TYPE, render
-from loanflow.metrics.series_base import RETENTION_S
+from loanflow.metrics.series_base import SECOND_HISTORY_S
 from loanflow.metrics.tally import Tally
 from loanflow.process.runtime import Runtime
 
 #: Policy violation: the WebSocket closes before accept when auth fails.
 CLOSE_POLICY_VIOLATION = 1008
 MAX_WINDOW_S = 300
-#: As far back as the series are kept: a longer span could only be refused deeper down.
-MAX_SERIES_S = RETENTION_S
+#: As far back as per-second points are kept: a longer span could only be refused deeper down.
+MAX_SERIES_S = SECOND_HISTORY_S
+#: The default of `seconds` when neither it nor `range` is given (what clients had first).
+DEFAULT_SERIES_S = 900
+#: `range` -> (span in seconds, seconds per point): per second up to 1 h, per minute beyond.
+SERIES_RANGES = {
+    "5m": (5 * 60, 1),
+    "1h": (60 * 60, 1),
+    "24h": (24 * 60 * 60, 60),
+    "7d": (7 * 24 * 60 * 60, 60),
+}
 
 _encode = msgspec.json.Encoder().encode
 
@@ -41,9 +50,28 @@ async def summary(request: Request) -> Response:
 async def series(request: Request) -> Response:
     rt = runtime_of(request)
     await request.app.state.auth.require(request, Scope.READ)
-    seconds = int_param(request, "seconds", default=900, minimum=1, maximum=MAX_SERIES_S)
-    body = await rt.metrics.aggregator.series(seconds)
+    only_params(request, ("seconds", "range"))
+    span_s, step_s = _series_span(request)
+    aggregator = rt.metrics.aggregator
+    body = (await aggregator.series(span_s) if step_s == 1
+            else await aggregator.minute_series(span_s))
     return Response(_encode(body), media_type="application/json")
+
+
+def _series_span(request: Request) -> tuple[int, int]:
+    """(span_s, step_s) of `range=` (5m, 1h, 24h, 7d) or `seconds=` (per second, 1 to 3,600)."""
+    name = request.query_params.get("range")
+    if name is None:
+        seconds = int_param(request, "seconds", default=DEFAULT_SERIES_S, minimum=1,
+                            maximum=MAX_SERIES_S)
+        return seconds, 1
+    if "seconds" in request.query_params:
+        raise SchemaInvalid([FieldError("range", "expected either range or seconds, not both")])
+    try:
+        return SERIES_RANGES[name]
+    except KeyError:
+        expected = "expected one of " + ", ".join(SERIES_RANGES)
+        raise SchemaInvalid([FieldError("range", expected)]) from None
 
 
 async def prometheus(request: Request) -> Response:

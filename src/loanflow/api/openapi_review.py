@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 
 from loanflow.api.dead_letters import MAX_PAGE, MAX_SEQ, BulkBody, DiscardBody, ReplayBody
-from loanflow.api.metrics import MAX_SERIES_S, MAX_WINDOW_S
+from loanflow.api.metrics import MAX_SERIES_S, MAX_WINDOW_S, SERIES_RANGES
 from loanflow.api.reviews import DECISIONS, ReviewBody
 from loanflow.api.search import DEFAULT_PAGE
 from loanflow.api.search import MAX_PAGE as MAX_SEARCH_PAGE
@@ -196,9 +196,15 @@ def paths() -> tuple[dict[str, Any], dict[str, Any]]:
             "responses": {"200": _json("The summary", _OBJECT), **_READ},
         }},
         "/v1/metrics/series": {"get": {
-            "summary": "One point per second for the dashboard's charts",
-            "parameters": [_query("seconds", {"type": "integer", "minimum": 1,
-                                              "maximum": MAX_SERIES_S})],
+            "summary": "The dashboard's charts: a point per second (up to 1 h) or minute",
+            "description": "`range` 5m and 1h answer a point per second, 24h and 7d one "
+                           "per minute (`step_s` says which; a minute's rates are per "
+                           "second, its percentiles those of its merged histograms). "
+                           "`seconds` (per second, default 900) or `range`, not both.",
+            "parameters": [
+                _query("seconds", {"type": "integer", "minimum": 1, "maximum": MAX_SERIES_S}),
+                _query("range", {"enum": list(SERIES_RANGES)}),
+            ],
             "responses": {"200": _json("The series", _OBJECT), **_READ},
         }},
         "/v1/alerts": {"get": {

@@ -8,8 +8,11 @@ twice a second), and a series point is computed once the second is older
 than that. So a Flusher up to RECHECK_S late (a busy event loop) is still
 counted; one later than that (catching up after an outage) reaches the
 totals but not a window or point already computed.
-A first 15-minute series is read in chunks, yielding to the event loop in
+A first hour-long series is read in chunks, yielding to the event loop in
 between, so a dashboard opened late does not stall the requests of its process.
+Per-minute points (`minute_series`) are cached once their minute is rolled up
+(they no longer change); a minute not rolled up yet is computed from its
+seconds on each call.
 """
 
 from __future__ import annotations
@@ -20,8 +23,16 @@ import time
 from collections.abc import Callable
 
 from loanflow.metrics.engagement import EngagementReader
-from loanflow.metrics.series_base import RETENTION_S, QueueState, SeriesReader
-from loanflow.metrics.tally import Tally, merge_into
+from loanflow.metrics.series_base import (
+    MINUTE_HISTORY_S,
+    MINUTE_RETENTION_S,
+    MINUTE_S,
+    SECOND_HISTORY_S,
+    SECOND_RETENTION_S,
+    QueueState,
+    SeriesReader,
+)
+from loanflow.metrics.tally import Tally, merge_into, merged
 from loanflow.metrics.views import (
     Point,
     Series,
@@ -46,7 +57,9 @@ RECHECK_S = 3
 #: Settled seconds kept whole (for summary windows); larger windows are read each time.
 CACHED_SECONDS = 60
 #: Seconds read and computed per step of a series backfill, between yields to the loop.
-BACKFILL_CHUNK_S = 10
+BACKFILL_CHUNK_S = 60
+#: Minutes read and computed per step of a per-minute series, between yields.
+BACKFILL_CHUNK_MINUTES = 240
 
 
 class Aggregator:
@@ -62,6 +75,7 @@ class Aggregator:
         self._engagement = engagement
         self._tallies: dict[int, Tally] = {}
         self._points: dict[int, Point] = {}
+        self._minute_points: dict[int, Point] = {}
         self._window: tuple[int, int, Window] | None = None  # (last second, window_s, parts)
         self._backfill = asyncio.Lock()
 
@@ -113,10 +127,44 @@ class Aggregator:
                 for s in chunk:
                     self._points[s] = point_of(s, read.get(s, Tally()))
                 await asyncio.sleep(0)  # let requests in between chunks
-        for s in [s for s in self._points if s <= last - RETENTION_S]:
+        for s in [s for s in self._points if s <= last - SECOND_RETENTION_S]:
             del self._points[s]  # older than any series anyone may ask for
         return series_of([self._points[s] for s in range(first, last + 1)],
                          at=format_ts(int(now_s * 1e9)))
+
+    async def minute_series(self, span_s: int, *, now_s: float | None = None) -> Series:
+        """One point per minute for the last `span_s` seconds of whole settled minutes."""
+        if not (MINUTE_S <= span_s <= MINUTE_HISTORY_S and span_s % MINUTE_S == 0):
+            raise ValueError(f"expected a multiple of {MINUTE_S} up to {MINUTE_HISTORY_S}, "
+                             f"got {span_s}")
+        now_s = self._clock_s() if now_s is None else now_s
+        last = self.last_settled_second(now_s)
+        newest = (last + 1) // MINUTE_S * MINUTE_S - MINUTE_S  # all its seconds settled
+        minutes = range(newest - span_s + MINUTE_S, newest + 1, MINUTE_S)
+        # A minute older than the roll-up's look-back (rollup.due_minutes) never changes
+        # again: absent, it had no traffic (or no process ran to roll it up).
+        final_before = last - SECOND_HISTORY_S - MINUTE_S
+        fresh: dict[int, Point] = {}
+        async with self._backfill:
+            missing = [m for m in minutes if m not in self._minute_points]
+            for start in range(0, len(missing), BACKFILL_CHUNK_MINUTES):
+                chunk = missing[start:start + BACKFILL_CHUNK_MINUTES]
+                read = await self._series.read_minutes(chunk[0], chunk[-1])
+                for m in chunk:
+                    tally = read.get(m)
+                    if tally is not None or m < final_before:
+                        self._minute_points[m] = point_of(m, tally or Tally(), step_s=MINUTE_S)
+                await asyncio.sleep(0)
+            unrolled = [m for m in minutes if m not in self._minute_points]
+            if unrolled:
+                read = await self._series.read_seconds(unrolled[0], unrolled[-1] + MINUTE_S - 1)
+                for m in unrolled:
+                    tally = merged(read[s] for s in range(m, m + MINUTE_S) if s in read)
+                    fresh[m] = point_of(m, tally, step_s=MINUTE_S)
+        for m in [m for m in self._minute_points if m <= last - MINUTE_RETENTION_S]:
+            del self._minute_points[m]
+        return series_of([fresh.get(m) or self._minute_points[m] for m in minutes],
+                         at=format_ts(int(now_s * 1e9)), step_s=MINUTE_S)
 
     async def window_tally(self, window_s: int, *, now_s: float | None = None) -> Tally:
         """The last `window_s` settled seconds merged into one tally (for alerting)."""
@@ -157,5 +205,5 @@ class Aggregator:
 
 
 def _check_span(name: str, value: int) -> None:
-    if not 1 <= value <= RETENTION_S:
-        raise ValueError(f"expected 1 <= {name} <= {RETENTION_S}, got {value}")
+    if not 1 <= value <= SECOND_HISTORY_S:
+        raise ValueError(f"expected 1 <= {name} <= {SECOND_HISTORY_S}, got {value}")

@@ -19,6 +19,7 @@ from loanflow.metrics.events import EventLog, EventPublisher
 from loanflow.metrics.flusher import Flusher, process_id
 from loanflow.metrics.hub import LiveHub
 from loanflow.metrics.recorder import Recorder
+from loanflow.metrics.rollup import RollUp
 from loanflow.metrics.series_base import MetricsSeries, QueueState
 
 
@@ -33,6 +34,7 @@ class Metrics:
     flusher: Flusher
     aggregator: Aggregator
     hub: LiveHub
+    roll_up: RollUp
 
     def background(
         self, stop: asyncio.Event, *, live: bool
@@ -41,6 +43,7 @@ class Metrics:
         tasks = [
             ("metrics-flusher", self.flusher.run(stop)),
             ("event-publisher", self.publisher.run(stop)),
+            ("metrics-roll-up", self.roll_up.run(stop)),
         ]
         if live:
             tasks.append(("live-hub", self.hub.run(stop)))
@@ -75,6 +78,7 @@ async def open_metrics(
                                 gauge_probe=lambda: viewers_gauge(process, hub.viewers)),
                 aggregator=aggregator,
                 hub=hub,
+                roll_up=RollUp(series),
             )
         finally:
             await events.close()

@@ -4,7 +4,12 @@
   retried write (its reply was lost) does not count twice. The deltas of one
   call are applied all together or not at all.
 - Per-second data is merged across processes on write (counters and buckets
-  add, maxima and gauges take the max) and kept at least `RETENTION_S`.
+  add, maxima and gauges take the max) and kept at least `SECOND_RETENTION_S`.
+- `roll_up` merges each finished minute's seconds into one per-minute tally,
+  kept at least `MINUTE_RETENTION_S`, and packs those seconds compactly (a
+  minute is rolled up once, by whichever process gets there first). A flush
+  later than the roll-up of its minute still counts in its second and the
+  totals, not in the minute.
 - Totals (counters and histogram buckets since the backend was created) are
   kept without expiry: they are what Prometheus counters report, and no
   process restart resets them.
@@ -20,8 +25,17 @@ import msgspec
 from loanflow.errors import Unavailable
 from loanflow.metrics.tally import Tally
 
-#: How long per-second data is kept: the 15 minutes of history plus a margin.
-RETENTION_S = 20 * 60
+#: Per-second history served (the dashboard's 1 h range) and kept (plus a margin).
+SECOND_HISTORY_S = 60 * 60
+SECOND_RETENTION_S = SECOND_HISTORY_S + 5 * 60
+#: One per-minute point covers this many seconds, from a multiple of it.
+MINUTE_S = 60
+#: Per-minute history served (the 7 d range) and kept (plus a margin).
+MINUTE_HISTORY_S = 7 * 24 * 60 * 60
+MINUTE_RETENTION_S = MINUTE_HISTORY_S + 60 * 60
+#: How long an applied flush's (process, seq) is remembered: longer than a Flusher
+#: keeps retrying one (flusher.MAX_UNSENT seconds).
+FLUSH_DEDUP_S = 20 * 60
 
 
 class MetricsUnavailable(Unavailable):
@@ -59,6 +73,8 @@ class SeriesReader(Protocol):
 
     async def read_totals(self, *, histograms: bool = True) -> Tally: ...
 
+    async def read_minutes(self, first_s: int, last_s: int) -> dict[int, Tally]: ...
+
 
 class MetricsSeries(Protocol):
     async def open(self) -> None: ...
@@ -75,4 +91,14 @@ class MetricsSeries(Protocol):
 
     async def read_totals(self, *, histograms: bool = True) -> Tally:
         """Cumulative counters (and, if asked, histogram buckets/count/sum)."""
+        ...
+
+    async def roll_up(self, minutes: Sequence[int]) -> list[int]:
+        """Roll up each minute (its first second) not rolled up yet; returns those this call did.
+
+        A caller passes only finished minutes whose seconds have settled."""
+        ...
+
+    async def read_minutes(self, first_s: int, last_s: int) -> dict[int, Tally]:
+        """The rolled-up minutes starting in [first_s, last_s], by their first second."""
         ...

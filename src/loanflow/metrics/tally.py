@@ -7,7 +7,9 @@ the Prometheus buckets are sums of them, and no dependency is needed.
 Percentiles are within 1 % (see `names.BUCKET_RATIO`).
 
 `flatten`/`unflatten` turn a Tally into `field -> int` pairs (`c:received`,
-`b:end_to_end:-230`, ...), the one layout both backends store.
+`b:end_to_end:-230`, ...), the layout both backends merge fresh seconds in;
+`pack`/`unpack` are the compact msgpack form of settled seconds and minutes
+(about 4 bytes a bucket, against ~50 as a Redis hash field).
 """
 
 from __future__ import annotations
@@ -43,6 +45,27 @@ class Tally(msgspec.Struct):
 
     def is_empty(self) -> bool:
         return not (self.counters or self.histograms or self.gauges)
+
+
+_pack = msgspec.msgpack.Encoder().encode
+_unpack = msgspec.msgpack.Decoder(Tally).decode
+
+
+def pack(tally: Tally) -> bytes:
+    """The msgpack form a settled second or a minute is stored in."""
+    return _pack(tally)
+
+
+def unpack(data: bytes) -> Tally:
+    return _unpack(data)
+
+
+def merged(tallies: Iterable[Tally]) -> Tally:
+    """One new Tally of all `tallies` (counters and buckets add, maxima take the max)."""
+    total = Tally()
+    for tally in tallies:
+        merge_into(total, tally)
+    return total
 
 
 def bucket_of(seconds: float) -> int:

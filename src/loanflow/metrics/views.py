@@ -52,13 +52,16 @@ class Counts(msgspec.Struct, kw_only=True):
 
 
 class Point(msgspec.Struct, kw_only=True):
-    """One second of the series, merged across processes."""
+    """One second (or minute) of the series, merged across processes.
+
+    A minute's rates are its counts over 60 s, its percentiles those of its merged
+    histograms, its queue figures the largest sampled in it."""
 
     t: int
-    received_per_s: int
-    stored_per_s: int
-    rejected_per_s: int
-    errors_per_s: int
+    received_per_s: float
+    stored_per_s: float
+    rejected_per_s: float
+    errors_per_s: float
     error_rate: float
     e2e_p50_ms: float | None
     e2e_p95_ms: float | None
@@ -96,16 +99,16 @@ class Summary(msgspec.Struct, kw_only=True):
 
 
 class Series(msgspec.Struct, kw_only=True):
-    """Columns of one point per second, oldest first (uPlot's native layout)."""
+    """Columns of one point per `step_s` (1 or 60), oldest first (uPlot's native layout)."""
 
     type: str = "series"
     at: str
     step_s: int = 1
     t: list[int]
-    received_per_s: list[int]
-    stored_per_s: list[int]
-    rejected_per_s: list[int]
-    errors_per_s: list[int]
+    received_per_s: list[float]
+    stored_per_s: list[float]
+    rejected_per_s: list[float]
+    errors_per_s: list[float]
     error_rate: list[float]
     e2e_p50_ms: list[float | None]
     e2e_p95_ms: list[float | None]
@@ -134,9 +137,10 @@ def window_of(merged: Tally, window_s: int, latest: Point, latest_gauges: dict[s
     )
 
 
-def series_of(points: list[Point], *, at: str) -> Series:
+def series_of(points: list[Point], *, at: str, step_s: int = 1) -> Series:
     return Series(
         at=at,
+        step_s=step_s,
         t=[p.t for p in points],
         received_per_s=[p.received_per_s for p in points],
         stored_per_s=[p.stored_per_s for p in points],
@@ -152,15 +156,16 @@ def series_of(points: list[Point], *, at: str) -> Series:
     )
 
 
-def point_of(second: int, tally: Tally) -> Point:
+def point_of(second: int, tally: Tally, *, step_s: int = 1) -> Point:
+    """The point of the `step_s` seconds from `second` on, merged into `tally`."""
     c, h = tally.counters, tally.histograms
     e2e = h.get(names.END_TO_END, _EMPTY)
     return Point(
         t=second,
-        received_per_s=c.get(names.RECEIVED, 0),
-        stored_per_s=c.get(names.STORED, 0),
-        rejected_per_s=c.get(names.REJECTED, 0),
-        errors_per_s=_errors(tally),
+        received_per_s=_rate(c.get(names.RECEIVED, 0), step_s),
+        stored_per_s=_rate(c.get(names.STORED, 0), step_s),
+        rejected_per_s=_rate(c.get(names.REJECTED, 0), step_s),
+        errors_per_s=_rate(_errors(tally), step_s),
         error_rate=error_rate(tally),
         e2e_p50_ms=_ms(percentile_s(e2e, 0.50)),
         e2e_p95_ms=_ms(percentile_s(e2e, 0.95)),
@@ -217,6 +222,11 @@ def _errors(tally: Tally) -> int:
     refused = sum(labels_of(tally, names.REFUSED_4XX).values())
     unavailable = sum(labels_of(tally, names.UNAVAILABLE_5XX).values())
     return refused + unavailable + tally.counters.get(names.FAILED, 0)
+
+
+def _rate(count: int, step_s: int) -> float:
+    # A second's count is its rate: kept an int, as the JSON always had it.
+    return count if step_s == 1 else round(count / step_s, 3)
 
 
 def _per_s(counters: dict[str, int], name: str, window_s: int) -> float:

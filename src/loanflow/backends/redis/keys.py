@@ -66,8 +66,21 @@ def idempotency_key(api_key_id: str, key: str) -> str:
 METRICS_PREFIX = PREFIX + "metrics:"
 
 #: Hash per second (unix seconds): every process's fields merged (`c:`, `b:`, `n:`,
-#: `s:` add, `x:`, `g:` take the max); TTL series_base.RETENTION_S.
+#: `s:` add, `x:`, `g:` take the max); TTL series_base.SECOND_RETENTION_S. A roll-up
+#: replaces the hashes of a finished minute by PACKED_SECOND keys.
 SECOND_PREFIX = METRICS_PREFIX + "s:"
+
+#: String per second of a rolled-up minute: the msgpack Tally (tally.pack), a tenth
+#: of the hash's memory under load; TTL series_base.SECOND_RETENTION_S.
+PACKED_SECOND_PREFIX = METRICS_PREFIX + "p:"
+
+#: String per minute (its first unix second): the msgpack Tally of its seconds merged;
+#: its presence means "rolled up". TTL series_base.MINUTE_RETENTION_S.
+MINUTE_PREFIX = METRICS_PREFIX + "m:"
+
+#: String per minute being rolled up: who does it (SET NX); TTL series.ROLL_UP_CLAIM_S.
+#: Only saves the others the work: the roll-up's WATCH keeps it correct without.
+ROLL_UP_CLAIM_PREFIX = METRICS_PREFIX + "rollup:"
 
 #: Hash of cumulative counter fields (`c:...`); no TTL: Prometheus counters.
 TOTAL_COUNTERS = METRICS_PREFIX + "total:c"
@@ -75,7 +88,7 @@ TOTAL_COUNTERS = METRICS_PREFIX + "total:c"
 #: Hash of cumulative histogram fields (`b:`, `n:`, `s:`); no TTL.
 TOTAL_HISTOGRAMS = METRICS_PREFIX + "total:h"
 
-#: String per applied flush, `flush:<process>:<seq>`; TTL RETENTION_S. Makes a
+#: String per applied flush, `flush:<process>:<seq>`; TTL FLUSH_DEDUP_S. Makes a
 #: retried flush (its reply lost) a no-op.
 FLUSH_PREFIX = METRICS_PREFIX + "flush:"
 
@@ -85,6 +98,18 @@ EVENTS = METRICS_PREFIX + "events"
 
 def second_key(second: int) -> str:
     return f"{SECOND_PREFIX}{second}"
+
+
+def packed_second_key(second: int) -> str:
+    return f"{PACKED_SECOND_PREFIX}{second}"
+
+
+def minute_key(minute: int) -> str:
+    return f"{MINUTE_PREFIX}{minute}"
+
+
+def roll_up_claim_key(minute: int) -> str:
+    return f"{ROLL_UP_CLAIM_PREFIX}{minute}"
 
 
 def flush_key(process: str, seq: int) -> str:

@@ -1,7 +1,11 @@
-// The five time-series charts (uPlot, vendored: no network needed). Each chart reads
-// the shared RollingSeries columns; `redraw()` after new points is all it takes.
+// The five time-series charts (uPlot, vendored: no network needed). Up to an hour they
+// read the shared RollingSeries columns (per second, live); `redraw()` after new points
+// is all it takes. Over 24 h or 7 d they read per-minute points loaded here and
+// refreshed each minute. The chosen range is remembered in localStorage.
 
-import { STAGES } from "./series.js";
+import { createApi } from "./api.js";
+import { say } from "./dom.js";
+import { loadRange, RANGES, STAGES, WINDOW_S } from "./series.js";
 
 const AXIS = "#94a3b8";
 const GRID = "rgba(148, 163, 184, 0.12)";
@@ -11,6 +15,10 @@ const COLORS = {
   api: "#38bdf8", queue_wait: "#fbbf24", validation: "#a78bfa", enrichment: "#34d399", store: "#f472b6",
 };
 const HEIGHT_PX = 170;
+/** Per-minute points are new once a minute: refreshed that often while shown. */
+const MINUTE_REFRESH_MS = 60_000;
+const STORAGE_KEY = "loanflow.chartRangeS";
+const DEFAULT_RANGE_S = 300;
 
 /**
  * What each chart shows: [label, column, colour, dash?, scale?] per line, the y-axis unit,
@@ -37,7 +45,10 @@ export function createCharts(root, series) {
   const UPlot = window.uPlot;
   if (typeof UPlot !== "function") return null;
   const charts = [];
-  const view = { windowS: 900 };
+  // `minutes`: the loaded per-minute points while a range over WINDOW_S is shown.
+  const view = { windowS: DEFAULT_RANGE_S, minutes: null, drawn: null, timer: 0 };
+  const api = createApi({}, { onSignedOut: () => window.location.assign("/") });
+  const status = root.querySelector("#history-status");
   for (const box of root.querySelectorAll("[data-chart]")) {
     const spec = CHARTS[box.dataset.chart];
     if (!spec) continue;
@@ -52,39 +63,96 @@ export function createCharts(root, series) {
   }
 
   function redraw() {
-    // The chosen window ends at the newest second; uPlot would otherwise fit all it holds.
-    const last = series.lastT;
+    const perMinute = view.windowS > WINDOW_S;
+    const source = perMinute ? view.minutes || EMPTY : series;
+    // Live snapshots call this twice a second; per-minute points change once a minute.
+    if (perMinute && source === view.drawn) return;
+    view.drawn = source;
+    // The chosen window ends at the newest point; uPlot would otherwise fit all it holds.
+    const last = source.lastT;
     const range = Number.isFinite(last) ? { min: last - view.windowS, max: last } : null;
     for (const { box, spec, chart } of charts) {
-      chart.setData(data(series, spec), !range);
+      chart.setData(data(source, spec), !range);
       if (range) chart.setScale("x", range);
-      const drawn = countPoints(series, spec);
-      // Tests and people both read these: how many seconds have a value, and the newest.
+      const { drawn, firstBusyT } = countPoints(source, spec);
+      // Tests and people both read these: how many points have a value, the newest, the
+      // oldest that is not zero, and the range and step shown.
       box.dataset.points = String(drawn);
       if (range) box.dataset.lastT = String(last);
+      if (firstBusyT != null) box.dataset.firstBusyT = String(firstBusyT);
+      else delete box.dataset.firstBusyT;
+      box.dataset.range = RANGES[view.windowS] || "";
+      box.dataset.stepS = perMinute ? "60" : "1";
       box.classList.toggle("has-data", drawn > 0);
     }
   }
-  /** Show the last `seconds` (1, 5 or 15 minutes); the page keeps 15 either way. */
-  function setWindow(seconds) {
-    view.windowS = seconds;
+
+  async function loadMinutes() {
+    const seconds = view.windowS;
+    try {
+      const loaded = await loadRange(api.get, seconds);
+      if (view.windowS !== seconds) return; // another range was chosen meanwhile
+      view.minutes = loaded;
+      say(status, "");
+    } catch (err) {
+      if (view.windowS !== seconds) return;
+      say(status, `History of ${RANGES[seconds]} unavailable (${err.summary || err.message}); retrying each minute.`, "warn");
+    }
     redraw();
   }
 
-  redraw();
+  /** Show the last `seconds`: 5 min or 1 h live, per second; 24 h or 7 d per minute. */
+  function setWindow(seconds) {
+    if (!RANGES[seconds]) return;
+    view.windowS = seconds;
+    view.minutes = null;
+    view.drawn = null;
+    clearInterval(view.timer);
+    try {
+      localStorage.setItem(STORAGE_KEY, String(seconds));
+    } catch {
+      // Storage refused (a private window): the range just isn't remembered.
+    }
+    for (const button of root.querySelectorAll("[data-window]")) {
+      button.setAttribute("aria-pressed", String(Number(button.dataset.window) === seconds));
+    }
+    if (seconds > WINDOW_S) {
+      loadMinutes();
+      view.timer = setInterval(loadMinutes, MINUTE_REFRESH_MS);
+    }
+    redraw();
+  }
+
+  setWindow(storedRange() || DEFAULT_RANGE_S);
   return { redraw, setWindow };
 }
 
+const EMPTY = { cols: null, length: 0, lastT: -Infinity };
+
+function storedRange() {
+  try {
+    const seconds = Number(localStorage.getItem(STORAGE_KEY));
+    return RANGES[seconds] ? seconds : null;
+  } catch {
+    return null;
+  }
+}
+
 function data(series, spec) {
+  if (!series.cols) return [[], ...spec.lines.map(() => [])];
   return [series.cols.t, ...spec.lines.map(([, column]) => series.cols[column])];
 }
 
+/** Points with a value on any line, and the oldest with one that is not zero. */
 function countPoints(series, spec) {
-  let n = 0;
+  let drawn = 0;
+  let firstBusyT = null;
   for (let i = 0; i < series.length; i += 1) {
-    if (spec.lines.some(([, column]) => series.cols[column][i] != null)) n += 1;
+    const values = spec.lines.map(([, column]) => series.cols[column][i]);
+    if (values.some((v) => v != null)) drawn += 1;
+    if (firstBusyT == null && values.some((v) => v != null && v !== 0)) firstBusyT = series.cols.t[i];
   }
-  return n;
+  return { drawn, firstBusyT };
 }
 
 function options(spec, width) {
@@ -116,11 +184,15 @@ function options(spec, width) {
   };
 }
 
-/** Time ticks as a 24-hour clock, with seconds only when ticks are under a minute apart. */
+/**
+ * Time ticks as a 24-hour clock, with seconds only when ticks are under a minute apart,
+ * and the weekday when they are hours apart (the 7-day range).
+ */
 function clockTicks(u, ticks) {
-  const withSeconds = ticks.length > 1 && ticks[1] - ticks[0] < 60;
-  const shape = { hour: "2-digit", minute: "2-digit", hour12: false, ...(withSeconds && { second: "2-digit" }) };
-  return ticks.map((t) => new Date(t * 1000).toLocaleTimeString("en-GB", shape));
+  const step = ticks.length > 1 ? ticks[1] - ticks[0] : 0;
+  const shape = { hour: "2-digit", minute: "2-digit", hour12: false,
+    ...(step > 0 && step < 60 && { second: "2-digit" }), ...(step >= 6 * 3600 && { weekday: "short" }) };
+  return ticks.map((t) => new Date(t * 1000).toLocaleString("en-GB", shape));
 }
 
 /** Axis numbers that fit: 1.2k, 35, 0.25. */

@@ -1,9 +1,13 @@
-// The charts' data: one point per second for the last 15 minutes, in columns (uPlot's
-// own layout). History from `GET /v1/metrics/series` is loaded once; live snapshots
-// append after it, so a dashboard opened late still shows the recent past.
+// The charts' data: one point per second for the last hour, in columns (uPlot's own
+// layout). History from `GET /v1/metrics/series` is loaded once; live snapshots append
+// after it, so a dashboard opened late still shows the recent past. Longer ranges are
+// per-minute points the charts load themselves (`loadRange`).
 
 export const STAGES = ["api", "queue_wait", "validation", "enrichment", "store"];
-export const WINDOW_S = 900;
+/** Seconds of per-second points the page keeps (the server keeps as many). */
+export const WINDOW_S = 3600;
+/** The charts' ranges (seconds shown) and the API's name for each. */
+export const RANGES = { 300: "5m", 3600: "1h", 86400: "24h", 604800: "7d" };
 const COLUMNS = [
   "t", "received", "stored", "rejected", "error_pct", "p50", "p95", "p99",
   ...STAGES.map((s) => `stage_${s}`), "queue_depth", "queue_lag_s",
@@ -87,6 +91,17 @@ export function normalizeSeries(body) {
   }
   cols.t = body.t.slice();
   return cols;
+}
+
+/**
+ * Per-minute points of a range longer than WINDOW_S, as charts read a RollingSeries:
+ * `{ cols, length, lastT }`. `get` is the page's API call (api.js).
+ */
+export async function loadRange(get, seconds) {
+  const body = await get(`/v1/metrics/series?range=${RANGES[seconds]}`);
+  const cols = normalizeSeries(body);
+  const n = cols.t.length;
+  return { cols, length: n, lastT: n ? cols.t[n - 1] : -Infinity, stepS: body.step_s };
 }
 
 /** The chart point a snapshot gives: its own newest settled second when it has one. */
