@@ -390,6 +390,25 @@ def test_poison_envelope_is_dead_lettered_after_max_attempts_with_every_error(
     assert pipeline.depth() == 0
 
 
+def test_an_application_stored_on_a_retry_keeps_its_failed_attempts(pipeline: Pipeline) -> None:
+    flaky = pipeline.envelope(sample_application(external_id="FLAKY-1"))
+    steady = pipeline.envelope(sample_application())
+    pipeline.enqueue(flaky, steady)
+    failing = Processor(pipeline.broker, pipeline.store, cipher=pipeline.cipher, product=PRODUCT,
+                        name="failing", max_attempts=3, fail_marker="FLAKY-")
+    asyncio.run(failing.process_batch())
+    asyncio.run(failing.ack_committed())
+
+    retried = reserve_within(pipeline)
+    asyncio.run(pipeline.broker.release([retried], 0))
+    drain(pipeline.processor(max_attempts=3))
+
+    assert pipeline.stored(flaky.id).status == "stored"
+    attempts = pipeline.document(flaky.id)["attempts"]
+    assert [(a["attempt"], a["error_code"]) for a in attempts] == [(1, "InjectedFault")]
+    assert "attempts" not in pipeline.document(steady.id)
+
+
 def test_store_outage_leaves_the_batch_in_the_broker(pipeline: Pipeline) -> None:
     envelope = pipeline.submit()
     asyncio.run(pipeline.store.close())

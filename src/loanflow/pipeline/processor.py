@@ -281,6 +281,8 @@ class Processor:
                             observe=self._recorder.observe)
         ssn_digits = application.applicant.ssn.replace("-", "")
         document = stored_document(application, assessment)
+        if envelope.attempts:  # what failed before this attempt, for its timeline
+            document["attempts"] = msgspec.to_builtins(envelope.attempts)
         rejection = None
         if assessment.violations:
             applicant = application.applicant
