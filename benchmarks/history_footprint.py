@@ -23,6 +23,7 @@ from tests.throwaway.redis import RedisServer
 
 from loanflow.backends.redis import keys
 from loanflow.backends.redis.series import RedisSeries
+from loanflow.backends.sqlite.series import SQLiteSeries
 from loanflow.metrics import names
 from loanflow.metrics.recorder import Recorder
 from loanflow.metrics.series_base import (
@@ -32,7 +33,6 @@ from loanflow.metrics.series_base import (
     MetricsSeries,
     TaggedDelta,
 )
-from loanflow.metrics.series_sqlite import SQLiteSeries
 from loanflow.metrics.tally import Tally, merged, pack
 
 #: ln(seconds) of each histogram's median, as the benchmarks measured them roughly.

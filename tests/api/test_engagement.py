@@ -11,8 +11,8 @@ import httpx
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
+from loanflow.backends.sqlite.store import SQLiteStore
 from loanflow.metrics.engagement import SIGN_IN, Engagement, EngagementReader, viewers_of
-from loanflow.store.sqlite import SQLiteStore
 from tests.conftest import Deployment, ServerProcess, auth
 
 #: Flush, settle and the hub's next tick: a few seconds at most.

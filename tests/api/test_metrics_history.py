@@ -14,9 +14,9 @@ import pytest
 
 from loanflow.backends import SERIES_FILE
 from loanflow.backends.redis.series import RedisSeries
+from loanflow.backends.sqlite.series import SQLiteSeries
 from loanflow.metrics import names
 from loanflow.metrics.series_base import MINUTE_S, MetricsSeries, TaggedDelta
-from loanflow.metrics.series_sqlite import SQLiteSeries
 from loanflow.metrics.tally import Tally
 from loanflow.settings import Settings
 from tests.api.inprocess import MODES, InProcessApp, running_app

@@ -15,16 +15,16 @@ from loanflow.backends.redis.events import RedisEventLog
 from loanflow.backends.redis.ratelimit import RedisTokenBucketLimiter
 from loanflow.backends.redis.series import RedisSeries
 from loanflow.backends.redis.velocity import RedisVelocityCounter
+from loanflow.backends.sqlite.broker import SQLiteBroker
+from loanflow.backends.sqlite.events import SQLiteEventLog
+from loanflow.backends.sqlite.series import SQLiteSeries
+from loanflow.backends.sqlite.store import SQLiteStore
+from loanflow.backends.sqlite.velocity import SQLiteVelocityCounter
 from loanflow.broker.ratelimit import TokenBucketLimiter
-from loanflow.broker.sqlite import SQLiteBroker
-from loanflow.metrics.events_sqlite import SQLiteEventLog
-from loanflow.metrics.series_sqlite import SQLiteSeries
 from loanflow.pii import new_key_text
-from loanflow.pipeline.velocity_sqlite import SQLiteVelocityCounter
 from loanflow.process.runtime import open_runtime
 from loanflow.settings import Settings
 from loanflow.store.postgres import PostgresStore
-from loanflow.store.sqlite import SQLiteStore
 from tests.throwaway.redis import RedisServer, redis_server_fixture
 
 redis_server = redis_server_fixture()

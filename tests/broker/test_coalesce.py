@@ -11,8 +11,8 @@ from typing import TypeVar
 import pytest
 
 from loanflow.backends.redis.broker import RedisStreamsBroker
+from loanflow.backends.sqlite.broker import SQLiteBroker
 from loanflow.broker.base import AppendOutcome, AppendResult, Broker, Submission
-from loanflow.broker.sqlite import SQLiteBroker
 from loanflow.coalesce import Coalescer
 from loanflow.errors import BrokerUnavailable
 from loanflow.models import Envelope, new_application_id

@@ -16,6 +16,7 @@ import msgspec
 import pytest
 
 from loanflow.backends.redis.broker import RedisStreamsBroker
+from loanflow.backends.sqlite.broker import SQLiteBroker
 from loanflow.broker.base import (
     IDEMPOTENCY_TTL_S,
     AppendOutcome,
@@ -25,7 +26,6 @@ from loanflow.broker.base import (
     RateLimit,
     Submission,
 )
-from loanflow.broker.sqlite import SQLiteBroker
 from loanflow.models import AttemptRecord, Envelope, new_application_id
 from tests.throwaway.redis import RedisServer, redis_server_fixture
 

@@ -17,10 +17,10 @@ import pytest
 
 from loanflow.backends.redis.events import RedisEventLog
 from loanflow.backends.redis.series import RedisSeries
+from loanflow.backends.sqlite.events import SQLiteEventLog
+from loanflow.backends.sqlite.series import SQLiteSeries
 from loanflow.metrics.events import EventLog
-from loanflow.metrics.events_sqlite import SQLiteEventLog
 from loanflow.metrics.series_base import MetricsSeries
-from loanflow.metrics.series_sqlite import SQLiteSeries
 from tests.throwaway.redis import RedisServer, redis_server_fixture
 
 metrics_redis = redis_server_fixture(scope="session")

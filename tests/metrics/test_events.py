@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from loanflow.backends.sqlite.events import SQLiteEventLog
 from loanflow.metrics import names
 from loanflow.metrics.events import Event, EventLog, EventPublisher, encode_event, make_event
-from loanflow.metrics.events_sqlite import SQLiteEventLog
 from loanflow.metrics.series_base import MetricsUnavailable
 from tests.metrics.conftest import Backend, opened
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from loanflow.backends.redis import keys
+from loanflow.backends.sqlite.series import SQLiteSeries
 from loanflow.metrics import names
 from loanflow.metrics.aggregate import Aggregator
 from loanflow.metrics.flusher import Flusher
@@ -29,7 +30,6 @@ from loanflow.metrics.series_base import (
     MetricsSeries,
     TaggedDelta,
 )
-from loanflow.metrics.series_sqlite import SQLiteSeries
 from loanflow.metrics.tally import Tally, merged, percentile_s
 from tests.metrics.conftest import Backend, opened
 from tests.throwaway.redis import RedisServer

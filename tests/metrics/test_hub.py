@@ -13,14 +13,14 @@ import msgspec
 import pytest
 from starlette.websockets import WebSocket
 
+from loanflow.backends.sqlite.events import SQLiteEventLog
+from loanflow.backends.sqlite.series import SQLiteSeries
 from loanflow.metrics import names
 from loanflow.metrics.aggregate import Aggregator
 from loanflow.metrics.events import Event, make_event
-from loanflow.metrics.events_sqlite import SQLiteEventLog
 from loanflow.metrics.hub import LiveHub, Subscription
 from loanflow.metrics.live_ws import live_endpoint
 from loanflow.metrics.series_base import QueueState
-from loanflow.metrics.series_sqlite import SQLiteSeries
 from tests.metrics.conftest import opened
 
 #: The keys of the snapshot message, as the dashboard and GET /v1/metrics/summary use them.

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from loanflow.backends.sqlite.series import SQLiteSeries
 from loanflow.metrics import names
-from loanflow.metrics.series_sqlite import SQLiteSeries
 from tests.metrics.conftest import opened
 
 #: Starts writer processes: the slow tier.
@@ -26,7 +26,7 @@ from pathlib import Path
 from loanflow.metrics import names
 from loanflow.metrics.flusher import Flusher
 from loanflow.metrics.recorder import Recorder
-from loanflow.metrics.series_sqlite import SQLiteSeries
+from loanflow.backends.sqlite.series import SQLiteSeries
 
 async def main() -> None:
     series = SQLiteSeries(Path(sys.argv[1]))

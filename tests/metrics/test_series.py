@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from loanflow.backends.sqlite.series import SQLiteSeries
 from loanflow.metrics import names
 from loanflow.metrics.aggregate import Aggregator
 from loanflow.metrics.flusher import Flusher
@@ -21,7 +22,6 @@ from loanflow.metrics.series_base import (
     QueueState,
     TaggedDelta,
 )
-from loanflow.metrics.series_sqlite import SQLiteSeries
 from loanflow.metrics.tally import Tally
 from tests.metrics.conftest import Backend, opened
 

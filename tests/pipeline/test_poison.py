@@ -12,8 +12,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from loanflow.backends.sqlite.broker import SQLiteBroker
 from loanflow.broker.base import Delivery
-from loanflow.broker.sqlite import SQLiteBroker
 from loanflow.models import AttemptRecord, Envelope
 from loanflow.pipeline.poison import split, unexplained_redeliveries
 from tests.pipeline.test_processor import Pipeline, drain, one_batch

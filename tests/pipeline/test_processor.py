@@ -16,8 +16,10 @@ import msgspec
 import pytest
 
 from loanflow.api.schema import decode_application
+from loanflow.backends.sqlite.broker import SQLiteBroker
+from loanflow.backends.sqlite.store import SQLiteStore
+from loanflow.backends.sqlite.velocity import SQLiteVelocityCounter
 from loanflow.broker.base import AppendOutcome, Delivery, Submission
-from loanflow.broker.sqlite import SQLiteBroker
 from loanflow.domain.flags import FLAG_EMAIL_VELOCITY
 from loanflow.domain.product import Product, ProductSource, load_product
 from loanflow.errors import StoreUnavailable
@@ -26,9 +28,7 @@ from loanflow.pii import PiiCipher
 from loanflow.pipeline.backlog import Backlog
 from loanflow.pipeline.processor import FLAG_DUPLICATE_SSN, Processor
 from loanflow.pipeline.velocity import VelocityCheck, VelocityUnavailable
-from loanflow.pipeline.velocity_sqlite import SQLiteVelocityCounter
 from loanflow.store.base import ApplicationRecord
-from loanflow.store.sqlite import SQLiteStore
 from tests.conftest import sample_application
 
 PRODUCT = load_product()

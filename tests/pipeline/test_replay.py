@@ -12,7 +12,7 @@ import msgspec
 import pytest
 
 from loanflow.api.schema import decode_application
-from loanflow.broker.sqlite import SQLiteBroker
+from loanflow.backends.sqlite.broker import SQLiteBroker
 from loanflow.review.dead_letters import ManualReview
 from tests.conftest import sample_application
 from tests.pipeline.test_processor import WAIT_LIMIT_S, Pipeline, drain, pipeline

@@ -21,6 +21,8 @@ import redis
 
 from loanflow.backends.redis.keys import VELOCITY_PREFIX
 from loanflow.backends.redis.velocity import RedisVelocityCounter
+from loanflow.backends.sqlite.store import SQLiteStore
+from loanflow.backends.sqlite.velocity import SQLiteVelocityCounter
 from loanflow.domain.flags import (
     FLAG_EMAIL_VELOCITY,
     FLAG_IP_VELOCITY,
@@ -36,9 +38,7 @@ from loanflow.pipeline.velocity import (
     VelocityCounter,
     VelocityUnavailable,
 )
-from loanflow.pipeline.velocity_sqlite import SQLiteVelocityCounter
 from loanflow.settings import Settings
-from loanflow.store.sqlite import SQLiteStore
 from tests.conftest import free_port, sample_application
 from tests.throwaway.redis import RedisServer, redis_server_fixture
 

@@ -14,17 +14,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from loanflow.backends.sqlite.broker import SQLiteBroker
+from loanflow.backends.sqlite.events import SQLiteEventLog
+from loanflow.backends.sqlite.series import SQLiteSeries
+from loanflow.backends.sqlite.store import SQLiteStore
 from loanflow.broker.base import Broker
 from loanflow.broker.ratelimit import RateLimiter, TokenBucketLimiter
-from loanflow.broker.sqlite import SQLiteBroker
 from loanflow.metrics.events import EventLog
-from loanflow.metrics.events_sqlite import SQLiteEventLog
 from loanflow.metrics.series_base import MetricsSeries
-from loanflow.metrics.series_sqlite import SQLiteSeries
 from loanflow.pipeline.velocity import VelocityCounter
 from loanflow.settings import Settings
 from loanflow.store.base import Store
-from loanflow.store.sqlite import SQLiteStore
 
 #: Embedded files, in the data directory.
 BROKER_FILE = "broker.db"
@@ -66,7 +66,7 @@ def make_backends(settings: Settings) -> Backends:
             f" got the embedded broker with a {_scheme(settings.store_url)}:// store"
         )
     data = settings.data_dir
-    from loanflow.pipeline.velocity_sqlite import SQLiteVelocityCounter
+    from loanflow.backends.sqlite.velocity import SQLiteVelocityCounter
 
     return Backends(
         broker=SQLiteBroker(data / BROKER_FILE, visibility_timeout_s=settings.visibility_timeout_s,

@@ -21,7 +21,7 @@ from loanflow.broker.ratelimit import RateLimiter
 from loanflow.coalesce import Coalescer
 from loanflow.domain.product import ProductSource
 from loanflow.errors import Unavailable
-from loanflow.metrics.backends import Metrics, open_metrics
+from loanflow.metrics.parts import Metrics, open_metrics
 from loanflow.metrics.series_base import QueueState
 from loanflow.pii import PiiCipher, load_cipher
 from loanflow.pipeline.backlog import Backlog

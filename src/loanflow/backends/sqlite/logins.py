@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from loanflow.embedded import SQLiteDatabase
+from loanflow.backends.sqlite.database import SQLiteDatabase
 from loanflow.logins import KEEP_EXPIRED_S, LoginCode, Redeemed, Session, scopes_text
 from loanflow.store.logins import (
     CODE_COLUMNS,

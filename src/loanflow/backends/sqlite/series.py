@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import cast
 
-from loanflow.embedded import SQLiteDatabase
+from loanflow.backends.sqlite.database import SQLiteDatabase
 from loanflow.metrics import names
 from loanflow.metrics.series_base import (
     FLUSH_DEDUP_S,

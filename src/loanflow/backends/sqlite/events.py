@@ -6,7 +6,7 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
-from loanflow.embedded import SQLiteDatabase
+from loanflow.backends.sqlite.database import SQLiteDatabase
 from loanflow.metrics import names
 from loanflow.metrics.events import Event, decode_events, encode_event
 from loanflow.metrics.series_base import MetricsUnavailable

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from loanflow.embedded import SQLiteDatabase
+from loanflow.backends.sqlite.database import SQLiteDatabase
 from loanflow.store import review_queue
 from loanflow.store.review_queue import Outcome, ReviewDecision, ReviewItem
 

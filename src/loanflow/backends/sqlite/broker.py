@@ -17,6 +17,8 @@ from pathlib import Path
 
 import msgspec
 
+from loanflow.backends.sqlite.database import SQLiteDatabase
+from loanflow.backends.sqlite.holders import Holders
 from loanflow.broker.activity import Activity
 from loanflow.broker.base import (
     IDEMPOTENCY_TTL_S,
@@ -27,8 +29,6 @@ from loanflow.broker.base import (
     Submission,
 )
 from loanflow.broker.buckets import TokenBuckets
-from loanflow.broker.sqlite_holders import Holders
-from loanflow.embedded import SQLiteDatabase
 from loanflow.errors import BrokerUnavailable
 from loanflow.models import Envelope
 
@@ -77,7 +77,7 @@ log = logging.getLogger(__name__)
 
 
 class SQLiteBroker:
-    #: Every commit is fsync'd before its callers hear back (embedded.py).
+    #: Every commit is fsync'd before its callers hear back (backends/sqlite/database.py).
     durability = "sqlite synchronous=FULL"
 
     def __init__(

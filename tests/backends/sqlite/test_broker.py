@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from loanflow.backends.sqlite.broker import SQLiteBroker
 from loanflow.broker.base import IDEMPOTENCY_TTL_S, AppendOutcome, AppendResult, Submission
-from loanflow.broker.sqlite import SQLiteBroker
 from loanflow.models import Envelope, new_application_id
 
 #: Far longer than any test: a reservation handed back was handed back, not timed out.
@@ -31,7 +31,7 @@ PREDECESSOR = textwrap.dedent(f"""
     import asyncio, sys, time
     from pathlib import Path
     from loanflow.broker.base import Submission
-    from loanflow.broker.sqlite import SQLiteBroker
+    from loanflow.backends.sqlite.broker import SQLiteBroker
     from loanflow.models import Envelope, new_application_id
 
     async def main() -> None:

@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
-from loanflow.embedded import SQLiteDatabase
+from loanflow.backends.sqlite.database import SQLiteDatabase
 from loanflow.pipeline.velocity import KEEP_WINDOWS, Observation, VelocityUnavailable
 
 _INSERT = "INSERT OR IGNORE INTO velocity (key, at_us, application_id) VALUES (?, ?, ?)"

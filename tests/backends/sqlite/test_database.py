@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from loanflow.embedded import connect
+from loanflow.backends.sqlite.database import connect
 from tests.conftest import all_at_once
 
 OPENERS = 6
@@ -41,11 +41,11 @@ def test_the_queue_and_the_results_fsync_each_commit_and_derived_data_does_not(
     # derived data, kept across a crash of any process but not worth an fsync each.
     import asyncio
 
-    from loanflow.broker.sqlite import SQLiteBroker
-    from loanflow.metrics.events_sqlite import SQLiteEventLog
-    from loanflow.metrics.series_sqlite import SQLiteSeries
-    from loanflow.pipeline.velocity_sqlite import SQLiteVelocityCounter
-    from loanflow.store.sqlite import SQLiteStore
+    from loanflow.backends.sqlite.broker import SQLiteBroker
+    from loanflow.backends.sqlite.events import SQLiteEventLog
+    from loanflow.backends.sqlite.series import SQLiteSeries
+    from loanflow.backends.sqlite.store import SQLiteStore
+    from loanflow.backends.sqlite.velocity import SQLiteVelocityCounter
 
     async def level(owner: object) -> int:
         db = owner._db  # type: ignore[attr-defined]

@@ -11,14 +11,14 @@ from typing import Any
 import msgspec
 
 from loanflow.apikeys import ApiKey, Scope
-from loanflow.embedded import SQLiteDatabase
+from loanflow.backends.sqlite.database import SQLiteDatabase
+from loanflow.backends.sqlite.export import SQLiteExport
+from loanflow.backends.sqlite.logins import SQLiteLogins
+from loanflow.backends.sqlite.review_queue import SQLiteReviewQueue
 from loanflow.errors import StoreUnavailable
 from loanflow.store import migrations, review, review_queue, search
 from loanflow.store.base import ApplicationRecord
 from loanflow.store.review import AuditEntry, DeadLetter, DeadLetterFilter, DeadLetterStatus
-from loanflow.store.sqlite_export import SQLiteExport
-from loanflow.store.sqlite_logins import SQLiteLogins
-from loanflow.store.sqlite_review_queue import SQLiteReviewQueue
 
 _COLUMNS = (
     "id, status, api_key_id, idempotency_key, channel, partner_id, external_id,"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from loanflow.embedded import SQLiteDatabase
+from loanflow.backends.sqlite.database import SQLiteDatabase
 from loanflow.store import export, search
 from loanflow.store.export import ExportRow
 from loanflow.store.search import ApplicationFilter

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from loanflow.backends.sqlite.events import SQLiteEventLog
+from loanflow.backends.sqlite.series import SQLiteSeries
 from loanflow.metrics import names
-from loanflow.metrics.backends import open_metrics
 from loanflow.metrics.events import make_event
-from loanflow.metrics.events_sqlite import SQLiteEventLog
+from loanflow.metrics.parts import open_metrics
 from loanflow.metrics.series_base import QueueState
-from loanflow.metrics.series_sqlite import SQLiteSeries
 
 
 def test_stopping_the_background_tasks_flushes_what_was_recorded(tmp_path: Path) -> None:
