@@ -31,7 +31,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 
 class LoanflowError(Exception):
@@ -135,13 +134,14 @@ class NotInReviewQueue(RequestError):
 
 
 class AlreadyDecided(RequestError):
-    """A decision is final: the answer carries the one recorded (`review`)."""
+    """A decision is final: the answer carries the one recorded (`review`, as the API
+    shows it: api/applications.py ReviewView)."""
 
     status = 409
     type = "review-already-decided"
     title = "The application's review was already decided"
 
-    def __init__(self, detail: str, *, review: dict[str, Any]) -> None:
+    def __init__(self, detail: str, *, review: object) -> None:
         super().__init__(detail)
         self.review = review
 

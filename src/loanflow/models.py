@@ -170,6 +170,10 @@ def new_application_id(now_ns: int | None = None) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+#: A time in an answer: RFC 3339 UTC with microseconds, as `format_ts` writes it.
+Moment = Annotated[str, msgspec.Meta(extra_json_schema={"format": "date-time"})]
+
+
 def format_ts(ns: int) -> str:
     """Nanoseconds since the epoch as RFC 3339 UTC with microseconds."""
     seconds, micros = divmod(ns // 1000, 1_000_000)

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from loanflow.api.components import array_of, ref
 from loanflow.api.schema import canonical_bytes
 from loanflow.apikeys import Scope
 from loanflow.broker.base import AppendOutcome, RateLimit, Submission
+from loanflow.domain.rules import Violation
 from loanflow.errors import (
     MalformedRequest,
     NotFound,
@@ -21,7 +23,15 @@ from loanflow.errors import (
     RequestTimeout,
 )
 from loanflow.metrics import names
-from loanflow.models import Application, Envelope, format_ts, new_application_id
+from loanflow.models import (
+    Application,
+    AttemptRecord,
+    Envelope,
+    Moment,
+    Status,
+    format_ts,
+    new_application_id,
+)
 from loanflow.process.runtime import Runtime
 from loanflow.store.base import ApplicationRecord
 from loanflow.store.review_queue import ReviewDecision
@@ -29,7 +39,6 @@ from loanflow.store.search import Review
 
 _encode = msgspec.json.Encoder().encode
 _encode_msgpack = msgspec.msgpack.Encoder().encode
-_decode_json = msgspec.json.decode
 MAX_IDEMPOTENCY_KEY = 255
 #: Seconds a client has to send a whole body (a slow body holds a connection).
 BODY_TIMEOUT_S = 10.0
@@ -74,40 +83,114 @@ def note_outcome(rt: Runtime, outcome: AppendOutcome, channel: str) -> None:
         rt.metrics.recorder.count(names.REPLAYED)
 
 
-def review_view(route: str | None, decision: ReviewDecision | None) -> dict[str, Any] | None:
+class Accepted(msgspec.Struct, forbid_unknown_fields=True):
+    """The 202 of a submission. For the schema and tests only: the answer itself is built
+    from pre-encoded parts (api/submit.py), the busiest route's cheapest way."""
+
+    id: Annotated[str, msgspec.Meta(extra_json_schema={"format": "uuid"})]
+    status: Literal["queued"]
+    received_at: Moment
+
+
+class ReviewView(msgspec.Struct, kw_only=True):
+    """The business review of an application routed to manual_review: open, or decided
+    (by whom, when, why)."""
+
+    status: Literal["open", "decided"]
+    decision: Literal["approve", "decline"] | None
+    reason: str | None
+    reviewed_by: str | None
+    reviewed_at: Moment | None
+
+
+def review_view(route: str | None, decision: ReviewDecision | None) -> ReviewView | None:
     """The `review` object of an application: None unless routed to review or decided."""
     if decision is None:
         if route != "manual_review":
             return None
-        return {"status": Review.OPEN.value, "decision": None, "reason": None,
-                "reviewed_by": None, "reviewed_at": None}
-    return {"status": Review.DECIDED.value, "decision": decision.decision,
-            "reason": decision.reason, "reviewed_by": decision.reviewed_by,
-            "reviewed_at": format_ts(decision.reviewed_at_ns)}
+        return ReviewView(status=Review.OPEN.value, decision=None, reason=None,
+                          reviewed_by=None, reviewed_at=None)
+    return ReviewView(status=Review.DECIDED.value, decision=decision.decision,  # type: ignore[arg-type]
+                      reason=decision.reason, reviewed_by=decision.reviewed_by,
+                      reviewed_at=format_ts(decision.reviewed_at_ns))
 
 
-def record_view(record: ApplicationRecord) -> dict[str, Any]:
+class PendingApplication(msgspec.Struct, kw_only=True):
+    """An application the broker still holds: received, not processed yet."""
+
+    id: str
+    status: Literal["queued", "processing"]
+    received_at: Moment
+
+
+class ApplicationView(msgspec.Struct, kw_only=True):
+    """A processed application: its masked data, the enrichment (with the decision trace)
+    or the broken rules, the failed attempts before it was stored, and its review."""
+
+    id: str
+    status: Status
+    channel: str
+    partner_id: str | None
+    external_id: str | None
+    received_at: Moment
+    processed_at: Moment
+    latency_ms: float
+    #: The stored document's parts, passed through as stored (never decoded here).
+    application: Annotated[msgspec.Raw, ref("MaskedApplication", nullable=True)]
+    enrichment: Annotated[msgspec.Raw, ref("Enrichment", nullable=True)]
+    rejection_reasons: Annotated[msgspec.Raw, array_of("Violation")]
+    attempts: Annotated[msgspec.Raw, array_of("AttemptRecord")]
+    rules_version: str
+    product_version: str
+    review: ReviewView | None
+
+
+#: The schemas the raw parts above name, for openapi.py (MaskedApplication is derived
+#: from Application there).
+DOCUMENT_PARTS: tuple[Any, ...] = (Violation, AttemptRecord)
+
+_NULL = msgspec.Raw(b"null")
+_NONE = msgspec.Raw(b"[]")
+
+
+class _Assessment(msgspec.Struct):
+    enrichment: msgspec.Raw = _NULL
+    violations: msgspec.Raw = _NONE
+
+
+class _Document(msgspec.Struct):
+    """The parts of a stored document the single view shows, left undecoded."""
+
+    application: msgspec.Raw = _NULL
+    assessment: _Assessment | None = None
+    attempts: msgspec.Raw = _NONE
+
+
+_decode_document = msgspec.json.Decoder(_Document).decode
+
+
+def record_view(record: ApplicationRecord) -> ApplicationView:
     """A processed application as `GET /v1/applications/{id}` shows it: the document's
     masked application, enrichment (with the decision trace) and rejection reasons."""
-    document: dict[str, Any] = _decode_json(record.document)
-    assessment = document.get("assessment") or {}
-    return {
-        "id": record.id,
-        "status": record.status,
-        "channel": record.channel,
-        "partner_id": record.partner_id,
-        "external_id": record.external_id,
-        "received_at": format_ts(record.received_at_ns),
-        "processed_at": format_ts(record.processed_at_ns),
-        "latency_ms": round((record.processed_at_ns - record.received_at_ns) / 1e6, 3),
-        "application": document.get("application"),
-        "enrichment": assessment.get("enrichment"),
-        "rejection_reasons": assessment.get("violations", []),
-        "attempts": document.get("attempts", []),
-        "rules_version": record.rules_version,
-        "product_version": record.product_version,
-        "review": review_view(record.route, record.review),
-    }
+    document = _decode_document(record.document)
+    assessment = document.assessment or _Assessment()
+    return ApplicationView(
+        id=record.id,
+        status=Status(record.status),
+        channel=record.channel,
+        partner_id=record.partner_id,
+        external_id=record.external_id,
+        received_at=format_ts(record.received_at_ns),
+        processed_at=format_ts(record.processed_at_ns),
+        latency_ms=round((record.processed_at_ns - record.received_at_ns) / 1e6, 3),
+        application=document.application,
+        enrichment=assessment.enrichment,
+        rejection_reasons=assessment.violations,
+        attempts=document.attempts,
+        rules_version=record.rules_version,
+        product_version=record.product_version,
+        review=review_view(record.route, record.review),
+    )
 
 
 async def get_application(request: Request) -> Response:
@@ -125,7 +208,8 @@ async def get_application(request: Request) -> Response:
     if pending is None:
         raise NotFound(f"no application with id {application_id!r}")
     state, received_at_ns = pending
-    view = {"id": application_id, "status": state, "received_at": format_ts(received_at_ns)}
+    view = PendingApplication(id=application_id, status=state,  # type: ignore[arg-type]
+                              received_at=format_ts(received_at_ns))
     return Response(_encode(view), media_type="application/json")
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from starlette.requests import Request
@@ -27,10 +27,13 @@ from loanflow.api.applications import (
     runtime_of,
     valid_idempotency_key,
 )
+from loanflow.api.components import ref
+from loanflow.api.problems import TYPE_BASE, FieldProblem
 from loanflow.api.schema import decode_application
 from loanflow.apikeys import Scope
 from loanflow.broker.base import AppendOutcome, Submission
 from loanflow.errors import (
+    IdempotencyKeyReused,
     LoanflowError,
     MalformedRequest,
     PayloadTooLarge,
@@ -38,7 +41,7 @@ from loanflow.errors import (
     UnsupportedMediaType,
 )
 from loanflow.metrics import names
-from loanflow.models import format_ts
+from loanflow.models import Moment, format_ts
 
 MAX_ITEMS = 1000
 MAX_BATCH_BYTES = 16 * 1024 * 1024
@@ -48,9 +51,41 @@ _encode = msgspec.json.Encoder().encode
 
 
 class Item(msgspec.Struct, forbid_unknown_fields=True):
-    idempotency_key: str
+    """One application of a batch and its own Idempotency-Key."""
+
+    #: Its bounds for the schema only: checked after decoding, with the header's message.
+    idempotency_key: Annotated[str, msgspec.Meta(extra_json_schema={
+        "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY})]
     #: Kept raw: decoded and checked exactly like a single submission's body.
-    application: msgspec.Raw
+    application: Annotated[msgspec.Raw, ref("Application")]
+
+
+class Queued(msgspec.Struct, tag_field="status", tag="queued", kw_only=True):
+    """An item durably queued (or, `replayed`, queued before under the same key and body)."""
+
+    index: int
+    idempotency_key: str
+    id: str
+    received_at: Moment
+    replayed: bool
+
+
+class Refused(msgspec.Struct, tag_field="status", tag="refused", kw_only=True):
+    """An item refused, nothing stored: its problem type and every wrong field."""
+
+    index: int
+    #: Null when the item names none (not an object, or no string key).
+    idempotency_key: str | None
+    type: str
+    errors: list[FieldProblem]
+
+
+class BatchResult(msgspec.Struct, kw_only=True):
+    """How many items were queued and refused, and each item's result, in order."""
+
+    accepted: int
+    refused: int
+    items: list[Queued | Refused]
 
 
 async def submit_batch(request: Request) -> Response:
@@ -64,7 +99,7 @@ async def submit_batch(request: Request) -> Response:
     except LoanflowError as exc:
         rt.metrics.recorder.answered(exc.status)
         raise
-    results: list[dict[str, Any]] = []
+    results: list[Queued | Refused | None] = []
     valid: list[tuple[int, Submission, str]] = []
     for index, raw in enumerate(items):
         rt.metrics.recorder.count(names.RECEIVED)
@@ -82,25 +117,26 @@ async def submit_batch(request: Request) -> Response:
             continue
         submission = make_submission(rt, request.client.host if request.client else None, key.id,
                                      item.idempotency_key, application)
-        results.append({})  # filled in once the append answers
+        results.append(None)  # filled in once the append answers
         valid.append((index, submission, application.channel))
     appended = await rt.broker.append([s for _, s, _ in valid]) if valid else []
     for (index, submission, channel), result in zip(valid, appended, strict=True):
         note_outcome(rt, result.outcome, channel)
-        entry: dict[str, Any] = {"index": index,
-                                 "idempotency_key": submission.envelope.idempotency_key}
+        key_used = submission.envelope.idempotency_key
         if result.outcome is AppendOutcome.KEY_REUSED:
-            entry.update(status="refused", type="/problems/idempotency-key-reused",
-                         errors=[{"field": "idempotency_key",
-                                  "message": "already used with a different body"}])
+            results[index] = Refused(
+                index=index, idempotency_key=key_used,
+                type=TYPE_BASE + IdempotencyKeyReused.type,
+                errors=[FieldProblem("idempotency_key", "already used with a different body")])
         else:
-            entry.update(id=result.application_id, status="queued",
-                         received_at=format_ts(result.received_at_ns),
-                         replayed=result.outcome is AppendOutcome.REPLAYED)
-        results[index] = entry
+            results[index] = Queued(
+                index=index, idempotency_key=key_used, id=result.application_id,
+                received_at=format_ts(result.received_at_ns),
+                replayed=result.outcome is AppendOutcome.REPLAYED)
     rt.metrics.recorder.observe(names.API, time.perf_counter() - started)
-    accepted = sum(1 for r in results if r.get("status") == "queued")
-    body = {"accepted": accepted, "refused": len(results) - accepted, "items": results}
+    answered = [r for r in results if r is not None]
+    accepted = sum(1 for r in answered if isinstance(r, Queued))
+    body = BatchResult(accepted=accepted, refused=len(answered) - accepted, items=answered)
     return Response(_encode(body), 200, media_type="application/json")
 
 
@@ -151,13 +187,13 @@ def _refuse_duplicate_fields(raw: bytes, application: bytes) -> None:
             raise MalformedRequest(f"duplicate key {name!r} in an item")
 
 
-def _refused(index: int, raw: bytes, exc: Exception) -> dict[str, Any]:
+def _refused(index: int, raw: bytes, exc: Exception) -> Refused:
     key = None  # reported back when the item is at least an object that names one
     with contextlib.suppress(msgspec.DecodeError, RecursionError, UnicodeDecodeError):
         key = msgspec.json.decode(raw, type=dict[str, Any]).get("idempotency_key")
     errors = getattr(exc, "errors", None)
-    listed = ([{"field": f"application.{e.field}", "message": e.message} for e in errors]
-              if errors else [{"field": "$", "message": str(exc)}])
-    return {"index": index, "idempotency_key": key if isinstance(key, str) else None,
-            "status": "refused", "type": "/problems/" + getattr(exc, "type", "malformed-request"),
-            "errors": listed}
+    listed = ([FieldProblem(f"application.{e.field}", e.message) for e in errors]
+              if errors else [FieldProblem("$", str(exc))])
+    return Refused(index=index, idempotency_key=key if isinstance(key, str) else None,
+                   type=TYPE_BASE + getattr(exc, "type", MalformedRequest.type),
+                   errors=listed)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from starlette.requests import Request
@@ -11,12 +11,13 @@ from starlette.responses import Response
 
 from loanflow.api import params
 from loanflow.api.applications import read_body, runtime_of
+from loanflow.api.components import ref
 from loanflow.api.schema import decode_application
 from loanflow.apikeys import Scope
 from loanflow.errors import FieldError, MalformedRequest, SchemaInvalid
 from loanflow.metrics import names
 from loanflow.metrics.events import make_event
-from loanflow.models import Application, format_ts
+from loanflow.models import Application, Moment, format_ts
 from loanflow.review.dead_letters import ManualReview
 from loanflow.store.review import DeadLetter, DeadLetterFilter
 
@@ -30,8 +31,11 @@ _encode = msgspec.json.Encoder().encode
 
 
 class ReplayBody(msgspec.Struct, forbid_unknown_fields=True):
+    """Optional: the corrected application (absent or null: replay it as it was)."""
+
     #: Kept raw: a correction is decoded and checked exactly like a new submission.
-    application: msgspec.Raw = msgspec.field(default_factory=msgspec.Raw)
+    application: Annotated[msgspec.Raw, ref("Application", nullable=True)] = msgspec.field(
+        default_factory=msgspec.Raw)
 
 
 class DiscardBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -53,6 +57,97 @@ class BulkBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     reason: str = ""
 
 
+LetterStatus = Literal["open", "replayed", "discarded"]
+
+
+class _LetterView(msgspec.Struct, kw_only=True):
+    id: str
+    status: LetterStatus
+    channel: str
+    partner_id: str | None
+    external_id: str | None
+    received_at: Moment
+    dead_lettered_at: Moment
+    #: Of the last attempt.
+    error_code: str
+    last_error: str
+    resolved_at: Moment | None
+    resolved_by: str | None
+    #: A discard's reason, or how it was replayed.
+    resolution: str | None
+
+
+class DeadLetterSummary(_LetterView, kw_only=True):
+    """A dead letter as the list shows it: `attempts` is how many failed."""
+
+    attempts: int
+
+
+class AttemptView(msgspec.Struct, kw_only=True):
+    """One failed processing attempt."""
+
+    attempt: int
+    at: Moment
+    error_code: str
+    message: str
+
+
+class DeadLetterDetail(_LetterView, kw_only=True):
+    """A dead letter with every failed attempt and its application, masked (null when it
+    cannot be opened: perhaps the very reason it failed)."""
+
+    attempts: list[AttemptView]
+    application: Annotated[dict[str, Any] | None, ref("MaskedApplication", nullable=True)]
+
+
+class DeadLetterPage(msgspec.Struct, kw_only=True):
+    """A page of dead letters, newest first, and the cursor of the next (null at the end)."""
+
+    items: list[DeadLetterSummary]
+    next_cursor: str | None
+
+
+class Replayed(msgspec.Struct, kw_only=True):
+    """Queued again under its own id; `corrected` when with a corrected application."""
+
+    id: str
+    status: Literal["replayed"]
+    corrected: bool
+
+
+class Discarded(msgspec.Struct, kw_only=True):
+    """Closed without processing."""
+
+    id: str
+    status: Literal["discarded"]
+
+
+class BulkCount(msgspec.Struct, kw_only=True):
+    """How many open dead letters match (`dry_run`), or were acted on."""
+
+    action: Literal["replay", "discard"]
+    dry_run: bool
+    count: int
+
+
+class AuditEntryView(msgspec.Struct, kw_only=True):
+    """One operator action: who did what to which target, with its details (before and
+    after, reason, a correction masked)."""
+
+    seq: int
+    at: Moment
+    actor: str
+    action: str
+    target: str
+    detail: dict[str, Any]
+
+
+class AuditPage(msgspec.Struct, kw_only=True):
+    """Up to 500 entries, newest first; pass the last one's seq as `before` for more."""
+
+    items: list[AuditEntryView]
+
+
 def _announce(request: Request, letter: DeadLetter, code: str, message: str) -> None:
     """An operator action, for the live log of every dashboard."""
     runtime_of(request).metrics.publisher.publish(make_event(
@@ -61,7 +156,7 @@ def _announce(request: Request, letter: DeadLetter, code: str, message: str) -> 
     ))
 
 
-def _json(body: Any, status: int = 200) -> Response:
+def _json(body: msgspec.Struct, status: int = 200) -> Response:
     return Response(_encode(body), status, media_type="application/json")
 
 
@@ -70,7 +165,7 @@ def _review(request: Request) -> ManualReview:
     return ManualReview(store=rt.store, broker=rt.broker, cipher=rt.cipher)
 
 
-def summary(letter: DeadLetter) -> dict[str, Any]:
+def _letter_fields(letter: DeadLetter) -> dict[str, Any]:
     return {
         "id": letter.id,
         "status": letter.status,
@@ -81,11 +176,14 @@ def summary(letter: DeadLetter) -> dict[str, Any]:
         "dead_lettered_at": format_ts(letter.dead_lettered_at_ns),
         "error_code": letter.error_code,
         "last_error": letter.last_error,
-        "attempts": len(letter.attempts),
         "resolved_at": format_ts(letter.resolved_at_ns) if letter.resolved_at_ns else None,
         "resolved_by": letter.resolved_by,
         "resolution": letter.resolution,
     }
+
+
+def summary(letter: DeadLetter) -> DeadLetterSummary:
+    return DeadLetterSummary(**_letter_fields(letter), attempts=len(letter.attempts))
 
 
 def _filter_from_query(request: Request) -> DeadLetterFilter:
@@ -119,21 +217,20 @@ async def list_dead_letters(request: Request) -> Response:
         )
     except ValueError as exc:
         raise SchemaInvalid([FieldError("cursor", str(exc))]) from None
-    return _json({"items": [summary(d) for d in letters], "next_cursor": cursor})
+    return _json(DeadLetterPage(items=[summary(d) for d in letters], next_cursor=cursor))
 
 
 async def get_dead_letter(request: Request) -> Response:
     await request.app.state.auth.require(request, Scope.READ)
     review = _review(request)
     letter = await review.open_letter(request.path_params["id"])
-    detail = summary(letter)
-    detail["attempts"] = [
-        {"attempt": a.attempt, "at": format_ts(a.at_ns), "error_code": a.error_code,
-         "message": a.message}
-        for a in letter.attempts
-    ]
-    detail["application"] = review.masked_application(letter)
-    return _json(detail)
+    return _json(DeadLetterDetail(
+        **_letter_fields(letter),
+        attempts=[AttemptView(attempt=a.attempt, at=format_ts(a.at_ns),
+                              error_code=a.error_code, message=a.message)
+                  for a in letter.attempts],
+        application=review.masked_application(letter),
+    ))
 
 
 async def replay(request: Request) -> Response:
@@ -147,8 +244,7 @@ async def replay(request: Request) -> Response:
     )
     _announce(request, letter, "replay", f"replayed by {key.id}"
               + (" with a correction" if corrected else ""))
-    return _json({"id": letter.id, "status": "replayed", "corrected": corrected is not None},
-                 202)
+    return _json(Replayed(id=letter.id, status="replayed", corrected=corrected is not None), 202)
 
 
 async def discard(request: Request) -> Response:
@@ -158,7 +254,7 @@ async def discard(request: Request) -> Response:
     reason = params.text_value(body.reason, "reason") or ""
     letter = await _review(request).discard(request.path_params["id"], actor=key.id, reason=reason)
     _announce(request, letter, "discard", f"discarded by {key.id}: {reason}")
-    return _json({"id": letter.id, "status": "discarded"})
+    return _json(Discarded(id=letter.id, status="discarded"))
 
 
 async def bulk_replay(request: Request) -> Response:
@@ -169,7 +265,7 @@ async def bulk_discard(request: Request) -> Response:
     return await _bulk(request, "discard")
 
 
-async def _bulk(request: Request, action: str) -> Response:
+async def _bulk(request: Request, action: Literal["replay", "discard"]) -> Response:
     key = await request.app.state.auth.require(request, Scope.OPERATE)
     body = await _decode(request, BulkBody)
     assert body is not None
@@ -187,7 +283,7 @@ async def _bulk(request: Request, action: str) -> Response:
     count = await _review(request).bulk(
         where, action=action, actor=key.id, reason=reason, dry_run=body.dry_run
     )
-    return _json({"action": action, "dry_run": body.dry_run, "count": count})
+    return _json(BulkCount(action=action, dry_run=body.dry_run, count=count))
 
 
 async def audit_trail(request: Request) -> Response:
@@ -195,11 +291,11 @@ async def audit_trail(request: Request) -> Response:
     await request.app.state.auth.require(request, Scope.READ)
     before = params.int_param(request, "before", default=None, minimum=0, maximum=MAX_SEQ)
     entries = await rt.store.audit_trail(limit=MAX_PAGE, before_seq=before)
-    return _json({"items": [
-        {"seq": e.seq, "at": format_ts(e.at_ns), "actor": e.actor, "action": e.action,
-         "target": e.target, "detail": e.detail}
+    return _json(AuditPage(items=[
+        AuditEntryView(seq=e.seq, at=format_ts(e.at_ns), actor=e.actor, action=e.action,
+                       target=e.target, detail=e.detail)
         for e in entries
-    ]})
+    ]))
 
 
 async def _decode(

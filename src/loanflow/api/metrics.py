@@ -39,6 +39,12 @@ SERIES_RANGES = {
 _encode = msgspec.json.Encoder().encode
 
 
+class AlertList(msgspec.Struct, kw_only=True):
+    """The alerts whose condition holds now, critical first."""
+
+    alerts: list[alerting.Alert]
+
+
 async def summary(request: Request) -> Response:
     rt = runtime_of(request)
     await request.app.state.auth.require(request, Scope.READ)
@@ -125,4 +131,4 @@ async def alerts(request: Request) -> Response:
         queue=rt.queue_state(), last_5_min=last_5_min or Tally(),
         last_15_min=last_15_min or Tally(),
         backends_up={"broker": broker_up, "store": store_up, "metrics": metrics_up})
-    return Response(_encode({"alerts": firing}), media_type="application/json")
+    return Response(_encode(AlertList(alerts=firing)), media_type="application/json")

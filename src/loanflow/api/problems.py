@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import msgspec
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from loanflow.api.applications import ReviewView
 from loanflow.errors import (
     AlreadyDecided,
     IdempotencyConflict,
@@ -28,6 +28,31 @@ TYPE_BASE = "/problems/"
 _encode = msgspec.json.Encoder().encode
 
 
+class FieldProblem(msgspec.Struct, forbid_unknown_fields=True):
+    """One wrong field of a request: its dotted path and what was expected."""
+
+    field: str
+    message: str
+
+
+class Problem(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=True):
+    """An RFC 9457 problem: a stable `type` (a URI under /problems/), a title, the
+    status; `detail` when there is more to say, `errors` for a validation error."""
+
+    type: str
+    title: str
+    status: int
+    detail: str = ""
+    errors: list[FieldProblem] | None = None
+
+
+class ReviewConflict(Problem, kw_only=True, omit_defaults=True, forbid_unknown_fields=True):
+    """A 409 of a review decision: `review` holds the decision recorded before, when
+    there is one."""
+
+    review: ReviewView | None = None
+
+
 def problem(
     status: int,
     type_: str,
@@ -35,22 +60,27 @@ def problem(
     detail: str = "",
     *,
     headers: dict[str, str] | None = None,
-    **extra: Any,
+    errors: list[FieldProblem] | None = None,
 ) -> Response:
-    body: dict[str, Any] = {"type": TYPE_BASE + type_, "title": title, "status": status}
-    if detail:
-        body["detail"] = detail
-    body.update(extra)
+    body = Problem(type=TYPE_BASE + type_, title=title, status=status, detail=detail,
+                   errors=errors)
+    return answer(body, status, headers=headers)
+
+
+def answer(body: Problem, status: int, *, headers: dict[str, str] | None = None) -> Response:
     return Response(_encode(body), status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 
 async def on_loanflow_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, LoanflowError)
     if isinstance(exc, SchemaInvalid):
-        errors = [{"field": e.field, "message": e.message} for e in exc.errors]
+        errors = [FieldProblem(e.field, e.message) for e in exc.errors]
         return problem(exc.status, exc.type, exc.title, exc.detail, errors=errors)
     if isinstance(exc, AlreadyDecided):
-        return problem(exc.status, exc.type, exc.title, exc.detail, review=exc.review)
+        review = exc.review if isinstance(exc.review, ReviewView) else None
+        return answer(ReviewConflict(type=TYPE_BASE + exc.type, title=exc.title,
+                                     status=exc.status, detail=exc.detail, review=review),
+                      exc.status)
     if isinstance(exc, IdempotencyConflict | RateLimited):
         return problem(exc.status, exc.type, exc.title, exc.detail,
                        headers={"Retry-After": str(exc.retry_after_s)})

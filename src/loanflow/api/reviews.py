@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from loanflow.api import params, search
-from loanflow.api.applications import read_body, review_view, runtime_of
+from loanflow.api.applications import ReviewView, read_body, review_view, runtime_of
 from loanflow.api.schema import FORBIDDEN_CHARS_MESSAGE, has_forbidden_chars
 from loanflow.apikeys import Scope
 from loanflow.errors import (
@@ -53,11 +53,38 @@ class ReviewBody(msgspec.Struct, forbid_unknown_fields=True):
     reason: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_REASON)]
 
 
-def _item(item: ReviewItem) -> dict[str, Any]:
-    view = search.item(item.summary)
-    view["route_reasons"] = [{"code": r.code, "message": r.message}
-                             for r in item.route_reasons]
-    return view
+class RouteReasonView(msgspec.Struct):
+    """Why the processor routed it to manual_review: a stable code and a message."""
+
+    code: str
+    message: str
+
+
+class ReviewQueueItem(search.SearchItem, kw_only=True):
+    """An application awaiting a decision: its search item and the route's reasons."""
+
+    route_reasons: list[RouteReasonView]
+
+
+class ReviewQueuePage(msgspec.Struct, kw_only=True):
+    """A page of open reviews, oldest first, and the cursor of the next (null at the end)."""
+
+    items: list[ReviewQueueItem]
+    next_cursor: str | None
+
+
+class ReviewDecided(msgspec.Struct, kw_only=True):
+    """The decision recorded (or recorded before, by the same caller with the same body)."""
+
+    id: str
+    review: ReviewView
+
+
+def _item(item: ReviewItem) -> ReviewQueueItem:
+    return ReviewQueueItem(
+        **msgspec.structs.asdict(search.item(item.summary)),
+        route_reasons=[RouteReasonView(r.code, r.message) for r in item.route_reasons],
+    )
 
 
 async def list_reviews(request: Request) -> Response:
@@ -74,7 +101,7 @@ async def list_reviews(request: Request) -> Response:
             raise _invalid("cursor", str(exc)) from None
     found, next_cursor = await runtime_of(request).store.list_reviews(limit=limit,
                                                                       cursor=cursor)
-    body = {"items": [_item(i) for i in found], "next_cursor": next_cursor}
+    body = ReviewQueuePage(items=[_item(i) for i in found], next_cursor=next_cursor)
     return Response(_encode(body), media_type="application/json")
 
 
@@ -100,7 +127,9 @@ async def decide(request: Request) -> Response:
     if outcome is Outcome.NOT_IN_QUEUE:
         raise NotInReviewQueue(f"application {application_id} was not routed to manual_review")
     assert held is not None
-    answer = _encode({"id": application_id, "review": review_view("manual_review", held)})
+    view = review_view("manual_review", held)
+    assert view is not None
+    answer = _encode(ReviewDecided(id=application_id, review=view))
     if outcome is Outcome.RECORDED:
         rt.metrics.publisher.publish(make_event(
             names.EVENT_OPERATOR_ACTION, application_id=application_id, code=made.decision,
@@ -114,7 +143,7 @@ async def decide(request: Request) -> Response:
     raise AlreadyDecided(
         f"application {application_id} was decided ({held.decision}) by {held.reviewed_by}"
         " at " + format_ts(held.reviewed_at_ns) + "; a decision is final",
-        review=review_view("manual_review", held) or {},
+        review=view,
     )
 
 

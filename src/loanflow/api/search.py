@@ -8,7 +8,7 @@ repeated or out of range is answered 422 naming it, never an empty page.
 
 from __future__ import annotations
 
-from typing import Any, get_args
+from typing import Literal, get_args
 
 import msgspec
 from starlette.requests import Request
@@ -19,7 +19,7 @@ from loanflow.api.applications import runtime_of
 from loanflow.apikeys import Scope
 from loanflow.domain.route import Route
 from loanflow.errors import FieldError, SchemaInvalid
-from loanflow.models import Channel, Status, format_ts
+from loanflow.models import Channel, Moment, Status, format_ts
 from loanflow.store import search
 from loanflow.store.search import ApplicationFilter, ApplicationSummary, Review
 
@@ -90,32 +90,60 @@ def _cursor(request: Request) -> str | None:
     return cursor
 
 
-def item(summary: ApplicationSummary) -> dict[str, Any]:
-    """One application as the list shows it: the single view's masked fields, without the
-    application, enrichment figures and decision trace."""
+class SearchItem(msgspec.Struct, kw_only=True):
+    """One stored application as a list shows it: the single view's fields without the
+    application, the enrichment's figures and the decision trace. `review`: open (routed
+    to manual_review, no decision yet) or decided."""
+
+    id: str
+    status: Literal["stored", "rejected", "dead_lettered", "replayed", "discarded"]
+    route: Route | None
+    channel: Channel
+    partner_id: str | None
+    external_id: str | None
+    received_at: Moment
+    processed_at: Moment
+    score: int | None
+    risk_tier: str | None
+    flags: list[str]
+    review: Literal["open", "decided"] | None
+    review_decision: Literal["approve", "decline"] | None
+    reviewed_at: Moment | None
+
+
+class SearchPage(msgspec.Struct, kw_only=True):
+    """A page, newest first, and the cursor of the next (null at the end)."""
+
+    items: list[SearchItem]
+    next_cursor: str | None
+
+
+def item(summary: ApplicationSummary) -> SearchItem:
+    """One application as the list shows it."""
+    review: Literal["open", "decided"] | None
     if summary.review_decision is not None:
-        review = Review.DECIDED.value
+        review = "decided"
     elif summary.route == "manual_review":
-        review = Review.OPEN.value
+        review = "open"
     else:
         review = None
-    return {
-        "id": summary.id,
-        "status": summary.status,
-        "route": summary.route,
-        "channel": summary.channel,
-        "partner_id": summary.partner_id,
-        "external_id": summary.external_id,
-        "received_at": format_ts(summary.received_at_ns),
-        "processed_at": format_ts(summary.processed_at_ns),
-        "score": summary.score,
-        "risk_tier": summary.risk_tier,
-        "flags": list(summary.flags),
-        "review": review,
-        "review_decision": summary.review_decision,
-        "reviewed_at": (format_ts(summary.reviewed_at_ns)
-                        if summary.reviewed_at_ns is not None else None),
-    }
+    return SearchItem(
+        id=summary.id,
+        status=summary.status,  # type: ignore[arg-type]  # the store's own statuses
+        route=summary.route,  # type: ignore[arg-type]
+        channel=summary.channel,  # type: ignore[arg-type]
+        partner_id=summary.partner_id,
+        external_id=summary.external_id,
+        received_at=format_ts(summary.received_at_ns),
+        processed_at=format_ts(summary.processed_at_ns),
+        score=summary.score,
+        risk_tier=summary.risk_tier,
+        flags=list(summary.flags),
+        review=review,
+        review_decision=summary.review_decision,  # type: ignore[arg-type]
+        reviewed_at=(format_ts(summary.reviewed_at_ns)
+                     if summary.reviewed_at_ns is not None else None),
+    )
 
 
 async def list_applications(request: Request) -> Response:
@@ -126,5 +154,5 @@ async def list_applications(request: Request) -> Response:
     found, next_cursor = await runtime_of(request).store.search_applications(
         where, limit=limit, cursor=_cursor(request)
     )
-    body = {"items": [item(s) for s in found], "next_cursor": next_cursor}
+    body = SearchPage(items=[item(s) for s in found], next_cursor=next_cursor)
     return Response(_encode(body), media_type="application/json")

@@ -22,16 +22,17 @@ trail still shows each replay).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from loanflow.api.applications import record_view, runtime_of
+from loanflow.api.applications import runtime_of
+from loanflow.api.components import array_of
 from loanflow.apikeys import Scope
 from loanflow.errors import NotFound
-from loanflow.models import AttemptRecord, Status, format_ts
+from loanflow.models import AttemptRecord, Moment, Status, format_ts
 from loanflow.store.base import ApplicationRecord
 from loanflow.store.review import AuditEntry, DeadLetter
 
@@ -46,16 +47,43 @@ KINDS = tuple(_RANK)
 _encode = msgspec.json.Encoder().encode
 _decode_attempts = msgspec.json.Decoder(tuple[AttemptRecord, ...]).decode
 
+Kind = Literal["received", "attempt_failed", "dead_lettered", "replayed", "discarded",
+               "stored", "rejected", "review_decided"]
 
-class _Event(msgspec.Struct, frozen=True):
-    at_ns: int
-    kind: str
+
+class TimelineEvent(msgspec.Struct, kw_only=True):
+    """One event. `detail` holds its figures, by kind: received (channel, partner_id,
+    external_id), attempt_failed (attempt, error_code, message), dead_lettered
+    (error_code, message, attempts), replayed (by, corrected, last_error), discarded (by,
+    reason, last_error), stored (status, route, score, risk_tier, flags, reasons),
+    rejected (status, reasons), review_decided (decision, reason, reviewed_by); reasons
+    are [{code, message}]."""
+
+    at: Moment
+    kind: Kind
+    #: One line for a person.
     summary: str
     detail: dict[str, Any]
 
-    def view(self) -> dict[str, Any]:
-        return {"at": format_ts(self.at_ns), "kind": self.kind, "summary": self.summary,
-                "detail": self.detail}
+
+class Timeline(msgspec.Struct, kw_only=True):
+    """What happened to one application, oldest first, and its decision trace (the
+    single view's enrichment.trace; null when not assessed)."""
+
+    id: str
+    events: list[TimelineEvent]
+    trace: Annotated[list[Any] | None, array_of("TraceEntry", nullable=True)]
+
+
+class _Event(msgspec.Struct, frozen=True):
+    at_ns: int
+    kind: Kind
+    summary: str
+    detail: dict[str, Any]
+
+    def view(self) -> TimelineEvent:
+        return TimelineEvent(at=format_ts(self.at_ns), kind=self.kind, summary=self.summary,
+                             detail=self.detail)
 
 
 async def get_timeline(request: Request) -> Response:
@@ -80,13 +108,23 @@ async def get_timeline(request: Request) -> Response:
                 raise NotFound(f"no application with id {application_id!r}")
             received_at_ns = record.received_at_ns
     audit = await rt.store.audit_of(application_id, limit=MAX_AUDIT)
-    view = record_view(record) if record is not None else None
-    body = {
-        "id": application_id,
-        "events": [e.view() for e in events(record, view, letter, audit, received_at_ns)],
-        "trace": trace_of(view),
-    }
+    view = document_view(record) if record is not None else None
+    body = Timeline(
+        id=application_id,
+        events=[e.view() for e in events(record, view, letter, audit, received_at_ns)],
+        trace=trace_of(view),
+    )
     return Response(_encode(body), media_type="application/json")
+
+
+def document_view(record: ApplicationRecord) -> dict[str, Any]:
+    """The parts of a stored document the events read, named as the single view names
+    them: enrichment, rejection_reasons, attempts."""
+    document: dict[str, Any] = msgspec.json.decode(record.document)
+    assessment = document.get("assessment") or {}
+    return {"enrichment": assessment.get("enrichment"),
+            "rejection_reasons": assessment.get("violations", []),
+            "attempts": document.get("attempts", [])}
 
 
 def trace_of(view: dict[str, Any] | None) -> list[Any] | None:

@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from loanflow.api.dead_letters import summary
 from loanflow.api.schema import decode_application
 from loanflow.errors import LoanflowError
@@ -73,7 +75,7 @@ def _list(settings: Settings, args: argparse.Namespace) -> int:
 
     async def action(review: ManualReview) -> Any:
         letters, _ = await review.store.list_dead_letters(where, limit=args.limit)
-        return [summary(d) for d in letters]
+        return [msgspec.to_builtins(summary(d)) for d in letters]
 
     return _run(settings, action)
 
@@ -81,7 +83,8 @@ def _list(settings: Settings, args: argparse.Namespace) -> int:
 def _show(settings: Settings, args: argparse.Namespace) -> int:
     async def action(review: ManualReview) -> Any:
         letter = await review.open_letter(args.id)
-        return {**summary(letter), "errors": [a.message for a in letter.attempts],
+        return {**msgspec.to_builtins(summary(letter)),
+                "errors": [a.message for a in letter.attempts],
                 "application": review.masked_application(letter)}
 
     return _run(settings, action)
