@@ -36,8 +36,10 @@ from dataclasses import dataclass
 class LoanflowError(Exception):
     """Base of every error loanflow raises on purpose."""
 
-    #: The HTTP status the API answers it with.
+    #: The HTTP status the API answers it with, and its problem type and title.
     status = 500
+    type = "internal"
+    title = "Internal error"
 
 
 @dataclass(frozen=True)

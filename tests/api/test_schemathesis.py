@@ -52,9 +52,9 @@ def test_generated_requests_find_no_server_error_and_no_schema_breach(server: Se
 
 def test_the_openapi_document_lists_every_api_route(tmp_path):
     # So that the fuzzing above reaches them all. The dashboard's own routes (/, /login,
-    # /logout, /v1/session, /static), the WebSocket and the document itself are not
-    # API operations.
-    dashboard = {"/", "/login", "/logout", "/v1/session", "/openapi.json"}
+    # /logout, /v1/session, /static), the WebSocket and the document itself and its page
+    # are not API operations.
+    dashboard = {"/", "/login", "/logout", "/v1/session", "/openapi.json", "/docs"}
     routes = {
         (method.lower(), route.path)
         for route in create_app(Settings(data_dir=tmp_path)).routes

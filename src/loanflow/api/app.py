@@ -6,29 +6,18 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import msgspec
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
-from loanflow.api import (
-    dashboard,
-    dead_letters,
-    export,
-    metrics,
-    openapi,
-    reviews,
-    search,
-    timeline,
-)
-from loanflow.api.applications import get_application
+from loanflow.api import dashboard, metrics, openapi, operations
 from loanflow.api.auth import Authenticator
-from loanflow.api.batch import submit_batch
-from loanflow.api.health import healthz, readyz
 from loanflow.api.problems import on_http_exception, on_loanflow_error, on_unexpected
 from loanflow.api.request_id import RequestIdMiddleware
 from loanflow.api.security_headers import SecurityHeadersMiddleware
@@ -69,7 +58,7 @@ def app_from_env() -> Starlette:
 def create_app(settings: Settings, *, processors: int | None = None) -> Starlette:
     """The ASGI app; `processors` loops run in its lifespan (default: the settings')."""
     loops = settings.processors if processors is None else processors
-    spec = openapi.build()
+    spec = msgspec.json.encode(openapi.build())
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -90,36 +79,18 @@ def create_app(settings: Settings, *, processors: int | None = None) -> Starlett
                 await limiter.close()
 
     async def openapi_json(request: Request) -> Response:
-        return JSONResponse(spec)
+        return Response(spec, media_type="application/json")
 
-    submit = Submit()
     return LoanflowApp(
-        submit=submit,
+        submit=operations.SUBMIT,
         routes=[
-            # LoanflowApp serves POST before routing; the route gives other methods a 405.
-            Route("/v1/applications", submit, methods=["POST"]),
-            Route("/v1/applications", search.list_applications, methods=["GET"]),
-            Route("/v1/applications/batch", submit_batch, methods=["POST"]),
-            Route("/v1/applications/{id}", get_application, methods=["GET"]),
-            Route("/v1/applications/{id}/review", reviews.decide, methods=["POST"]),
-            Route("/v1/applications/{id}/timeline", timeline.get_timeline, methods=["GET"]),
-            Route("/v1/exports/applications.csv", export.export_applications, methods=["GET"]),
-            Route("/v1/reviews", reviews.list_reviews, methods=["GET"]),
-            Route("/v1/dead-letters", dead_letters.list_dead_letters, methods=["GET"]),
-            Route("/v1/dead-letters/replay", dead_letters.bulk_replay, methods=["POST"]),
-            Route("/v1/dead-letters/discard", dead_letters.bulk_discard, methods=["POST"]),
-            Route("/v1/dead-letters/{id}", dead_letters.get_dead_letter, methods=["GET"]),
-            Route("/v1/dead-letters/{id}/replay", dead_letters.replay, methods=["POST"]),
-            Route("/v1/dead-letters/{id}/discard", dead_letters.discard, methods=["POST"]),
-            Route("/v1/audit", dead_letters.audit_trail, methods=["GET"]),
-            Route("/v1/metrics/summary", metrics.summary, methods=["GET"]),
-            Route("/v1/metrics/series", metrics.series, methods=["GET"]),
-            Route("/v1/alerts", metrics.alerts, methods=["GET"]),
-            Route("/metrics", metrics.prometheus, methods=["GET"]),
+            # The API's operations, documented from the same table (api/operations.py).
+            # LoanflowApp serves POST /v1/applications before routing; its route gives
+            # other methods a 405.
+            *operations.routes(),
             WebSocketRoute("/v1/live", metrics.live),
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/readyz", readyz, methods=["GET"]),
             Route("/openapi.json", openapi_json, methods=["GET"]),
+            Route("/docs", dashboard.docs, methods=["GET"]),
             Route("/", dashboard.index, methods=["GET"]),
             Route("/login", dashboard.login, methods=["POST"]),
             Route("/logout", dashboard.logout, methods=["POST"]),

@@ -1,4 +1,5 @@
-"""The dashboard's pages and login: `/` (login or dashboard), `/login`, `/logout`, `/v1/session`.
+"""The dashboard's pages and login: `/` (login or dashboard), `/login`, `/logout`, `/v1/session`,
+and the API's documentation, `/docs`.
 
 Every page is static (no inline script, so the Content-Security-Policy can
 forbid it); the browser learns who it is from `/v1/session`. Only a POST to
@@ -53,6 +54,12 @@ async def index(request: Request) -> Response:
     except RequestError:
         return _page("login.html")
     return _page("index.html")
+
+
+async def docs(request: Request) -> Response:
+    """The API's documentation, rendered in the page from /openapi.json: public, as the
+    document is."""
+    return _page("docs.html")
 
 
 async def login(request: Request) -> Response:

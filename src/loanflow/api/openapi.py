@@ -1,254 +1,247 @@
-"""The OpenAPI 3.1 document, built from the same msgspec types the API decodes with."""
+"""The OpenAPI 3.1 document, generated from the operations table (api/operations.py) and
+the msgspec types the handlers decode and encode with.
+
+Answer objects are closed (`additionalProperties: false`): a field an answer carries that
+the document lacks is a breach of the contract (tests/api/test_openapi.py checks live
+answers against it). Each problem answer lists the problem types it may carry.
+"""
 
 from __future__ import annotations
 
+import copy
+import types
+import typing
 from typing import Any
 
 import msgspec
 
 from loanflow import __version__
-from loanflow.api import openapi_reports, openapi_review, search
-from loanflow.models import Application
+from loanflow.api.applications import DOCUMENT_PARTS
+from loanflow.api.components import REF_TEMPLATE
+from loanflow.api.operations import (
+    EXAMPLE_APPLICATION,
+    JSON,
+    OPERATIONS,
+    Answer,
+    Operation,
+    Param,
+)
+from loanflow.api.problems import PROBLEM_JSON, TYPE_BASE, Problem
+from loanflow.domain.enrich import Enrichment
+from loanflow.domain.trace import TraceEntry
+from loanflow.errors import LoanflowError, Unavailable
 
-_PROBLEM = {"$ref": "#/components/schemas/Problem"}
+#: Problem types answered outside the error tree (api/problems.py): Starlette's HTTP
+#: errors, the HTTP protocol's refusal of an oversized head, and an unexpected error.
+OTHER_PROBLEMS = {
+    "method-not-allowed": (405, "Method not allowed"),
+    "http-error": (400, "An HTTP error of the framework"),
+    "internal": (500, "Internal error: it was logged; retry later"),
+}
 
+DESCRIPTION = """\
+Fast, durable loan-application ingestion. Authenticate with an API key
+(`Authorization: Bearer lf_…`, made by `loanflow keys create --scopes …`); each operation
+names the scope it needs (`submit`, `read`, `operate`). The dashboard's session cookie
+works too (a state change then needs its `X-CSRF-Token`).
 
-def _problem_response(description: str) -> dict[str, Any]:
-    content = {"application/problem+json": {"schema": _PROBLEM}}
-    return {"description": description, "content": content}
-
-
-def _summary_schema() -> dict[str, Any]:
-    """An item of the search (api/search.py `item`), also the base of a review queue item."""
-    moment = {"type": "string", "format": "date-time"}
-    nullable_text = {"type": ["string", "null"]}
-    return {
-        "type": "object",
-        "required": ["id", "status", "route", "channel", "partner_id", "external_id",
-                     "received_at", "processed_at", "score", "risk_tier", "flags", "review",
-                     "review_decision", "reviewed_at"],
-        "properties": {
-            "id": {"type": "string"},
-            "status": {"type": "string", "enum": list(search.STORED_STATUSES)},
-            "route": {"enum": [*search.ROUTES, None]},
-            "channel": {"type": "string"},
-            "partner_id": nullable_text,
-            "external_id": nullable_text,
-            "received_at": moment,
-            "processed_at": moment,
-            "score": {"type": ["integer", "null"]},
-            "risk_tier": nullable_text,
-            "flags": {"type": "array", "items": {"type": "string"}},
-            "review": {"enum": [*search.REVIEWS, None]},
-            "review_decision": nullable_text,
-            "reviewed_at": {"type": ["string", "null"], "format": "date-time"},
-        },
-    }
+Every error is `application/problem+json` (RFC 9457) with a stable `type` (the
+`ProblemType` schema lists them all); a 422 `validation-error` lists every wrong field
+in `errors`. A request head over 64 KiB or 100 lines is refused 431
+`headers-too-large`. Metrics snapshots and events stream over the WebSocket
+`/v1/live` (scope `read`), which OpenAPI does not describe.
+"""
 
 
-def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "schema": schema,
-            "description": description}
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": REF_TEMPLATE.format(name=name)}
 
 
-def _search_filters() -> list[dict[str, Any]]:
-    """The search's filters, which the CSV export of a search takes too."""
-    text = {"type": "string", "minLength": 1, "maxLength": search.MAX_ID_TEXT}
-    moment = {"type": "string", "format": "date-time"}
-    return [
-        _query("status", {"type": "string", "enum": list(search.STORED_STATUSES)},
-               "Queued and processing applications are found by id only"),
-        _query("route", {"type": "string", "enum": list(search.ROUTES)},
-               "The recommended route"),
-        _query("channel", {"type": "string", "enum": list(search.CHANNELS)}, "Channel"),
-        _query("partner_id", text, "Partner"),
-        _query("external_id", text, "The submitter's own reference"),
-        _query("review", {"type": "string", "enum": list(search.REVIEWS)},
-               "open: routed to manual_review, no decision yet; decided: decided"),
-        _query("since", moment, "Received at or after"),
-        _query("until", moment, "Received before"),
-    ]
+def _alternatives(kind: Any) -> tuple[Any, ...]:
+    """The members of a union of answer types (each its own schema), else the type."""
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        return typing.get_args(kind)
+    return (kind,)
 
 
-def _search_operation(auth_errors: dict[str, Any]) -> dict[str, Any]:
-    item = {"$ref": "#/components/schemas/ApplicationSummary"}
-    return {
-        "summary": "Search stored applications, newest first, a page at a time",
-        "parameters": [
-            *_search_filters(),
-            _query("limit", {"type": "integer", "minimum": 1, "maximum": search.MAX_PAGE,
-                             "default": search.DEFAULT_PAGE}, "Page size"),
-            _query("cursor", {"type": "string"}, "The next_cursor of the previous page"),
-        ],
-        "responses": {
-            "200": {"description": "A page, and the cursor of the next (null at the end)",
-                    "content": {"application/json": {"schema": {
-                        "type": "object",
-                        "required": ["items", "next_cursor"],
-                        "properties": {"items": {"type": "array", "items": item},
-                                       "next_cursor": {"type": ["string", "null"]}},
-                    }}}},
-            **auth_errors,
-            "422": _problem_response("A parameter unknown, repeated or out of range"),
-            "503": _problem_response("The store cannot be reached; retry"),
-        },
-    }
+def _problem_classes() -> dict[str, type[LoanflowError]]:
+    """Every error class with a problem type of its own, by type."""
+    found: dict[str, type[LoanflowError]] = {}
+    pending: list[type[LoanflowError]] = [LoanflowError]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        kind = getattr(cls, "type", None)
+        if isinstance(kind, str) and kind not in found and cls.status != 500:
+            found[kind] = cls
+    return found
+
+
+class _Schemas:
+    """Every type's JSON Schema from one `schema_components` call, components shared."""
+
+    def __init__(self) -> None:
+        self._types: list[Any] = []
+
+    def add(self, kind: Any) -> int:
+        self._types.append(kind)
+        return len(self._types) - 1
+
+    def generate(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        schemas, components = msgspec.json.schema_components(
+            self._types, ref_template=REF_TEMPLATE)
+        return list(schemas), components
+
+
+def _parameter(param: Param, schema: dict[str, Any]) -> dict[str, Any]:
+    if param.default is not None:
+        schema = {**schema, "default": param.default}
+    out: dict[str, Any] = {"name": param.name, "in": param.where,
+                           "required": param.required or param.where == "path",
+                           "schema": schema}
+    if param.description:
+        out["description"] = param.description
+    return out
+
+
+def _problem_answers(op: Operation) -> dict[str, Any]:
+    by_status: dict[int, list[type[LoanflowError]]] = {}
+    for cls in op.problems:
+        by_status.setdefault(cls.status, []).append(cls)
+    bodies = dict(op.problem_bodies)
+    answers: dict[str, Any] = {}
+    for status, classes in sorted(by_status.items()):
+        kinds = sorted({TYPE_BASE + c.type for c in classes})
+        titles = sorted({c.title for c in classes})
+        body = bodies.get(status, Problem)
+        schema = {"allOf": [_ref(body.__name__),
+                            {"properties": {"type": {"enum": kinds}}}]}
+        answer: dict[str, Any] = {"description": "; ".join(titles),
+                                  "content": {PROBLEM_JSON: {"schema": schema}}}
+        if any(hasattr(c, "retry_after_s") or issubclass(c, Unavailable) for c in classes):
+            answer["headers"] = {"Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {"type": "integer", "minimum": 1}}}
+        answers[str(status)] = answer
+    return answers
+
+
+def _answer(answer: Answer, schemas: list[dict[str, Any]], index: list[int]) -> dict[str, Any]:
+    out: dict[str, Any] = {"description": answer.description}
+    if answer.type is None:
+        out["content"] = {answer.media_type: {"schema": {"type": "string"}}}
+    else:
+        found = [schemas[i] for i in index]
+        schema = found[0] if len(found) == 1 else {"anyOf": found}
+        out["content"] = {answer.media_type: {"schema": schema}}
+    return out
+
+
+def _close(schema: dict[str, Any]) -> None:
+    """An object with named properties allows no other (msgspec leaves it open unless
+    the Struct forbids unknown fields when decoding)."""
+    if schema.get("type") == "object" and "properties" in schema:
+        schema.setdefault("additionalProperties", False)
+
+
+def _masked(components: dict[str, Any]) -> None:
+    """MaskedApplication: an Application as the API shows it, SSN and date of birth masked."""
+    applicant = copy.deepcopy(components["Applicant"])
+    applicant["title"] = "MaskedApplicant"
+    applicant["properties"]["ssn"] = {"type": "string", "description": "Masked: ***-**-6789"}
+    applicant["properties"]["date_of_birth"] = {"type": "string",
+                                                "description": "Masked: ****-**-**"}
+    application = copy.deepcopy(components["Application"])
+    application["title"] = "MaskedApplication"
+    application["description"] = "An application as stored and shown: PII masked."
+    application["properties"]["applicant"] = _ref("MaskedApplicant")
+    components["MaskedApplicant"] = applicant
+    components["MaskedApplication"] = application
+
+
+def _problem_type(components: dict[str, Any]) -> None:
+    """ProblemType: every problem type an answer may carry, with its status and title."""
+    listed = [{"const": TYPE_BASE + kind, "title": cls.title,
+               "description": f"{cls.status}: {(cls.__doc__ or cls.title).strip()}"}
+              for kind, cls in sorted(_problem_classes().items())]
+    listed += [{"const": TYPE_BASE + kind, "title": title, "description": f"{status}: {title}"}
+               for kind, (status, title) in OTHER_PROBLEMS.items()]
+    components["ProblemType"] = {"title": "ProblemType", "oneOf": listed}
+    for name in ("Problem", "ReviewConflict"):
+        components[name]["properties"]["type"] = _ref("ProblemType")
 
 
 def build() -> dict[str, Any]:
-    (app_schema,), components = msgspec.json.schema_components(
-        [Application], ref_template="#/components/schemas/{name}"
-    )
-    components["Problem"] = {
-        "type": "object",
-        "required": ["type", "title", "status"],
-        "properties": {
-            "type": {"type": "string"},
-            "title": {"type": "string"},
-            "status": {"type": "integer"},
-            "detail": {"type": "string"},
-            "errors": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["field", "message"],
-                    "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
-                },
-            },
-        },
+    gen = _Schemas()
+    planned: list[tuple[Operation, list[int], list[int] | None, list[list[int]]]] = []
+    for op in OPERATIONS:
+        params = [gen.add(p.type) for p in op.parameters]
+        body = [gen.add(op.body)] if op.body is not None else None
+        answers = [[gen.add(t) for t in _alternatives(a.type)] if a.type is not None else []
+                   for a in op.answers]
+        for _, kind in op.problem_bodies:
+            gen.add(kind)
+        planned.append((op, params, body, answers))
+    for kind in (Problem, Enrichment, TraceEntry, *DOCUMENT_PARTS):
+        gen.add(kind)
+    header_schemas = {
+        (id(p)): gen.add(p.type) for op in OPERATIONS for a in op.answers for p in a.headers
     }
-    components["Accepted"] = {
-        "type": "object",
-        "required": ["id", "status", "received_at"],
-        "properties": {
-            "id": {"type": "string", "format": "uuid"},
-            "status": {"type": "string", "enum": ["queued"]},
-            "received_at": {"type": "string", "format": "date-time"},
-        },
-    }
-    components["ApplicationView"] = {
-        "type": "object",
-        "required": ["id", "status", "received_at"],
-        "properties": {
-            "id": {"type": "string"},
-            "status": {"type": "string", "enum": [
-                "queued", "processing", "stored", "rejected", "dead_lettered", "replayed",
-                "discarded"]},
-            "received_at": {"type": "string", "format": "date-time"},
-            "processed_at": {"type": "string", "format": "date-time"},
-            "latency_ms": {"type": "number"},
-            "application": {"type": ["object", "null"]},
-            "enrichment": {"type": ["object", "null"]},
-            "rejection_reasons": {"type": "array"},
-            "review": {"oneOf": [{"type": "null"},
-                                 {"$ref": "#/components/schemas/Review"}]},
-        },
-    }
-    components["ApplicationSummary"] = _summary_schema()
-    review_paths, review_schemas = openapi_review.paths()
-    components.update(review_schemas)
-    report_paths, report_schemas = openapi_reports.paths(filters=_search_filters())
-    components.update(report_schemas)
-    auth_errors = {
-        "401": _problem_response("No, unknown, revoked or expired API key"),
-        "403": _problem_response("The key lacks the scope"),
-    }
+    schemas, components = gen.generate()
+    _masked(components)
+    _problem_type(components)
+    for schema in components.values():
+        _close(schema)
+
+    paths: dict[str, dict[str, Any]] = {}
+    for op, params, body, answers in planned:
+        operation: dict[str, Any] = {"summary": op.summary,
+                                     "operationId": _operation_id(op)}
+        description = op.description
+        if op.scope is not None:
+            description = f"Scope: `{op.scope.value}`. {description}".strip()
+            operation["security"] = [{"apiKey": [op.scope.value]}]
+        else:
+            operation["security"] = []
+        if description:
+            operation["description"] = description
+        if op.parameters:
+            operation["parameters"] = [_parameter(p, schemas[i])
+                                       for p, i in zip(op.parameters, params, strict=True)]
+        if body is not None:
+            content: dict[str, Any] = {"schema": schemas[body[0]]}
+            if op.path == "/v1/applications":
+                content["example"] = EXAMPLE_APPLICATION
+            operation["requestBody"] = {"required": op.body_required,
+                                        "content": {JSON: content}}
+        responses: dict[str, Any] = {}
+        for answer, index in zip(op.answers, answers, strict=True):
+            out = _answer(answer, schemas, index)
+            if answer.headers:
+                out["headers"] = {h.name: _header(h, schemas[header_schemas[id(h)]])
+                                  for h in answer.headers}
+            responses[str(answer.status)] = out
+        responses.update(_problem_answers(op))
+        operation["responses"] = dict(sorted(responses.items()))
+        paths.setdefault(op.path, {})[op.method.lower()] = operation
     return {
         "openapi": "3.1.0",
-        "info": {"title": "loanflow", "version": __version__},
+        "info": {"title": "loanflow", "version": __version__, "description": DESCRIPTION},
         "components": {
-            "schemas": components,
-            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
+            "schemas": dict(sorted(components.items())),
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer",
+                                           "description": "An API key: lf_…"}},
         },
         "security": [{"apiKey": []}],
-        "paths": {
-            "/v1/applications": {
-                "post": {
-                    "summary": "Submit one application",
-                    "parameters": [{
-                        "name": "Idempotency-Key", "in": "header", "required": True,
-                        "schema": {"type": "string", "minLength": 1, "maxLength": 255},
-                    }],
-                    "requestBody": {"required": True,
-                                    "content": {"application/json": {"schema": app_schema}}},
-                    "responses": {
-                        "202": {
-                            "description": "Durably queued",
-                            "headers": {"Location": {"schema": {"type": "string"}}},
-                            "content": {"application/json": {
-                                "schema": {"$ref": "#/components/schemas/Accepted"}}},
-                        },
-                        "400": _problem_response("Malformed JSON or Idempotency-Key"),
-                        **auth_errors,
-                        "409": _problem_response("Same key still being accepted; retry"),
-                        "413": _problem_response("Body over 64 KiB"),
-                        "415": _problem_response("Not application/json"),
-                        "422": _problem_response("Schema errors, or key reused with another body"),
-                        "429": _problem_response("Over the key's rate"),
-                        "503": _problem_response("Cannot accept durably now; retry"),
-                    },
-                },
-                "get": _search_operation(auth_errors),
-            },
-            "/v1/applications/batch": {
-                "post": {
-                    "summary": "Submit up to 1,000 applications (JSON array or NDJSON)",
-                    "requestBody": {"required": True, "content": {"application/json": {
-                        "schema": {"type": "array", "maxItems": 1000, "items": {
-                            "type": "object",
-                            "required": ["idempotency_key", "application"],
-                            "properties": {
-                                "idempotency_key": {"type": "string", "minLength": 1,
-                                                    "maxLength": 255},
-                                "application": app_schema,
-                            },
-                        }}}}},
-                    "responses": {
-                        "200": {"description": "Each item's result, in order",
-                                "content": {"application/json": {"schema": {
-                                    "type": "object",
-                                    "required": ["accepted", "refused", "items"],
-                                    "properties": {
-                                        "accepted": {"type": "integer"},
-                                        "refused": {"type": "integer"},
-                                        "items": {"type": "array"},
-                                    }}}}},
-                        "400": _problem_response("Not an array of items"),
-                        **auth_errors,
-                        "413": _problem_response("Over 16 MiB or 1,000 items"),
-                        "415": _problem_response("Neither JSON nor NDJSON"),
-                        "429": _problem_response("Over the key's rate"),
-                        "503": _problem_response("Cannot accept durably now; retry"),
-                    },
-                }
-            },
-            "/v1/applications/{id}": {
-                "get": {
-                    "summary": "One application: status, timings, masked data, results",
-                    "parameters": [{"name": "id", "in": "path", "required": True,
-                                    "schema": {"type": "string"}}],
-                    "responses": {
-                        "200": {"description": "The application", "content": {
-                            "application/json": {
-                                "schema": {"$ref": "#/components/schemas/ApplicationView"}}}},
-                        **auth_errors,
-                        "404": _problem_response("No such application"),
-                    },
-                }
-            },
-            **review_paths,
-            **report_paths,
-            "/healthz": {"get": {"summary": "Liveness", "security": [],
-                                 "responses": {"200": {"description": "Alive"}}}},
-            "/readyz": {"get": {"summary": "Readiness", "security": [],
-                                "description": "Ready to accept: the broker is reachable and"
-                                " keeps what it acknowledges. The body's `checks` say whether"
-                                " the broker and the store answer, `durability` what a 202"
-                                " rests on (`redis aof always`, `redis aof everysec (may lose"
-                                " the last second)`, `sqlite synchronous=FULL`, or `UNSAFE: …`"
-                                " when LOANFLOW_UNSAFE_REDIS=1 allowed a Redis that may lose"
-                                " it).",
-                                "responses": {"200": {"description": "Ready"},
-                                              "503": {"description": "Not ready"}}}},
-        },
+        "paths": paths,
     }
+
+
+def _header(param: Param, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": param.description, "schema": schema}
+
+
+def _operation_id(op: Operation) -> str:
+    words = [w.strip("{}") for w in op.path.split("/") if w and w != "v1"]
+    return op.method.lower() + "_" + "_".join(w.replace("-", "_").replace(".", "_")
+                                              for w in words)
