@@ -93,6 +93,7 @@ ROUTES: list[tuple[str, str, tuple[str, ...]]] = [
     ("GET", "/healthz", ()),
     ("GET", "/readyz", ()),
     ("GET", "/openapi.json", ()),
+    ("GET", "/docs", ()),
     ("GET", "/static/{id}", ()),
 ]
 

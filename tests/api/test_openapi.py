@@ -376,3 +376,16 @@ def test_every_problem_type_is_listed():
 
 def test_the_documented_example_is_a_valid_application():
     decode_application(msgspec.json.encode(EXAMPLE_APPLICATION))
+
+
+def test_the_document_and_its_page_are_public_and_under_the_strict_policy(client):
+    document = client.get("/openapi.json")
+    page = client.get("/docs")
+
+    assert (document.status_code, page.status_code) == (200, 200)
+    assert document.json() == SPEC
+    assert page.headers["content-type"].startswith("text/html")
+    assert "script-src 'self';" in page.headers["content-security-policy"]
+    assert '<script type="module" src="/static/js/docs.js"></script>' in page.text
+    assert "<style" not in page.text and "style=" not in page.text
+    assert client.get("/static/js/docs.js").status_code == 200
