@@ -214,7 +214,7 @@ async def _announce(settings: Settings) -> None:
         code = await cli_login.issue_login_code(store, label="printed by serve")
     base = f"http://{settings.host}:{settings.port}"
     lines.append(cli_login.login_line(settings, code))
-    lines.append(f"API: POST {base}/v1/applications  (docs: {base}/openapi.json)")
+    lines.append(f"API: POST {base}/v1/applications  (docs: {base}/docs)")
     print("\n".join(lines), flush=True)
 
 
