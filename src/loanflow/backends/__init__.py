@@ -53,10 +53,9 @@ class Backends:
 
 
 def make_backends(settings: Settings) -> Backends:
-    redis = _redis_broker(settings)
-    store = make_store(settings)
-    if redis:
-        return _redis_backends(settings, store)
+    _well_formed(settings.store_url, "LOANFLOW_STORE_URL")  # named first when malformed
+    if _redis_broker(settings):
+        return _redis_backends(settings, make_store(settings))
     if settings.redis_min_replicas:
         raise ValueError("LOANFLOW_REDIS_MIN_REPLICAS: expected a redis:// or"
                          " redis+sentinel:// LOANFLOW_BROKER_URL, got the embedded broker")
@@ -66,6 +65,7 @@ def make_backends(settings: Settings) -> Backends:
             f" got the embedded broker with a {_scheme(settings.store_url)}:// store"
         )
     data = settings.data_dir
+    store = _sqlite_store(settings)
     from loanflow.backends.sqlite.velocity import SQLiteVelocityCounter
 
     return Backends(
@@ -73,7 +73,7 @@ def make_backends(settings: Settings) -> Backends:
                             poll_interval_s=settings.poll_interval_s,
                             idempotency_window_s=settings.idempotency_window_s),
         store=store,
-        velocity=SQLiteVelocityCounter(data / STORE_FILE),
+        velocity=SQLiteVelocityCounter(store.database),
         series=SQLiteSeries(data / SERIES_FILE),
         events=SQLiteEventLog(data / EVENTS_FILE),
         # Per process: each of the host's API processes takes an equal share.
@@ -89,7 +89,7 @@ def make_store(settings: Settings) -> Store:
     """The store alone, for the commands that need nothing else."""
     url = _well_formed(settings.store_url, "LOANFLOW_STORE_URL")
     if not url:
-        return SQLiteStore(settings.data_dir / STORE_FILE)
+        return _sqlite_store(settings)
     if _scheme(url) in _POSTGRES_SCHEMES:
         from loanflow.store.postgres import PostgresStore
 
@@ -97,6 +97,10 @@ def make_store(settings: Settings) -> Store:
     raise ValueError(
         f"expected an empty LOANFLOW_STORE_URL (embedded) or postgresql://…, got {_scheme(url)}://…"
     )
+
+
+def _sqlite_store(settings: Settings) -> SQLiteStore:
+    return SQLiteStore(settings.data_dir / STORE_FILE)
 
 
 def _redis_backends(settings: Settings, store: Store) -> Backends:
