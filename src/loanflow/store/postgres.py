@@ -27,7 +27,9 @@ from loanflow.apikeys import ApiKey, Scope
 from loanflow.errors import InvalidValue, StoreUnavailable
 from loanflow.store import migrations, review, review_queue, search
 from loanflow.store.base import ApplicationRecord
-from loanflow.store.postgres_errors import refused_for_data
+from loanflow.store.postgres_errors import leaves_connection_useless, refused_for_data
+from loanflow.store.postgres_hosts import PrimaryFirst
+from loanflow.store.postgres_hosts import parse as parse_url
 from loanflow.store.postgres_logins import PostgresLogins
 from loanflow.store.postgres_review import PostgresReview, save_dead_letters
 from loanflow.store.postgres_review_queue import PostgresReviewQueue
@@ -90,6 +92,9 @@ class PostgresStore(PostgresReview, PostgresReviewQueue, PostgresLogins):
         if statement_timeout_s <= 0:
             raise ValueError(f"expected statement_timeout_s > 0, got {statement_timeout_s}")
         self._url = url
+        # Several hosts: each new connection looks for the primary (postgres_hosts.py).
+        target = parse_url(url)
+        self._connect = PrimaryFirst(target) if len(target.hosts) > 1 else None
         self._min_pool, self._max_pool = min_pool, max_pool
         self._statement_timeout_s = statement_timeout_s
         self._command_timeout_s = statement_timeout_s + CLIENT_MARGIN_S
@@ -119,6 +124,7 @@ class PostgresStore(PostgresReview, PostgresReviewQueue, PostgresLogins):
                 },
                 init=_init_connection,
                 reset=_keep_session,
+                connect=self._connect,
                 # Prepared statements are made anew this often, so PostgreSQL plans them
                 # for the table as it is now: a plan made while the table was a few
                 # pages long (a sequential scan) must not outlive the table's growth.
@@ -249,13 +255,22 @@ class PostgresStore(PostgresReview, PostgresReviewQueue, PostgresLogins):
             async with pool.acquire(timeout=self._command_timeout_s) as conn:
                 try:
                     yield conn
-                except asyncpg.PostgresError:
-                    raise  # the server answered: the connection is still sound
-                except BaseException:
+                except asyncpg.PostgresError as exc:
+                    if leaves_connection_useless(exc):
+                        # A standby now, or shutting down: this connection will never
+                        # write again, nor will its pool mates. New ones find the primary.
+                        conn.terminate()
+                        await pool.expire_connections()
+                    raise  # otherwise the server answered: the connection is sound
+                except BaseException as exc:
                     # Timed out, cut off or cancelled: the connection's state is
                     # unknown, and a polite reset against a frozen server would
                     # wait out a second timeout. Drop it; the pool opens another.
                     conn.terminate()
+                    if isinstance(exc, OSError | asyncpg.ConnectionDoesNotExistError):
+                        # The server is gone: its other connections are too, and on
+                        # a lost host they would each wait out a timeout to find out.
+                        await pool.expire_connections()
                     raise
         except _BACKEND_ERRORS as exc:
             if for_request and isinstance(exc, asyncpg.DataError):

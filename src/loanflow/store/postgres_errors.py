@@ -21,10 +21,19 @@ from loanflow.store.base import StoreRefused
 
 #: SQLSTATE classes whose errors the data of a statement causes.
 DATA_CLASSES = frozenset({"22", "23", "54"})
+#: SQLSTATEs after which a connection cannot write again: read_only_sql_transaction
+#: (the server is a standby now, or was made read-only), the server shutting down,
+#: crashed or not accepting connections (57P01-57P03), and connection exceptions.
+USELESS_CONNECTION = ("25006", "57P01", "57P02", "57P03", "08")
 
 
 def caused_by_data(exc: BaseException | None) -> bool:
     return isinstance(exc, asyncpg.PostgresError) and (exc.sqlstate or "")[:2] in DATA_CLASSES
+
+
+def leaves_connection_useless(exc: BaseException) -> bool:
+    return isinstance(exc, asyncpg.PostgresError) and (exc.sqlstate or "").startswith(
+        USELESS_CONNECTION)
 
 
 @contextlib.contextmanager
