@@ -136,17 +136,66 @@ def test_a_host_turned_read_only_is_left_for_the_writable_one(
 
 async def make_read_only(server: PostgresServer, read_only: bool) -> None:
     """`default_transaction_read_only` for the whole server, in force once this returns."""
-    value = "on" if read_only else "off"
-    for sql in (f"ALTER SYSTEM SET default_transaction_read_only = {value}",
-                "SELECT pg_reload_conf()"):
+    await set_server_wide(server, "default_transaction_read_only", "on" if read_only else "off")
+
+
+async def set_server_wide(server: PostgresServer, name: str, value: str) -> None:
+    """ALTER SYSTEM and reload: in force for every backend's next command on return."""
+    for sql in (f"ALTER SYSTEM SET {name} = '{value}'", "SELECT pg_reload_conf()"):
         await asyncio.to_thread(execute_sql, server.url, sql)
     deadline = time.monotonic() + RELOAD_WAIT_S
-    while (await fetch(server.url, "SHOW default_transaction_read_only"))[0][0] != value:
+    while (await fetch(server.url, f"SHOW {name}"))[0][0] != value:
         assert time.monotonic() < deadline, f"the reload did not take within {RELOAD_WAIT_S}s"
         await asyncio.sleep(0.05)
     # The postmaster read the file and then signalled every backend; each takes it up
     # before its next command.
     await asyncio.sleep(0.2)
+
+
+# -- a COMMIT the synchronous standby never confirmed -----------------------------------------
+
+
+@pytest.mark.parametrize("with_dead_letter", [False, True], ids=["one-statement", "transaction"])
+def test_a_commit_the_synchronous_standby_never_confirmed_is_not_saved(
+    first_server: PostgresServer, with_dead_letter: bool,
+) -> None:
+    stored = record()
+    dead_row, letter = dead()
+    records = [stored, *([dead_row] if with_dead_letter else [])]
+    letters = [letter] if with_dead_letter else []
+    with same_database(first_server) as (url,):
+
+        async def scenario() -> None:
+            async with opened(url, statement_timeout_s=TIMEOUT_S, max_pool=1) as store:
+                # Given a primary whose synchronous standby is away,
+                await set_server_wide(first_server, "synchronous_standby_names", "standby1")
+                try:
+                    # a COMMIT waits for it; when the wait is cancelled (an operator's
+                    # pg_cancel_backend on the hung sessions), PostgreSQL reports the
+                    # COMMIT done, with a WARNING: on this host only. Not saved.
+                    cancel = asyncio.ensure_future(cancel_sync_rep_waits(url))
+                    with pytest.raises(StoreUnavailable, match="synchronous standby"):
+                        await store.save_results(records, letters)
+                    assert await cancel == 1
+                finally:
+                    await set_server_wide(first_server, "synchronous_standby_names", "")
+                # Once the standby is back (here: none required), the retry is saved.
+                await store.save_results(records, letters)
+                assert (await store.get_application(stored.id)) is not None
+
+        asyncio.run(scenario())
+
+
+async def cancel_sync_rep_waits(url: str) -> int:
+    """Wait for a backend waiting on synchronous replication, then cancel it."""
+    deadline = time.monotonic() + TIMEOUT_S
+    while time.monotonic() < deadline:
+        rows = await fetch(url, "SELECT pg_cancel_backend(pid) FROM pg_stat_activity"
+                                " WHERE wait_event = 'SyncRep'")
+        if rows:
+            return len(rows)
+        await asyncio.sleep(0.02)
+    return 0
 
 
 # -- a COMMIT whose outcome is unknown ---------------------------------------------------------

@@ -27,7 +27,12 @@ from loanflow.apikeys import ApiKey, Scope
 from loanflow.errors import InvalidValue, StoreUnavailable
 from loanflow.store import migrations, review, review_queue, search
 from loanflow.store.base import ApplicationRecord
-from loanflow.store.postgres_errors import leaves_connection_useless, refused_for_data
+from loanflow.store.postgres_errors import (
+    UNCONFIRMED_COMMIT,
+    leaves_connection_useless,
+    refused_for_data,
+    unconfirmed_commit,
+)
 from loanflow.store.postgres_hosts import PrimaryFirst
 from loanflow.store.postgres_hosts import parse as parse_url
 from loanflow.store.postgres_logins import PostgresLogins
@@ -253,8 +258,21 @@ class PostgresStore(PostgresReview, PostgresReviewQueue, PostgresLogins):
             raise StoreUnavailable(f"{what}: {self!r} is not open")
         try:
             async with pool.acquire(timeout=self._command_timeout_s) as conn:
+                # A COMMIT that stopped waiting for the synchronous standby is reported
+                # as done, with a warning: the result may be on this host only.
+                unconfirmed: list[object] = []
+
+                def on_notice(_: object, message: object) -> None:
+                    if unconfirmed_commit(message):
+                        unconfirmed.append(message)
+
+                conn.add_log_listener(on_notice)
                 try:
                     yield conn
+                    # The notice came before the answer, so its listener has run.
+                    if unconfirmed:
+                        log.warning("%s: %s", what, UNCONFIRMED_COMMIT)
+                        raise asyncpg.InterfaceError(UNCONFIRMED_COMMIT)
                 except asyncpg.PostgresError as exc:
                     if leaves_connection_useless(exc):
                         # A standby now, or shutting down: this connection will never
@@ -272,6 +290,11 @@ class PostgresStore(PostgresReview, PostgresReviewQueue, PostgresLogins):
                         # a lost host they would each wait out a timeout to find out.
                         await pool.expire_connections()
                     raise
+                finally:
+                    # The pool refuses a connection with a listener left on; a terminated
+                    # one is already out of it (and refuses the call).
+                    with contextlib.suppress(asyncpg.InterfaceError):
+                        conn.remove_log_listener(on_notice)
         except _BACKEND_ERRORS as exc:
             if for_request and isinstance(exc, asyncpg.DataError):
                 raise InvalidValue(_refused_value(exc)) from exc
