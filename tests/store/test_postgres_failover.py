@@ -30,6 +30,9 @@ from tests.throwaway.postgres import (
     shared_database_fixture,
 )
 
+#: Every test starts throwaway servers or uses the shared one: the slow tier.
+pytestmark = pytest.mark.slow
+
 database_url = shared_database_fixture()
 first_server = postgres_server_fixture()
 second_server = postgres_server_fixture()

@@ -36,7 +36,7 @@ def caused_by_data(exc: BaseException | None) -> bool:
 UNCONFIRMED_COMMIT = ("the COMMIT was not confirmed by the synchronous standby (the wait"
                       " was cancelled): the batch stays in the broker and is saved again")
 #: The detail of PostgreSQL's warning when a COMMIT stops waiting for the synchronous
-#: standby (statement_timeout, a cancel, a terminated backend): committed locally only.
+#: standby (a cancel request; statement_timeout is off by then): committed locally only.
 _LOCAL_ONLY = "might not have been replicated to the standby"
 
 
