@@ -5,7 +5,9 @@ to find the primary through Sentinel and follow it on failover): the broker, the
 velocity counts, the metrics series and events and the rate limiter all live
 in that Redis, on one RedisClient (one connection pool) per process; empty:
 SQLite files in the data directory and a rate limit per process.
-LOANFLOW_STORE_URL `postgresql://`, or empty: the SQLite store file.
+LOANFLOW_STORE_URL `postgresql://` (several hosts, a primary and its standbys, to
+follow the primary on failover: store/postgres_hosts.py), or empty: the SQLite store
+file.
 """
 
 from __future__ import annotations
@@ -154,9 +156,12 @@ def _well_formed(url: str, setting: str) -> str:
             raise ValueError(f"{setting}: malformed redis+sentinel:// URL: {exc}") from exc
         return url
     try:
-        parts = urlsplit(url)
-        if "," not in parts.netloc:  # a multi-host PostgreSQL URL has a port per host
-            _ = parts.port  # ValueError: not a number, or out of range
+        if _scheme(url) in _POSTGRES_SCHEMES:  # one host or several, each with its port
+            from loanflow.store import postgres_hosts
+
+            postgres_hosts.parse(url)
+        else:
+            _ = urlsplit(url).port  # ValueError: not a number, or out of range
     except ValueError as exc:
         raise ValueError(f"{setting}: malformed {_scheme(url)}:// URL: {exc}") from exc
     return url
