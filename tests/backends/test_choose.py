@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from loanflow.backends import make_backends
+from loanflow.backends.postgres import hosts as postgres_hosts
+from loanflow.backends.postgres.store import PostgresStore
 from loanflow.backends.redis import sentinel
 from loanflow.backends.redis.broker import RedisStreamsBroker
 from loanflow.backends.redis.client import RedisClient
@@ -24,8 +26,6 @@ from loanflow.broker.ratelimit import TokenBucketLimiter
 from loanflow.pii import new_key_text
 from loanflow.process.runtime import open_runtime
 from loanflow.settings import Settings
-from loanflow.store import postgres_hosts
-from loanflow.store.postgres import PostgresStore
 from tests.throwaway.redis import RedisServer, redis_server_fixture
 
 redis_server = redis_server_fixture()

@@ -6,7 +6,7 @@ velocity counts, the metrics series and events and the rate limiter all live
 in that Redis, on one RedisClient (one connection pool) per process; empty:
 SQLite files in the data directory and a rate limit per process.
 LOANFLOW_STORE_URL `postgresql://` (several hosts, a primary and its standbys, to
-follow the primary on failover: store/postgres_hosts.py), or empty: the SQLite store
+follow the primary on failover: backends/postgres/hosts.py), or empty: the SQLite store
 file.
 """
 
@@ -93,7 +93,7 @@ def make_store(settings: Settings) -> Store:
     if not url:
         return _sqlite_store(settings)
     if _scheme(url) in _POSTGRES_SCHEMES:
-        from loanflow.store.postgres import PostgresStore
+        from loanflow.backends.postgres.store import PostgresStore
 
         return PostgresStore(url, statement_timeout_s=settings.store_timeout_s)
     raise ValueError(
@@ -157,9 +157,9 @@ def _well_formed(url: str, setting: str) -> str:
         return url
     try:
         if _scheme(url) in _POSTGRES_SCHEMES:  # one host or several, each with its port
-            from loanflow.store import postgres_hosts
+            from loanflow.backends.postgres import hosts
 
-            postgres_hosts.parse(url)
+            hosts.parse(url)
         else:
             _ = urlsplit(url).port  # ValueError: not a number, or out of range
     except ValueError as exc:

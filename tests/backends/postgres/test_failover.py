@@ -21,8 +21,8 @@ import pytest
 from loanflow.errors import StoreUnavailable
 from loanflow.models import AttemptRecord
 from loanflow.store.base import ApplicationRecord
+from tests.backends.postgres.test_store import fetch, opened, record
 from tests.store.test_contract import dead
-from tests.store.test_postgres import fetch, opened, record
 from tests.throwaway.postgres import (
     PostgresServer,
     execute_sql,

@@ -24,21 +24,21 @@ import asyncpg
 import msgspec
 
 from loanflow.apikeys import ApiKey, Scope
-from loanflow.errors import InvalidValue, StoreUnavailable
-from loanflow.store import migrations, review, review_queue, search
-from loanflow.store.base import ApplicationRecord
-from loanflow.store.postgres_errors import (
+from loanflow.backends.postgres.errors import (
     UNCONFIRMED_COMMIT,
     leaves_connection_useless,
     refused_for_data,
     unconfirmed_commit,
 )
-from loanflow.store.postgres_export import PostgresExport
-from loanflow.store.postgres_hosts import PrimaryFirst
-from loanflow.store.postgres_hosts import parse as parse_url
-from loanflow.store.postgres_logins import PostgresLogins
-from loanflow.store.postgres_review import PostgresReview, save_dead_letters
-from loanflow.store.postgres_review_queue import PostgresReviewQueue
+from loanflow.backends.postgres.export import PostgresExport
+from loanflow.backends.postgres.hosts import PrimaryFirst
+from loanflow.backends.postgres.hosts import parse as parse_url
+from loanflow.backends.postgres.logins import PostgresLogins
+from loanflow.backends.postgres.review import PostgresReview, save_dead_letters
+from loanflow.backends.postgres.review_queue import PostgresReviewQueue
+from loanflow.errors import InvalidValue, StoreUnavailable
+from loanflow.store import migrations, review, review_queue, search
+from loanflow.store.base import ApplicationRecord
 from loanflow.store.review import DeadLetter
 
 _COLUMNS = (
@@ -74,7 +74,7 @@ CLIENT_MARGIN_S = 1.0
 #: Everything that means "the store cannot do this now". Server errors are
 #: included: the processor must keep the batch and retry, never crash on them;
 #: only a batch write's data and constraint errors become StoreRefused
-#: (postgres_errors.py), the batch's own fault.
+#: (errors.py), the batch's own fault.
 _BACKEND_ERRORS = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
@@ -98,7 +98,7 @@ class PostgresStore(PostgresReview, PostgresReviewQueue, PostgresExport, Postgre
         if statement_timeout_s <= 0:
             raise ValueError(f"expected statement_timeout_s > 0, got {statement_timeout_s}")
         self._url = url
-        # Several hosts: each new connection looks for the primary (postgres_hosts.py).
+        # Several hosts: each new connection looks for the primary (hosts.py).
         target = parse_url(url)
         self._connect = PrimaryFirst(target) if len(target.hosts) > 1 else None
         self._min_pool, self._max_pool = min_pool, max_pool
