@@ -27,14 +27,14 @@ import asyncpg
 import msgspec
 from tests.throwaway.postgres import SHARED_ADMIN_URL, fresh_database
 
+from loanflow.backends.postgres import store as postgres_store
+from loanflow.backends.postgres.store import PostgresStore
 from loanflow.domain.assess import assess
 from loanflow.domain.product import load_product
 from loanflow.loadgen.synthetic import generate
 from loanflow.models import Application, Envelope, new_application_id
 from loanflow.pipeline.processor import stored_document
-from loanflow.store import postgres
 from loanflow.store.base import ApplicationRecord
-from loanflow.store.postgres import PostgresStore
 
 #: The processor's default batch size (settings.py).
 BATCH = 200
@@ -87,13 +87,13 @@ async def one_run(url: str, batch: list[ApplicationRecord], warm: list[Applicati
     await store.close()
     conn = await asyncpg.connect(url)
     try:
-        await postgres._init_connection(conn)
+        await postgres_store._init_connection(conn)
         pid = await conn.fetchval("SELECT pg_backend_pid()")
 
         async def write(rows: list[ApplicationRecord]) -> None:
             for start in range(0, len(rows), BATCH):
-                await conn.execute(postgres._INSERT,
-                                   *postgres._columns(postgres._rows(rows[start:start + BATCH])))
+                part = postgres_store._rows(rows[start:start + BATCH])
+                await conn.execute(postgres_store._INSERT, *postgres_store._columns(part))
 
         await write(warm)
         before = backend_cpu_s(pid)

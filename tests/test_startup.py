@@ -157,6 +157,21 @@ def test_a_malformed_sentinel_url_names_the_variable_and_the_form(
                     " each Sentinel as HOST:PORT, got 'h2'")
 
 
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_malformed_multi_host_store_url_names_the_variable_and_the_host(
+    tmp_path: Path, command: list[str], durable_redis: RedisServer
+) -> None:
+    done = start(tmp_path, command, LOANFLOW_BROKER_URL=durable_redis.url,
+                 LOANFLOW_STORE_URL="postgresql://app:s3cret@pg1:5432,pg2:port/loanflow",
+                 LOANFLOW_PII_KEY=new_key_text())
+
+    line = the_one_line(done)
+    assert done.returncode == 2
+    assert line == ("loanflow: cannot start: LOANFLOW_STORE_URL: malformed postgresql:// URL:"
+                    " expected postgresql://[USER[:PASSWORD]@]HOST[:PORT][,HOST[:PORT]…]/DATABASE:"
+                    " a port from 1 to 65535, got 'port'")
+
+
 @pytest.mark.parametrize("flag", [{"unsafe_redis": "1"}, {"unsafe_redis": "true"}])
 def test_the_unsafe_flag_starts_on_a_redis_without_aof_and_readyz_says_unsafe(
     tmp_path: Path, flag: dict[str, str], non_durable_redis: RedisServer, store_url: str

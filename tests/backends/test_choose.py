@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from loanflow.backends import make_backends
+from loanflow.backends.postgres import hosts as postgres_hosts
+from loanflow.backends.postgres.store import PostgresStore
 from loanflow.backends.redis import sentinel
 from loanflow.backends.redis.broker import RedisStreamsBroker
 from loanflow.backends.redis.client import RedisClient
@@ -24,7 +26,6 @@ from loanflow.broker.ratelimit import TokenBucketLimiter
 from loanflow.pii import new_key_text
 from loanflow.process.runtime import open_runtime
 from loanflow.settings import Settings
-from loanflow.store.postgres import PostgresStore
 from tests.throwaway.redis import RedisServer, redis_server_fixture
 
 redis_server = redis_server_fixture()
@@ -102,6 +103,43 @@ def test_a_malformed_sentinel_url_is_refused_at_start_saying_why(url: str, why: 
     message = str(caught.value)
     assert message.startswith("LOANFLOW_BROKER_URL: malformed redis+sentinel:// URL: expected"
                               " redis+sentinel://HOST:PORT[,HOST:PORT…]/SERVICE_NAME[/DB]")
+    assert why in message and "s3cret" not in message
+
+
+def test_a_store_url_may_name_a_primary_and_its_standbys() -> None:
+    url = "postgresql://app:s3cret@pg1:5432,pg2:5433,[::1]/loanflow?target_session_attrs=primary"
+    store = make_backends(Settings(broker_url="redis://r:6379/0", store_url=url)).store
+
+    assert isinstance(store, PostgresStore)
+    assert "s3cret" not in repr(store)
+    target = postgres_hosts.parse(url)
+    assert target.hosts == (("pg1", 5432), ("pg2", 5433), ("::1", 5432))
+    assert target.target_session_attrs == "primary"
+    # Several hosts and no attribute: the primary all the same (read-write).
+    assert postgres_hosts.parse("postgresql://pg1,pg2/db").target_session_attrs == "read-write"
+
+
+@pytest.mark.parametrize(("url", "why"), [
+    ("postgresql://pg1:5432,pg2:port/db", "a port from 1 to 65535, got 'port'"),
+    ("postgresql://pg1:5432,pg2:70000/db", "a port from 1 to 65535, got '70000'"),
+    ("postgresql://pg1:5432,,pg2:5432/db", "each host as HOST[:PORT], got ''"),
+    ("postgresql://pg1,[::1/db", "Invalid IPv6 URL"),
+    ("postgresql://pg1,[::1]x/db", "an IPv6 host as [ADDRESS]:PORT, got '[::1]x'"),
+    ("postgresql://pg1,pg2/db?target_session_attrs=standby",
+     "expected target_session_attrs=read-write or primary with several hosts"),
+    ("postgresql://pg1,pg2/db?target_session_attrs=any",
+     "expected target_session_attrs=read-write or primary with several hosts"),
+    ("postgresql://pg1/db?target_session_attrs=read-only",
+     "expected target_session_attrs=read-write, primary or any"),
+    ("postgresql://pg1/db?sslmode", "expected the parameters as ?NAME=VALUE"),
+])
+def test_a_malformed_store_url_is_refused_at_start_saying_why(url: str, why: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        make_backends(Settings(broker_url="redis://r:6379/0",
+                               store_url=url.replace("//", "//app:s3cret@", 1)))
+
+    message = str(caught.value)
+    assert message.startswith("LOANFLOW_STORE_URL: malformed postgresql:// URL: expected")
     assert why in message and "s3cret" not in message
 
 

@@ -59,9 +59,12 @@ class Backends:
         if not self.deployment.broker_url:
             with self._sqlite(BROKER_FILE) as db:
                 return {row[0] for row in db.execute("SELECT application_id FROM messages")}
-        with self._redis() as r:
-            entries = r.xrange(redis_keys.STREAM)
-            delayed = r.zrange(redis_keys.DELAYED, 0, -1)
+        with self._redis() as r, r.pipeline(transaction=True) as pipe:
+            # One MULTI: a batch released meanwhile moves from the stream to the delayed
+            # set (and back on reserve); read apart, it could be in neither.
+            pipe.xrange(redis_keys.STREAM)
+            pipe.zrange(redis_keys.DELAYED, 0, -1)
+            entries, delayed = pipe.execute()
         return {fields[b"id"].decode() for _, fields in entries} | {m.decode() for m in delayed}
 
     def _store(self) -> tuple[list[tuple[str, str, str]], set[str]]:

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from loanflow.backends.postgres.store import PostgresStore
 from loanflow.errors import StoreUnavailable
 from loanflow.pipeline.processor import Processor
 from loanflow.store.base import StoreRefused
-from loanflow.store.postgres import PostgresStore
 from tests.conftest import sample_application
 from tests.pipeline.test_processor import PRODUCT, Pipeline
 from tests.store.test_contract import record

@@ -21,6 +21,7 @@ import redis
 
 from loanflow.backends.redis.keys import VELOCITY_PREFIX
 from loanflow.backends.redis.velocity import RedisVelocityCounter
+from loanflow.backends.sqlite.database import SQLiteDatabase
 from loanflow.backends.sqlite.store import SQLiteStore
 from loanflow.backends.sqlite.velocity import SQLiteVelocityCounter
 from loanflow.domain.flags import (
@@ -29,6 +30,7 @@ from loanflow.domain.flags import (
     FLAG_PHONE_VELOCITY,
     Findings,
 )
+from loanflow.errors import StoreUnavailable
 from loanflow.models import Application, Envelope
 from loanflow.pii import PiiCipher
 from loanflow.pipeline.velocity import (
@@ -62,6 +64,8 @@ class Counters:
 
     def __init__(self, backend: str, tmp_path: Path, redis_url: str = "") -> None:
         self.backend, self.tmp_path, self.redis_url = backend, tmp_path, redis_url
+        #: SQLite: the store whose file and writer the open counter uses.
+        self.store: SQLiteStore | None = None
         if backend == "sqlite":
             # The table comes with the store's migrations, as in `loanflow serve`.
             store = SQLiteStore(self.path)
@@ -93,8 +97,11 @@ class Counters:
     @contextlib.asynccontextmanager
     async def open(self) -> AsyncIterator[VelocityCounter]:
         counter: VelocityCounter
-        if self.backend == "sqlite":
-            counter = SQLiteVelocityCounter(self.path)
+        self.store = None
+        if self.backend == "sqlite":  # in the store's file, on the store's writer
+            self.store = SQLiteStore(self.path)
+            await self.store.open()
+            counter = SQLiteVelocityCounter(self.store.database)
         elif self.backend == "redis":
             counter = RedisVelocityCounter.from_url(self.redis_url)
         else:
@@ -104,6 +111,8 @@ class Counters:
             yield counter
         finally:
             await counter.close()
+            if self.store is not None:
+                await self.store.close()
 
 
 @pytest.fixture(params=BACKENDS)
@@ -454,12 +463,15 @@ def test_redis_going_away_raises_velocity_unavailable(tmp_path: Path) -> None:
         server.stop()
 
 
-def test_closed_sqlite_counter_raises_velocity_unavailable(tmp_path: Path) -> None:
+def test_sqlite_counter_on_a_closed_store_file_raises_velocity_unavailable(
+    tmp_path: Path,
+) -> None:
     counters = Counters("sqlite", tmp_path)
 
     async def scenario() -> None:
         async with counters.open() as counter:
-            await counter.close()
+            assert counters.store is not None
+            await counters.store.close()
             await counter.observe([obs(A, 0)], window_us=WINDOW_US, now_us=now_us(0))
 
     with pytest.raises(VelocityUnavailable):
@@ -467,11 +479,13 @@ def test_closed_sqlite_counter_raises_velocity_unavailable(tmp_path: Path) -> No
 
 
 def test_sqlite_counter_refuses_a_file_the_store_has_not_migrated(tmp_path: Path) -> None:
-    counter = SQLiteVelocityCounter(tmp_path / "store.db")
-
-    with pytest.raises(VelocityUnavailable, match="no such table"):
-        run(counter.open)
-    run(counter.close)
+    database = SQLiteDatabase(tmp_path / "store.db", unavailable=StoreUnavailable)
+    database.open()
+    try:
+        with pytest.raises(VelocityUnavailable, match="no such table"):
+            run(SQLiteVelocityCounter(database).open)
+    finally:
+        database.close()
 
 
 # -- configuring -----------------------------------------------------------------------------
@@ -486,7 +500,9 @@ def test_nonsensical_velocity_settings_are_refused(tmp_path: Path, options: dict
                                                    ) -> None:
     arguments: dict[str, Any] = {"limit": LIMIT, "ip_limit": IP_LIMIT, "window_s": WINDOW_S}
     with pytest.raises(ValueError, match="expected velocity limits"):
-        VelocityCheck(SQLiteVelocityCounter(tmp_path / "x.db"), hash_key=b"k" * 32,
+        VelocityCheck(SQLiteVelocityCounter(
+                          SQLiteDatabase(tmp_path / "x.db", unavailable=StoreUnavailable)),
+                      hash_key=b"k" * 32,
                       **(arguments | options))
 
 

@@ -20,12 +20,12 @@ import msgspec
 import pytest
 
 from loanflow.apikeys import ApiKey, Scope, generate, hash_key
+from loanflow.backends.postgres.store import PostgresStore
 from loanflow.backends.sqlite.store import SQLiteStore
 from loanflow.backends.sqlite.store import _statements as sqlite_statements
 from loanflow.models import AttemptRecord, new_application_id
 from loanflow.store import migrations
 from loanflow.store.base import ApplicationRecord, Store
-from loanflow.store.postgres import PostgresStore
 from loanflow.store.review import DeadLetter, DeadLetterFilter, DeadLetterStatus
 from tests.throwaway.postgres import execute_sql, shared_database_fixture
 

@@ -5,7 +5,9 @@ to find the primary through Sentinel and follow it on failover): the broker, the
 velocity counts, the metrics series and events and the rate limiter all live
 in that Redis, on one RedisClient (one connection pool) per process; empty:
 SQLite files in the data directory and a rate limit per process.
-LOANFLOW_STORE_URL `postgresql://`, or empty: the SQLite store file.
+LOANFLOW_STORE_URL `postgresql://` (several hosts, a primary and its standbys, to
+follow the primary on failover: backends/postgres/hosts.py), or empty: the SQLite store
+file.
 """
 
 from __future__ import annotations
@@ -53,10 +55,9 @@ class Backends:
 
 
 def make_backends(settings: Settings) -> Backends:
-    redis = _redis_broker(settings)
-    store = make_store(settings)
-    if redis:
-        return _redis_backends(settings, store)
+    _well_formed(settings.store_url, "LOANFLOW_STORE_URL")  # named first when malformed
+    if _redis_broker(settings):
+        return _redis_backends(settings, make_store(settings))
     if settings.redis_min_replicas:
         raise ValueError("LOANFLOW_REDIS_MIN_REPLICAS: expected a redis:// or"
                          " redis+sentinel:// LOANFLOW_BROKER_URL, got the embedded broker")
@@ -66,6 +67,7 @@ def make_backends(settings: Settings) -> Backends:
             f" got the embedded broker with a {_scheme(settings.store_url)}:// store"
         )
     data = settings.data_dir
+    store = _sqlite_store(settings)
     from loanflow.backends.sqlite.velocity import SQLiteVelocityCounter
 
     return Backends(
@@ -73,7 +75,7 @@ def make_backends(settings: Settings) -> Backends:
                             poll_interval_s=settings.poll_interval_s,
                             idempotency_window_s=settings.idempotency_window_s),
         store=store,
-        velocity=SQLiteVelocityCounter(data / STORE_FILE),
+        velocity=SQLiteVelocityCounter(store.database),
         series=SQLiteSeries(data / SERIES_FILE),
         events=SQLiteEventLog(data / EVENTS_FILE),
         # Per process: each of the host's API processes takes an equal share.
@@ -89,14 +91,18 @@ def make_store(settings: Settings) -> Store:
     """The store alone, for the commands that need nothing else."""
     url = _well_formed(settings.store_url, "LOANFLOW_STORE_URL")
     if not url:
-        return SQLiteStore(settings.data_dir / STORE_FILE)
+        return _sqlite_store(settings)
     if _scheme(url) in _POSTGRES_SCHEMES:
-        from loanflow.store.postgres import PostgresStore
+        from loanflow.backends.postgres.store import PostgresStore
 
         return PostgresStore(url, statement_timeout_s=settings.store_timeout_s)
     raise ValueError(
         f"expected an empty LOANFLOW_STORE_URL (embedded) or postgresql://…, got {_scheme(url)}://…"
     )
+
+
+def _sqlite_store(settings: Settings) -> SQLiteStore:
+    return SQLiteStore(settings.data_dir / STORE_FILE)
 
 
 def _redis_backends(settings: Settings, store: Store) -> Backends:
@@ -150,9 +156,12 @@ def _well_formed(url: str, setting: str) -> str:
             raise ValueError(f"{setting}: malformed redis+sentinel:// URL: {exc}") from exc
         return url
     try:
-        parts = urlsplit(url)
-        if "," not in parts.netloc:  # a multi-host PostgreSQL URL has a port per host
-            _ = parts.port  # ValueError: not a number, or out of range
+        if _scheme(url) in _POSTGRES_SCHEMES:  # one host or several, each with its port
+            from loanflow.backends.postgres import hosts
+
+            hosts.parse(url)
+        else:
+            _ = urlsplit(url).port  # ValueError: not a number, or out of range
     except ValueError as exc:
         raise ValueError(f"{setting}: malformed {_scheme(url)}:// URL: {exc}") from exc
     return url

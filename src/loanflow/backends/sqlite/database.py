@@ -4,7 +4,12 @@ Every write is a function run inside the writer thread's transaction. The
 writer takes all writes waiting at that moment, runs each inside its own
 SAVEPOINT (one failing write does not undo its neighbours), and commits once:
 many requests share one fsync. `synchronous=FULL` in WAL mode makes each
-commit durable before any of its callers hears back.
+commit durable before any of its callers hears back. Derived data, which an
+operating-system crash may undo, skips the fsync: a whole file of it
+(`durable=False`: metrics), or single writes (`write(..., durable=False)`:
+velocity counts in the store's file), whose group then commits with
+`synchronous=NORMAL` and reaches the disk with the next durable commit (WAL
+keeps commits in order).
 """
 
 from __future__ import annotations
@@ -64,10 +69,12 @@ class SQLiteDatabase:
     """One SQLite file: `write()` goes through the group-commit thread, `read()` to readers."""
 
     def __init__(
-        self, path: Path, *, unavailable: type[Unavailable], readers: int = 2
+        self, path: Path, *, unavailable: type[Unavailable], readers: int = 2,
+        durable: bool = True,
     ) -> None:
         self.path = path
         self._unavailable = unavailable
+        self._durable = durable
         self._writes: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._local = threading.local()
@@ -79,6 +86,8 @@ class SQLiteDatabase:
         """Create the file and schema (idempotent) and start the writer thread."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = connect(self.path)
+        if not self._durable:
+            conn.execute("PRAGMA synchronous=NORMAL")
         if schema_sql:
             conn.executescript(schema_sql)
         self._writer = threading.Thread(
@@ -97,13 +106,14 @@ class SQLiteDatabase:
                 conn.close()
             self._reader_conns.clear()
 
-    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn` in the next group commit; returns once the commit is on disk."""
+    async def write(self, fn: Callable[[sqlite3.Connection], T], *, durable: bool = True) -> T:
+        """Run `fn` in the next group commit; returns once the commit is on disk, or with
+        `durable=False` once committed (an operating-system crash may undo it)."""
         if self._writer is None:
             raise self._unavailable(f"{self.path.name} is closed")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
-        self._writes.put((fn, fut, loop))
+        self._writes.put((fn, fut, loop, durable))
         return await fut
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -125,7 +135,7 @@ class SQLiteDatabase:
         return fn(conn)
 
     def _write_loop(self, conn: sqlite3.Connection) -> None:
-        stopping = False
+        stopping, synced = False, self._durable
         while not stopping:
             group = [self._writes.get()]
             while len(group) < MAX_GROUP:
@@ -138,6 +148,10 @@ class SQLiteDatabase:
                 group = [item for item in group if item is not _STOP]
             if group:
                 try:
+                    durable = self._durable and any(item[3] for item in group)
+                    if durable is not synced:  # per connection, between transactions
+                        conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+                        synced = durable
                     self._commit_group(conn, group)
                 except Exception:
                     # The thread must outlive any one group, or every later write hangs.
@@ -148,7 +162,7 @@ class SQLiteDatabase:
         outcomes: list[tuple[Any, BaseException | None]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for fn, _fut, _loop in group:
+            for fn, _fut, _loop, _durable in group:
                 conn.execute("SAVEPOINT op")
                 try:
                     outcomes.append((fn(conn), None))
@@ -169,7 +183,7 @@ class SQLiteDatabase:
                     log.exception("rollback on %s failed", self.path.name)
             failure = self._unavailable(f"{self.path.name}: {exc}")
             outcomes = [(None, failure)] * len(group)
-        for (_fn, fut, loop), (result, error) in zip(group, outcomes, strict=True):
+        for (_fn, fut, loop, _durable), (result, error) in zip(group, outcomes, strict=True):
             # RuntimeError: the caller's event loop is gone, nobody waits for this answer.
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_settle, fut, result, error)

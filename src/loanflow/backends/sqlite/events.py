@@ -13,7 +13,6 @@ from loanflow.metrics.series_base import MetricsUnavailable
 
 # NORMAL, not FULL: a display log may lose its last events on an OS crash.
 SCHEMA = """
-PRAGMA synchronous=NORMAL;
 CREATE TABLE IF NOT EXISTS events (
     seq  INTEGER PRIMARY KEY AUTOINCREMENT,
     body BLOB NOT NULL
@@ -23,7 +22,7 @@ CREATE TABLE IF NOT EXISTS events (
 
 class SQLiteEventLog:
     def __init__(self, path: Path, *, kept: int = names.EVENTS_KEPT) -> None:
-        self._db = SQLiteDatabase(path, unavailable=MetricsUnavailable)
+        self._db = SQLiteDatabase(path, unavailable=MetricsUnavailable, durable=False)
         self._kept = kept
 
     def __repr__(self) -> str:

@@ -31,7 +31,6 @@ from loanflow.metrics.series_base import (
 from loanflow.metrics.tally import Tally, flatten, merge_into, merged, pack, unflatten, unpack
 
 SCHEMA = """
-PRAGMA synchronous=NORMAL;
 CREATE TABLE IF NOT EXISTS flushes (
     process TEXT NOT NULL,
     seq     INTEGER NOT NULL,
@@ -77,7 +76,7 @@ _COUNTER_RANGE = (names.FIELD_COUNTER, names.FIELD_COUNTER[:-1] + ";")
 
 class SQLiteSeries:
     def __init__(self, path: Path) -> None:
-        self._db = SQLiteDatabase(path, unavailable=MetricsUnavailable)
+        self._db = SQLiteDatabase(path, unavailable=MetricsUnavailable, durable=False)
 
     def __repr__(self) -> str:
         return f"SQLiteSeries({str(self._db.path)!r})"

@@ -35,6 +35,11 @@ class SQLiteStore(SQLiteReviewQueue, SQLiteExport, SQLiteLogins):
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self._db.path)!r})"
 
+    @property
+    def database(self) -> SQLiteDatabase:
+        """The file's one writer in this process, for what else lives in it (velocity)."""
+        return self._db
+
     async def open(self) -> None:
         self._db.open()
         await self._db.write(_migrate)

@@ -1,4 +1,4 @@
--- The duplicate-SSN lookup (store/postgres.py `ssn_matches`), one call per batch, always
+-- The duplicate-SSN lookup (backends/postgres/store.py `ssn_matches`), one call per batch, always
 -- through applications_ssn. Until the table's first ANALYZE the planner has no statistics
 -- and takes `ssn_hash = ANY(<one hash per application>)` to match most rows (0.5% per
 -- element, 200 elements), so it read the whole table for every batch, a cost that grows

@@ -14,10 +14,10 @@ import msgspec
 import pytest
 
 from loanflow.apikeys import ApiKey, Scope
+from loanflow.backends.postgres.store import CLIENT_MARGIN_S, PLAN_LIFETIME_S, PostgresStore
 from loanflow.errors import InvalidValue, StoreUnavailable
 from loanflow.store import migrations
 from loanflow.store.base import ApplicationRecord, StoreRefused
-from loanflow.store.postgres import CLIENT_MARGIN_S, PLAN_LIFETIME_S, PostgresStore
 from loanflow.store.review import DeadLetterFilter, DeadLetterStatus
 from tests.store.test_contract import dead
 from tests.throwaway.postgres import (

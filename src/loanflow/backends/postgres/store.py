@@ -24,14 +24,21 @@ import asyncpg
 import msgspec
 
 from loanflow.apikeys import ApiKey, Scope
+from loanflow.backends.postgres.errors import (
+    UNCONFIRMED_COMMIT,
+    leaves_connection_useless,
+    refused_for_data,
+    unconfirmed_commit,
+)
+from loanflow.backends.postgres.export import PostgresExport
+from loanflow.backends.postgres.hosts import PrimaryFirst
+from loanflow.backends.postgres.hosts import parse as parse_url
+from loanflow.backends.postgres.logins import PostgresLogins
+from loanflow.backends.postgres.review import PostgresReview, save_dead_letters
+from loanflow.backends.postgres.review_queue import PostgresReviewQueue
 from loanflow.errors import InvalidValue, StoreUnavailable
 from loanflow.store import migrations, review, review_queue, search
 from loanflow.store.base import ApplicationRecord
-from loanflow.store.postgres_errors import refused_for_data
-from loanflow.store.postgres_export import PostgresExport
-from loanflow.store.postgres_logins import PostgresLogins
-from loanflow.store.postgres_review import PostgresReview, save_dead_letters
-from loanflow.store.postgres_review_queue import PostgresReviewQueue
 from loanflow.store.review import DeadLetter
 
 _COLUMNS = (
@@ -67,7 +74,7 @@ CLIENT_MARGIN_S = 1.0
 #: Everything that means "the store cannot do this now". Server errors are
 #: included: the processor must keep the batch and retry, never crash on them;
 #: only a batch write's data and constraint errors become StoreRefused
-#: (postgres_errors.py), the batch's own fault.
+#: (errors.py), the batch's own fault.
 _BACKEND_ERRORS = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
@@ -91,6 +98,9 @@ class PostgresStore(PostgresReview, PostgresReviewQueue, PostgresExport, Postgre
         if statement_timeout_s <= 0:
             raise ValueError(f"expected statement_timeout_s > 0, got {statement_timeout_s}")
         self._url = url
+        # Several hosts: each new connection looks for the primary (hosts.py).
+        target = parse_url(url)
+        self._connect = PrimaryFirst(target) if len(target.hosts) > 1 else None
         self._min_pool, self._max_pool = min_pool, max_pool
         self._statement_timeout_s = statement_timeout_s
         self._command_timeout_s = statement_timeout_s + CLIENT_MARGIN_S
@@ -120,6 +130,7 @@ class PostgresStore(PostgresReview, PostgresReviewQueue, PostgresExport, Postgre
                 },
                 init=_init_connection,
                 reset=_keep_session,
+                connect=self._connect,
                 # Prepared statements are made anew this often, so PostgreSQL plans them
                 # for the table as it is now: a plan made while the table was a few
                 # pages long (a sequential scan) must not outlive the table's growth.
@@ -248,16 +259,43 @@ class PostgresStore(PostgresReview, PostgresReviewQueue, PostgresExport, Postgre
             raise StoreUnavailable(f"{what}: {self!r} is not open")
         try:
             async with pool.acquire(timeout=self._command_timeout_s) as conn:
+                # A COMMIT that stopped waiting for the synchronous standby is reported
+                # as done, with a warning: the result may be on this host only.
+                unconfirmed: list[object] = []
+
+                def on_notice(_: object, message: object) -> None:
+                    if unconfirmed_commit(message):
+                        unconfirmed.append(message)
+
+                conn.add_log_listener(on_notice)
                 try:
                     yield conn
-                except asyncpg.PostgresError:
-                    raise  # the server answered: the connection is still sound
-                except BaseException:
+                    # The notice came before the answer, so its listener has run.
+                    if unconfirmed:
+                        log.warning("%s: %s", what, UNCONFIRMED_COMMIT)
+                        raise asyncpg.InterfaceError(UNCONFIRMED_COMMIT)
+                except asyncpg.PostgresError as exc:
+                    if leaves_connection_useless(exc):
+                        # A standby now, or shutting down: this connection will never
+                        # write again, nor will its pool mates. New ones find the primary.
+                        conn.terminate()
+                        await pool.expire_connections()
+                    raise  # otherwise the server answered: the connection is sound
+                except BaseException as exc:
                     # Timed out, cut off or cancelled: the connection's state is
                     # unknown, and a polite reset against a frozen server would
                     # wait out a second timeout. Drop it; the pool opens another.
                     conn.terminate()
+                    if isinstance(exc, OSError | asyncpg.ConnectionDoesNotExistError):
+                        # The server is gone: its other connections are too, and on
+                        # a lost host they would each wait out a timeout to find out.
+                        await pool.expire_connections()
                     raise
+                finally:
+                    # The pool refuses a connection with a listener left on; a terminated
+                    # one is already out of it (and refuses the call).
+                    with contextlib.suppress(asyncpg.InterfaceError):
+                        conn.remove_log_listener(on_notice)
         except _BACKEND_ERRORS as exc:
             if for_request and isinstance(exc, asyncpg.DataError):
                 raise InvalidValue(_refused_value(exc)) from exc
