@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
-from typing import Any
-
+from loanflow.backends.postgres.pooled import Pooled
 from loanflow.store import export, search
 from loanflow.store.export import ExportRow
 from loanflow.store.search import ApplicationFilter
 
 
-class PostgresExport:
-    """Mixed into PostgresStore, which provides `_connection`. Every query here is built
-    from an operator's request: `for_request=True`."""
-
-    def _connection(
-        self, what: str, *, for_request: bool = False
-    ) -> contextlib.AbstractAsyncContextManager[Any]:
-        raise NotImplementedError
+class PostgresExport(Pooled):
+    """The CSV export's reads. Every query here is built from an operator's request:
+    `for_request=True`."""
 
     async def count_applications(self, where: ApplicationFilter, *, at_most: int) -> int:
         sql, params = search.count_sql(where, at_most, lambda n: f"${n}")

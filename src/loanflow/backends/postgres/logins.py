@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-from typing import Any
-
+from loanflow.backends.postgres.pooled import Pooled
 from loanflow.logins import KEEP_EXPIRED_S, LoginCode, Redeemed, Session, scopes_text
 from loanflow.store.logins import (
     CODE_COLUMNS,
@@ -17,14 +15,8 @@ from loanflow.store.logins import (
 _KEEP_EXPIRED_NS = KEEP_EXPIRED_S * 1_000_000_000
 
 
-class PostgresLogins:
-    """Mixed into PostgresStore, which provides `_connection` and `_transaction`."""
-
-    def _connection(self, what: str) -> contextlib.AbstractAsyncContextManager[Any]:
-        raise NotImplementedError
-
-    def _transaction(self, what: str) -> contextlib.AbstractAsyncContextManager[Any]:
-        raise NotImplementedError
+class PostgresLogins(Pooled):
+    """Dashboard logins: one-time codes, sessions, their signing secret."""
 
     async def create_login_code(self, code: LoginCode, code_hash: str) -> None:
         async with self._transaction("create_login_code") as conn:

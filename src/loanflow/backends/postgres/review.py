@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 
+from loanflow.backends.postgres.pooled import Pooled
 from loanflow.store import review
 from loanflow.store.review import AuditEntry, DeadLetter, DeadLetterFilter, DeadLetterStatus
 
@@ -21,21 +21,9 @@ ACTIONS = {DeadLetterStatus.REPLAYED: "replay", DeadLetterStatus.DISCARDED: "dis
 _encode = msgspec.json.Encoder().encode
 
 
-class PostgresReview:
-    """Mixed into PostgresStore, which provides `_connection` and `_transaction`.
-
-    Every query here is built from an operator's request: `for_request=True`.
-    """
-
-    def _connection(
-        self, what: str, *, for_request: bool = False
-    ) -> contextlib.AbstractAsyncContextManager[Any]:
-        raise NotImplementedError
-
-    def _transaction(
-        self, what: str, *, for_request: bool = False
-    ) -> contextlib.AbstractAsyncContextManager[Any]:
-        raise NotImplementedError
+class PostgresReview(Pooled):
+    """Dead letters and the audit trail. Every query here is built from an operator's
+    request: `for_request=True`."""
 
     async def list_dead_letters(
         self, where: DeadLetterFilter, *, limit: int, cursor: str | None = None

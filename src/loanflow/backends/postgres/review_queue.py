@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import msgspec
 
+from loanflow.backends.postgres.pooled import Pooled
 from loanflow.store import review_queue
 from loanflow.store.review_queue import Outcome, ReviewDecision, ReviewItem
 
@@ -14,21 +14,9 @@ _UPDATE = review_queue.update_sql(lambda n: f"${n}")
 _encode = msgspec.json.Encoder().encode
 
 
-class PostgresReviewQueue:
-    """Mixed into PostgresStore, which provides `_connection` and `_transaction`.
-
-    Every query here is built from an operator's request: `for_request=True`.
-    """
-
-    def _connection(
-        self, what: str, *, for_request: bool = False
-    ) -> contextlib.AbstractAsyncContextManager[Any]:
-        raise NotImplementedError
-
-    def _transaction(
-        self, what: str, *, for_request: bool = False
-    ) -> contextlib.AbstractAsyncContextManager[Any]:
-        raise NotImplementedError
+class PostgresReviewQueue(Pooled):
+    """The business review queue. Every query here is built from an operator's request:
+    `for_request=True`."""
 
     async def list_reviews(
         self, *, limit: int, cursor: str | None = None
