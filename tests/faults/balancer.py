@@ -5,10 +5,11 @@ their own (a network namespace, tests/faults/network.py), with the workers here.
     cluster = BalancedCluster(deployment, log_dir, hosts, settings={…})
     Bench(deployment, log_dir, record, cluster=cluster)     # the load goes to the balancer
 
-The config is docs/deployment.md's, with shorter intervals so that a fault test
-stays short: health checks every 200 ms (1 s there) and the server timeout 3 s
-(10 s there). Each request is logged as one line (`Request`): when it ended, the
-server that answered last, the retries, the status and the Idempotency-Key.
+The config is docs/deployment.md's without TLS, with shorter intervals so that a
+fault test stays short: health checks every 200 ms (1 s there) and a submission's
+server timeout 3 s (10 s there). Each request is logged as one line (`Request`):
+when it ended, the server that answered last, the retries, the status, the
+Idempotency-Key and whether the answer was a replay.
 """
 
 from __future__ import annotations
@@ -27,16 +28,19 @@ BACKEND = "loanflow_api"
 #: Each API host listens on this port of its own address, as in production.
 API_PORT = 8000
 CHECK_INTERVAL_MS = 200
-SERVER_TIMEOUT_S = 3
+#: How long the balancer waits for a submission's answer before it sends it to the other
+#: host (10 s in docs/deployment.md).
+SUBMIT_TIMEOUT_S = 3
 #: Bound on the balancer seeing a started API process (a check passed `rise` times).
 UP_TIMEOUT_S = 10.0
 
 
 def haproxy_config(
     *, listen: str, servers: Sequence[tuple[str, str]], stats_socket: Path,
-    check_interval_ms: int = CHECK_INTERVAL_MS, server_timeout_s: int = SERVER_TIMEOUT_S,
+    check_interval_ms: int = CHECK_INTERVAL_MS, submit_timeout_s: int = SUBMIT_TIMEOUT_S,
 ) -> str:
-    """docs/deployment.md's `haproxy.cfg` without TLS; `servers`: (name, address:port)."""
+    """docs/deployment.md's `haproxy.cfg` without TLS, with a request log; `servers`:
+    (name, address:port)."""
     lines = "\n".join(f"    server {name} {address} check" for name, address in servers)
     return f"""\
 global
@@ -48,7 +52,8 @@ defaults
     log global
     timeout connect 1s
     timeout client  65s
-    timeout server  {server_timeout_s}s
+    timeout http-request 10s
+    timeout server  30s
     timeout check   1s
     timeout http-keep-alive 60s
     retries 3
@@ -67,7 +72,13 @@ backend {BACKEND}
     option httpchk GET /healthz
     http-check expect status 200
     default-server inter {check_interval_ms}ms fall 2 rise 2 slowstart 5s
+    option http-buffer-request
     retry-on conn-failure empty-response response-timeout
+    acl resendable method GET HEAD
+    acl resendable req.hdr(Idempotency-Key) -m found
+    acl resendable path /v1/applications/batch
+    http-request disable-l7-retry unless resendable
+    http-request set-timeout server {submit_timeout_s}s if {{ req.hdr(Idempotency-Key) -m found }}
 {lines}
 """
 
