@@ -27,17 +27,18 @@ from tests.throwaway.haproxy import Haproxy
 BACKEND = "loanflow_api"
 #: Each API host listens on this port of its own address, as in production.
 API_PORT = 8000
-CHECK_INTERVAL_MS = 200
+#: Between two health checks of a server (1s in docs/deployment.md).
+CHECK_INTERVAL = "200ms"
 #: How long the balancer waits for a submission's answer before it sends it to the other
-#: host (10 s in docs/deployment.md).
-SUBMIT_TIMEOUT_S = 3
+#: host (10s in docs/deployment.md).
+SUBMIT_TIMEOUT = "3s"
 #: Bound on the balancer seeing a started API process (a check passed `rise` times).
 UP_TIMEOUT_S = 10.0
 
 
 def haproxy_config(
     *, listen: str, servers: Sequence[tuple[str, str]], stats_socket: Path,
-    check_interval_ms: int = CHECK_INTERVAL_MS, submit_timeout_s: int = SUBMIT_TIMEOUT_S,
+    check_interval: str = CHECK_INTERVAL, submit_timeout: str = SUBMIT_TIMEOUT,
 ) -> str:
     """docs/deployment.md's `haproxy.cfg` without TLS, with a request log; `servers`:
     (name, address:port)."""
@@ -71,14 +72,14 @@ backend {BACKEND}
     balance leastconn
     option httpchk GET /healthz
     http-check expect status 200
-    default-server inter {check_interval_ms}ms fall 2 rise 2 slowstart 5s
-    option http-buffer-request
+    default-server inter {check_interval} fall 2 rise 2 slowstart 5s
     retry-on conn-failure empty-response response-timeout
     acl resendable method GET HEAD
     acl resendable req.hdr(Idempotency-Key) -m found
     acl resendable path /v1/applications/batch
     http-request disable-l7-retry unless resendable
-    http-request set-timeout server {submit_timeout_s}s if {{ req.hdr(Idempotency-Key) -m found }}
+    option http-buffer-request
+    http-request set-timeout server {submit_timeout} if {{ req.hdr(Idempotency-Key) -m found }}
 {lines}
 """
 

@@ -18,8 +18,8 @@ after it: the appends api-0 sent then are applied, but their answers never reach
 The balancer sends each request in flight on api-0 again, to api-1, when the
 submission's server timeout strikes: a new application where api-0's append never
 left it, a replay of the one it appended where it had. After CUT_S the link is
-healed: api-0's appends held in its socket buffers reach Redis late (TCP retransmits
-them), after api-1 claimed their keys, and api-0 must come back into rotation.
+healed: the appends api-0 still held reach Redis late, after api-1 claimed their keys
+(they write nothing), and api-0 must come back into rotation.
 """
 
 from __future__ import annotations
