@@ -13,8 +13,9 @@ $(BIN)/loanflow: pyproject.toml
 run: $(BIN)/loanflow
 	$(BIN)/loanflow serve
 
-# The browser tests drive Debian's Chromium; the metrics tests check /metrics with promtool.
-test: $(BIN)/loanflow lint /usr/bin/chromium /usr/bin/promtool
+# The browser tests drive Debian's Chromium; the metrics tests check /metrics with promtool;
+# fault 13 puts HAProxy in front of API hosts in network namespaces and cuts one off with iptables.
+test: $(BIN)/loanflow lint /usr/bin/chromium /usr/bin/promtool /usr/sbin/haproxy /usr/sbin/iptables
 	$(BIN)/pytest
 
 # The fast tier: no server process, no Redis or PostgreSQL, no browser (tests/conftest.py).
@@ -26,6 +27,12 @@ test-fast: $(BIN)/loanflow
 
 /usr/bin/promtool:
 	apt-get install -y prometheus
+
+/usr/sbin/haproxy:
+	apt-get install -y haproxy
+
+/usr/sbin/iptables:
+	apt-get install -y iptables
 
 lint: $(BIN)/loanflow
 	$(BIN)/ruff check src tests benchmarks

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -27,11 +28,19 @@ WORKER_READY = b"worker running"
 
 
 class Proc:
-    """One `loanflow ROLE` process; `start()` again after a stop keeps its name and port."""
+    """One `loanflow ROLE` process; `start()` again after a stop keeps its name and port.
 
-    def __init__(self, role: str, index: int, env: dict[str, str], log_dir: Path) -> None:
+    `prefix`: the command it runs under (`ip netns exec NS`: another host's network);
+    `host`/`port`: where an HTTP role listens (default loopback and a free port)."""
+
+    def __init__(
+        self, role: str, index: int, env: dict[str, str], log_dir: Path, *,
+        prefix: Sequence[str] = (), host: str = "127.0.0.1", port: int | None = None,
+    ) -> None:
         self.role, self.name = role, f"{role}-{index}"
-        self.port = None if role == "worker" else free_port()
+        self.host = host
+        self.port = None if role == "worker" else port or free_port()
+        self._prefix = list(prefix)
         self._env = env
         self.log_path = log_dir / f"{self.name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -39,7 +48,7 @@ class Proc:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def pid(self) -> int:
@@ -50,9 +59,9 @@ class Proc:
         return self.proc is not None and self.proc.poll() is None
 
     def start(self, *, wait: bool = True) -> Proc:
-        args = [*LOANFLOW, self.role]
+        args = [*self._prefix, *LOANFLOW, self.role]
         if self.port is not None:
-            args += ["--port", str(self.port)]
+            args += ["--host", self.host, "--port", str(self.port)]
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=self._env)
@@ -113,6 +122,8 @@ class Cluster:
         env = {**os.environ, "LOANFLOW_POLL_INTERVAL_S": "0.02", **deployment.env()}
         env.update({f"LOANFLOW_{k.upper()}": v for k, v in (settings or {}).items()})
         log_dir.mkdir(parents=True, exist_ok=True)
+        #: What every process of it runs with (a subclass may add processes).
+        self.env, self.log_dir = env, log_dir
         if serve:
             self.apis, self.workers = [Proc("serve", 0, env, log_dir)], []
         else:

@@ -88,6 +88,7 @@ class LoadDriver:
         request_timeout_s: float = 15.0,
         max_open: int = 500,
         settle_timeout_s: float = 60.0,
+        split_body: bool = False,
     ) -> None:
         if not urls or rate_per_s <= 0:
             raise ValueError(f"expected API urls and a rate > 0, got {urls!r}, {rate_per_s}")
@@ -100,6 +101,7 @@ class LoadDriver:
         self._timeout_s = request_timeout_s
         self._max_open = max_open
         self._settle_timeout_s = settle_timeout_s
+        self._split_body = split_body
         self._next_url = itertools.count()
         self.submissions: dict[str, Submission] = {}
         self.answers: list[Answer] = []
@@ -187,7 +189,8 @@ class LoadDriver:
 
     async def _main(self) -> None:
         self._loop, self._stopping = asyncio.get_running_loop(), asyncio.Event()
-        self._pools = [HostPool(url, timeout_s=self._timeout_s) for url in self.urls]
+        self._pools = [HostPool(url, timeout_s=self._timeout_s, split_body=self._split_body)
+                       for url in self.urls]
         try:
             self._ready.set()
             await self._offer_load(self._stopping)

@@ -32,11 +32,13 @@ class Bench:
     def __init__(
         self, deployment: Deployment, log_dir: Path, record: Callable[[Outcome], None], *,
         serve: bool = False, driver_options: dict[str, Any] | None = None,
-        settings: dict[str, str] | None = None,
+        settings: dict[str, str] | None = None, cluster: Cluster | None = None,
     ) -> None:
         self.deployment = deployment
         self.backends = Backends(deployment)
-        self.cluster = Cluster(deployment, log_dir, serve=serve, settings=settings)
+        # `cluster`: processes laid out otherwise (behind a load balancer, say); the load
+        # goes to its `urls`.
+        self.cluster = cluster or Cluster(deployment, log_dir, serve=serve, settings=settings)
         self._driver_options = driver_options or {}
         self._record = record
         self.monitor = DepthMonitor(self.backends)

@@ -36,26 +36,35 @@ REUSE_IDLE_S = 4.0
 class HostPool:
     """Keep-alive connections to one `http://host:port`, reused last-in first-out."""
 
-    def __init__(self, url: str, *, timeout_s: float) -> None:
+    def __init__(self, url: str, *, timeout_s: float, split_body: bool = False) -> None:
         parts = urlsplit(url)
         if parts.scheme != "http" or parts.hostname is None or parts.port is None:
             raise ValueError(f"expected http://host:port, got {url!r}")
         self.url = url
         self._host, self._port = parts.hostname, parts.port
         self._timeout_s = timeout_s
+        #: Send the head and the body in two writes, a loop turn apart (as many clients
+        #: do): a proxy may have forwarded the head before the body arrives.
+        self._split_body = split_body
         self._idle: list[tuple[_Conn, float]] = []  # with when it went idle (monotonic)
 
     async def post(self, path: str, body: bytes, headers: dict[str, str]) -> Response:
         head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        request = (
+        request_head = (
             f"POST {path} HTTP/1.1\r\nHost: {self._host}:{self._port}\r\n{head}"
             f"Content-Length: {len(body)}\r\n\r\n"
-        ).encode() + body
+        ).encode()
         conn = await self._connection()
         reader, writer = conn
         try:
             async with asyncio.timeout(self._timeout_s):
-                writer.write(request)
+                if self._split_body:
+                    writer.write(request_head)
+                    await writer.drain()
+                    await asyncio.sleep(0)
+                    writer.write(body)
+                else:
+                    writer.write(request_head + body)
                 status_line, *header_lines = (
                     (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
                 )

@@ -135,7 +135,8 @@ class DepthMonitor:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._thread.join(timeout=10)
+        if self._thread.ident is not None:  # a bench whose processes failed never started it
+            self._thread.join(timeout=10)
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval_s):

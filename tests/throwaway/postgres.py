@@ -29,7 +29,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -64,7 +64,8 @@ class PostgresServer:
     """One postmaster over its own data directory; `url` stays the same across restarts."""
 
     def __init__(
-        self, *, port: int | None = None, settings: Mapping[str, str] = SERVER_SETTINGS
+        self, *, port: int | None = None, settings: Mapping[str, str] = SERVER_SETTINGS,
+        trusted_networks: Sequence[str] = (),
     ) -> None:
         self.directory = Path(tempfile.mkdtemp(prefix="loanflow-pg-"))
         self.data_dir = self.directory / "data"
@@ -77,6 +78,10 @@ class PostgresServer:
             os.chown(self.directory, entry.pw_uid, entry.pw_gid)
             self._as_user = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
         self._init_db()
+        if trusted_networks:
+            # initdb trusts loopback only: clients from these networks (CIDR) too.
+            with open(self.data_dir / "pg_hba.conf", "a") as hba:
+                hba.writelines(f"host all all {net} trust\n" for net in trusted_networks)
 
     @property
     def url(self) -> str:

@@ -56,11 +56,14 @@ class RedisServer:
         extra_args: Sequence[str] = (),
         password: str | None = None,
         port: int | None = None,
+        bind: Sequence[str] = (),
     ) -> None:
         self.directory = directory or Path(tempfile.mkdtemp(prefix="loanflow-redis-"))
         self.extra_args = tuple(extra_args)
         self.password = password
         self.port = port or free_port()
+        #: Addresses it listens on besides loopback (say, a network namespace's gateway).
+        self.bind = ("127.0.0.1", *bind)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -76,7 +79,7 @@ class RedisServer:
         if self.proc is not None and self.proc.poll() is None:
             raise RuntimeError(f"expected a stopped redis-server, got pid {self.proc.pid} running")
         args = [
-            str(REDIS_SERVER), "--port", str(self.port), "--bind", "127.0.0.1",
+            str(REDIS_SERVER), "--port", str(self.port), "--bind", *self.bind,
             "--dir", str(self.directory), "--logfile", str(self.log_path),
             "--daemonize", "no", *DURABLE_ARGS, *self.extra_args,
         ]
