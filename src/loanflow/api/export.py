@@ -149,8 +149,9 @@ async def export_applications(request: Request) -> Response:
                              headers=headers)
 
 
-async def _csv(store: Store, where: ApplicationFilter, limits: ExportLimits) -> AsyncIterator[
-        bytes]:
+async def _csv(
+    store: Store, where: ApplicationFilter, limits: ExportLimits
+) -> AsyncIterator[bytes]:
     """The header row, then each page of rows as it is read, until MAX_ROWS."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
