@@ -2,40 +2,31 @@
 // review decisions), newest first, in the pages the server gives.
 
 import { query } from "./api.js";
-import { h, say } from "./dom.js";
+import { h } from "./dom.js";
 import * as fmt from "./format.js";
+import { pagedTable } from "./paged.js";
 
 /** The server's page: a shorter one is the last. */
 const SERVER_PAGE = 500;
 
 /** `els`: the table's elements. Returns {load}. */
 export function createAudit({ api, els }) {
-  const view = { before: null, ticket: 0 };
-
-  async function load({ more = false } = {}) {
-    const ticket = ++view.ticket;
-    els.table.setAttribute("aria-busy", "true");
-    try {
-      const body = await api.get(`/v1/audit${query({ before: more ? view.before : null })}`);
-      if (ticket !== view.ticket) return;
+  const { load, next } = pagedTable({
+    els,
+    async fetchPage(before) {
+      const body = await api.get(`/v1/audit${query({ before })}`);
       const items = Array.isArray(body?.items) ? body.items : [];
-      if (more) els.rows.append(...items.map(row));
-      else els.rows.replaceChildren(...items.map(row));
       const last = items.at(-1);
-      view.before = items.length >= SERVER_PAGE && last ? last.seq : null;
-      say(els.status, "");
-    } catch (err) {
-      if (ticket !== view.ticket) return;
-      view.before = null;
-      say(els.status, `Audit trail unavailable: ${err.summary || err.message}. Refresh to try again.`, "bad");
-    } finally {
-      if (ticket === view.ticket) {
-        els.table.removeAttribute("aria-busy");
-        els.empty.hidden = els.rows.children.length > 0 || !els.status.hidden;
-        els.more.hidden = view.before == null;
-      }
-    }
-  }
+      return { items, next: items.length >= SERVER_PAGE && last ? last.seq : null };
+    },
+    row,
+    failed: (err) => `Audit trail unavailable: ${err.summary || err.message}. Refresh to try again.`,
+    settle() {
+      els.empty.hidden = els.rows.children.length > 0 || !els.status.hidden;
+      els.more.hidden = next() == null;
+    },
+    clearOnFailure: false, // the entries already shown stay, under the failure
+  });
 
   function row(entry) {
     const detail = entry.detail && typeof entry.detail === "object"

@@ -3,8 +3,9 @@
 // scope each row offers approve and decline; a decided row leaves the table.
 
 import { query } from "./api.js";
-import { h, say } from "./dom.js";
+import { h } from "./dom.js";
 import * as fmt from "./format.js";
+import { listPage, pagedTable } from "./paged.js";
 
 export const PAGE_SIZE = 50;
 
@@ -13,39 +14,25 @@ export const PAGE_SIZE = 50;
  * opens the decision dialog. Returns {load, remove}.
  */
 export function createReviews({ api, state, els, onInspect, onDecide }) {
-  const view = { next: null, ticket: 0, shown: 0 };
+  const pages = pagedTable({
+    els,
+    fetchPage: async (cursor) => listPage(await api.get(`/v1/reviews${query({ limit: PAGE_SIZE, cursor })}`)),
+    row,
+    failed: (err) => `Review queue unavailable: ${err.summary || err.message}. Refresh to try again.`,
+    settle,
+  });
 
   /** The first page again (`more`: the next page, added below). */
-  async function load({ more = false } = {}) {
-    const ticket = ++view.ticket;
-    els.table.setAttribute("aria-busy", "true");
+  function load({ more = false } = {}) {
     els.readonly.hidden = state.canOperate;
-    try {
-      const body = await api.get(`/v1/reviews${query({ limit: PAGE_SIZE, cursor: more ? view.next : null })}`);
-      if (ticket !== view.ticket) return;
-      const items = Array.isArray(body?.items) ? body.items : [];
-      view.next = body?.next_cursor || null;
-      if (more) els.rows.append(...items.map(row));
-      else els.rows.replaceChildren(...items.map(row));
-      say(els.status, "");
-    } catch (err) {
-      if (ticket !== view.ticket) return;
-      if (!more) els.rows.replaceChildren();
-      view.next = null;
-      say(els.status, `Review queue unavailable: ${err.summary || err.message}. Refresh to try again.`, "bad");
-    } finally {
-      if (ticket === view.ticket) {
-        els.table.removeAttribute("aria-busy");
-        settle();
-      }
-    }
+    return pages.load({ more });
   }
 
   function settle() {
     const n = els.rows.children.length;
     els.empty.hidden = n > 0 || !els.status.hidden;
-    els.more.hidden = !view.next;
-    els.count.textContent = n ? `${fmt.count(n)}${view.next ? "+" : ""} waiting` : "";
+    els.more.hidden = !pages.next();
+    els.count.textContent = n ? `${fmt.count(n)}${pages.next() ? "+" : ""} waiting` : "";
   }
 
   function row(item) {

@@ -2,8 +2,9 @@
 // can be shared and survives a reload), newest first, "More" for the next page.
 
 import { query } from "./api.js";
-import { h, say } from "./dom.js";
+import { h } from "./dom.js";
 import * as fmt from "./format.js";
+import { listPage, pagedTable } from "./paged.js";
 
 export const PAGE_SIZE = 100;
 /** The API's filters, in the order the form shows them. */
@@ -25,7 +26,7 @@ export function filterFrom(params) {
  * it; `onInspect(id)` opens the drawer. Returns {show(params), filter()}.
  */
 export function createSearch({ api, els, go, onInspect }) {
-  const view = { filter: null, key: null, next: null, ticket: 0 };
+  const view = { filter: null, key: null };
 
   /** Show the search an address names; ask the server only when it is a new one. */
   function show(params) {
@@ -38,34 +39,20 @@ export function createSearch({ api, els, go, onInspect }) {
     load();
   }
 
-  async function load({ more = false } = {}) {
-    const ticket = ++view.ticket;
-    els.table.setAttribute("aria-busy", "true");
-    const params = { ...view.filter, limit: PAGE_SIZE, cursor: more ? view.next : null };
-    try {
-      const body = await api.get(`/v1/applications${query(params)}`);
-      if (ticket !== view.ticket) return;
-      const items = Array.isArray(body?.items) ? body.items : [];
-      view.next = body?.next_cursor || null;
-      if (more) els.rows.append(...items.map(row));
-      else els.rows.replaceChildren(...items.map(row));
-      say(els.status, "");
-    } catch (err) {
-      if (ticket !== view.ticket) return;
-      view.next = null;
-      if (!more) els.rows.replaceChildren();
-      say(els.status, `Search failed: ${err.summary || err.message}`, "bad");
-    } finally {
-      if (ticket === view.ticket) {
-        els.table.removeAttribute("aria-busy");
-        const n = els.rows.children.length;
-        els.empty.hidden = n > 0 || !els.status.hidden;
-        els.more.hidden = !view.next;
-        els.count.textContent = n ? `${fmt.count(n)} shown${view.next ? ", more match" : ""}` : "";
-        els.count.dataset.count = String(n);
-      }
-    }
-  }
+  const { load, next } = pagedTable({
+    els,
+    fetchPage: async (cursor) => listPage(await api.get(
+      `/v1/applications${query({ ...view.filter, limit: PAGE_SIZE, cursor })}`)),
+    row,
+    failed: (err) => `Search failed: ${err.summary || err.message}`,
+    settle() {
+      const n = els.rows.children.length;
+      els.empty.hidden = n > 0 || !els.status.hidden;
+      els.more.hidden = !next();
+      els.count.textContent = n ? `${fmt.count(n)} shown${next() ? ", more match" : ""}` : "";
+      els.count.dataset.count = String(n);
+    },
+  });
 
   function row(item) {
     const review = item.review_decision ? `${item.review} (${item.review_decision})` : item.review;
