@@ -12,6 +12,7 @@ shared/reference/lean-intake: URLs from the environment).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
@@ -32,7 +33,10 @@ from tests.throwaway import free_port
 from benchmarks.harness.context import Bench, Figure, Result
 from benchmarks.harness.procs import tree
 from benchmarks.harness.service import Production, loanflow_service, naive_service
-from loanflow.loadgen.synthetic import generate
+from loanflow.apikeys import generate
+from loanflow.backends.postgres.store import PostgresStore
+from loanflow.loadgen.synthetic import generate as generate_application
+from loanflow.pii import new_key_text
 
 #: Distinct application bodies wrk cycles through (SSNs repeat after these).
 BODIES = 20_000
@@ -41,7 +45,13 @@ DRAIN_TIMEOUT_S = 180.0
 WRK_CONNECTIONS = 64
 #: A rate limit far above any load here: its cost counts, its refusals don't.
 RATE_LIMIT_PER_S = 1_000_000
-TARGETS = ("naive", "lean-onehop", "lean-twohop", "loanflow-production", "loanflow-embedded")
+TARGETS = ("naive", "lean-onehop", "lean-twohop", "lean-product", "loanflow-production",
+           "loanflow-embedded")
+#: Each lean target's API module; a module named app_X has its worker in worker_X.py.
+LEAN_MODULES = {"lean-onehop": "app_batched", "lean-twohop": "app_twohop",
+                "lean-product": "app_product"}
+#: The module whose target does loanflow's product work (its bodies, its schema).
+PRODUCT_MODULE = "app_product"
 _HZ = os.sysconf("SC_CLK_TCK")
 
 
@@ -55,6 +65,8 @@ class Running:
     groups: Callable[[], dict[str, list[int]]]
     stored: Callable[[], int | None]  # None: stored in the request (the naive baseline)
     stop: Callable[[], None]
+    #: The target's own database, for a lean target (tests look at its rows).
+    database_url: str = ""
 
 
 @dataclass
@@ -94,7 +106,7 @@ def write_bodies(path: Path, count: int = BODIES) -> None:
     rng = random.Random(7)
     with path.open("w") as out:
         for _ in range(count):
-            out.write(json.dumps(generate(rng), separators=(",", ":")) + "\n")
+            out.write(json.dumps(generate_application(rng), separators=(",", ":")) + "\n")
 
 
 class Targets:
@@ -114,8 +126,8 @@ class Targets:
     def start(self, name: str) -> Running:
         if name == "naive":
             return self._naive_target()
-        if name.startswith("lean-"):
-            return self._reference("app_batched" if name == "lean-onehop" else "app_twohop")
+        if name in LEAN_MODULES:
+            return self._reference(LEAN_MODULES[name])
         embedded = name == "loanflow-embedded"
         return self._loanflow(embedded=embedded,
                               api_workers=1 if embedded else self._api_workers,
@@ -157,9 +169,17 @@ class Targets:
     def _reference(self, module: str) -> Running:
         self._prod.empty()
         dsn = self._prod.create_database()
-        subprocess.run(["psql", dsn, "-qf", str(self._references / "schema.sql")], check=True,
-                       capture_output=True)
         env = {**os.environ, "REF_DATABASE_URL": dsn, "REF_REDIS_URL": self._prod.redis.url}
+        product = module == PRODUCT_MODULE
+        if product:  # loanflow's own schema and indexes, as its worker would migrate them
+            asyncio.run(_migrate(dsn))
+            _, api_key = generate()
+            env.update(REF_PII_KEY=new_key_text(), REF_API_KEYS=api_key,
+                       REF_RATE_LIMIT_PER_S=str(RATE_LIMIT_PER_S),
+                       REF_RATE_LIMIT_BURST=str(max(10_000, int(RATE_LIMIT_PER_S))))
+        else:
+            subprocess.run(["psql", dsn, "-qf", str(self._references / "schema.sql")],
+                           check=True, capture_output=True)
         port = free_port()
         with open(self._work / f"{module}.log", "ab") as log:
             api = subprocess.Popen(
@@ -167,12 +187,13 @@ class Targets:
                  "--loop", "uvloop", "--http", "httptools", "--no-access-log",
                  "--log-level", "warning", "--workers", "2", f"{module}:app"],
                 cwd=self._references, env=env, stdout=log, stderr=log, start_new_session=True)
-            worker = None if module != "app_twohop" else subprocess.Popen(
-                [sys.executable, "worker_twohop.py", "w1"], cwd=self._references, env=env,
-                stdout=log, stderr=log, start_new_session=True)
+            worker_script = module.replace("app_", "worker_", 1) + ".py"
+            worker = None if not (self._references / worker_script).exists() else (
+                subprocess.Popen([sys.executable, worker_script, "w1"], cwd=self._references,
+                                 env=env, stdout=log, stderr=log, start_new_session=True))
         url = f"http://127.0.0.1:{port}"
         _wait_answering(url)
-        table = "twohop" if worker else "loans"
+        table = "applications" if product else "twohop" if worker else "loans"
 
         def stored() -> int:
             out = subprocess.run(["psql", dsn, "-tAc", f"SELECT count(*) FROM {table}"],
@@ -185,9 +206,20 @@ class Targets:
                     os.killpg(proc.pid, signal.SIGTERM)
                     proc.wait(15)
 
-        return Running(url, self._references / "loan_post.lua", {},
+        script, wrk_env = self._references / "loan_post.lua", {}
+        if product:  # loanflow's bodies and headers, as loanflow and the naive baseline get
+            script, wrk_env = self._script, {"WRK_BODIES": str(self._bodies),
+                                             "WRK_KEY": env["REF_API_KEYS"]}
+        return Running(url, script, wrk_env,
                        lambda: {"api": tree(api.pid), "worker": tree(worker.pid) if worker
-                                else [], **self._backend_groups()}, stored, stop)
+                                else [], **self._backend_groups()}, stored, stop, dsn)
+
+
+async def _migrate(dsn: str) -> None:
+    """loanflow's migrations, by opening its store once."""
+    store = PostgresStore(dsn)
+    await store.open()
+    await store.close()
 
 
 def _wait_answering(url: str, timeout_s: float = 30.0) -> None:
@@ -316,6 +348,10 @@ def references(bench: Bench) -> Result:
     over_naive = median(round_ratios(measured, "loanflow-production", "naive"))
     embedded = median(round_ratios(measured, "loanflow-embedded", "naive"))
     cpu = ratio(production.cpu_total_us, twohop.cpu_total_us)
+    # The lean product floor: loanflow's product work on the two-hop's skeleton (no target).
+    floor = by_target.get("lean-product")
+    floor_cpu = ratio(floor.cpu_total_us, twohop.cpu_total_us) if floor else None
+    floor_over_naive = median(round_ratios(measured, "lean-product", "naive"))
     result.figures += [
         Figure("production stored / naive (median of rounds)", over_naive, "x",
                f">= {PRODUCTION_OVER_NAIVE:.0f}x", at_least(over_naive, PRODUCTION_OVER_NAIVE)),
@@ -323,14 +359,18 @@ def references(bench: Bench) -> Result:
                f">= {EMBEDDED_OVER_NAIVE:.0f}x", at_least(embedded, EMBEDDED_OVER_NAIVE)),
         Figure("production CPU per application / two-hop reference's", cpu, "x",
                f"<= {CPU_OVER_TWOHOP}x", cpu is not None and cpu <= CPU_OVER_TWOHOP),
+        Figure("lean-product CPU per application / two-hop reference's", floor_cpu, "x"),
+        Figure("lean-product stored / naive (median of rounds)", floor_over_naive, "x"),
     ]
     result.extra["table"] = table(measured)
     result.notes.append(
         "Stored/s: applications stored end to end (loanflow, two-hop: until the queue"
         " drained, over the time since the load began; naive and one-hop store in the"
         " request). CPU: µs per stored application of each process group, wrk not counted."
-        " The references leave out auth, rate limits, rules, velocity, metrics and dead"
-        " letters (benchmarks/references/README.md).")
+        " The one- and two-hop references leave out auth, rate limits, rules, velocity,"
+        " metrics and dead letters; lean-product is the two-hop's skeleton doing loanflow's"
+        " product work through its library code, without metrics, events or dead letters"
+        " (benchmarks/references/README.md).")
     return result
 
 
