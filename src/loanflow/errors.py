@@ -103,7 +103,8 @@ class NotFound(RequestError):
 class SchemaInvalid(RequestError):
     status = 422
     type = "validation-error"
-    title = "The application does not match the schema"
+    # One title per problem type (RFC 9457): a body's fields and a query's parameters alike.
+    title = "One or more fields are invalid"
 
     def __init__(self, errors: list[FieldError]) -> None:
         super().__init__(f"{len(errors)} field(s) invalid")

@@ -301,6 +301,7 @@ def test_a_bad_parameter_is_422_naming_it(client, keys, query, field):
     assert answer.headers["content-type"] == "application/problem+json"
     problem = answer.json()
     assert problem["type"] == "/problems/validation-error"
+    assert problem["title"] == "One or more fields are invalid"  # not "the application"
     assert [e["field"] for e in problem["errors"]] == [field]
 
 
