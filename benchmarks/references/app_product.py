@@ -12,7 +12,6 @@ content-type and body-size checks, queue-depth backpressure. Env: REF_REDIS_URL,
 """
 import asyncio
 import os
-import types
 
 import msgspec
 import redis.asyncio as aioredis
@@ -35,8 +34,6 @@ BURST = int(os.environ.get("REF_RATE_LIMIT_BURST", "10000"))
 ENC_ENVELOPE = msgspec.msgpack.Encoder().encode
 ENC_JSON = msgspec.json.Encoder().encode
 H = [(b"content-type", b"application/json")]
-#: make_submission takes loanflow's Runtime for its cipher alone.
-CONTEXT = types.SimpleNamespace(cipher=CIPHER)
 # KEYS: for each submission its idempotency key, then its API key's bucket.
 # ARGV: key TTL s, rate per s (0: none), burst, then for each: fingerprint, application id,
 # envelope. Returns for each: the application id (accepted, or the key's earlier claim with the
@@ -169,7 +166,7 @@ async def submit(scope, authorization, idem, body):
     except LoanflowError as exc:
         return exc.status, ENC_JSON({"error": str(exc)})
     client = scope.get("client")
-    s = make_submission(CONTEXT, client[0] if client else None, key_id, idempotency_key,
+    s = make_submission(CIPHER, client[0] if client else None, key_id, idempotency_key,
                         application)
     envelope = s.envelope
     try:

@@ -32,6 +32,7 @@ from loanflow.models import (
     format_ts,
     new_application_id,
 )
+from loanflow.pii import PiiCipher
 from loanflow.process.runtime import Runtime
 from loanflow.store.base import ApplicationRecord
 from loanflow.store.review_queue import ReviewDecision
@@ -55,7 +56,7 @@ def require_queue_room(rt: Runtime) -> None:
 
 
 def make_submission(
-    rt: Runtime, client_ip: str | None, api_key_id: str, idempotency_key: str,
+    cipher: PiiCipher, client_ip: str | None, api_key_id: str, idempotency_key: str,
     application: Application, *, rate_limit: RateLimit | None = None,
 ) -> Submission:
     """The sealed envelope and body fingerprint of one valid application."""
@@ -69,9 +70,9 @@ def make_submission(
         channel=application.channel,
         partner_id=application.partner_id,
         external_id=application.external_id,
-        sealed_application=rt.cipher.seal(_encode_msgpack(application)),
+        sealed_application=cipher.seal(_encode_msgpack(application)),
     )
-    return Submission(envelope, rt.cipher.keyed_hash(canonical_bytes(application)), rate_limit)
+    return Submission(envelope, cipher.keyed_hash(canonical_bytes(application)), rate_limit)
 
 
 def note_outcome(rt: Runtime, outcome: AppendOutcome, channel: str) -> None:

@@ -115,8 +115,9 @@ async def submit_batch(request: Request) -> Response:
             results.append(_refused(index, raw, exc))
             rt.metrics.recorder.answered(getattr(exc, "status", 422))
             continue
-        submission = make_submission(rt, request.client.host if request.client else None, key.id,
-                                     item.idempotency_key, application)
+        client_ip = request.client.host if request.client else None
+        submission = make_submission(rt.cipher, client_ip, key.id, item.idempotency_key,
+                                     application)
         results.append(None)  # filled in once the append answers
         valid.append((index, submission, application.channel))
     appended = await rt.broker.append([s for _, s, _ in valid]) if valid else []

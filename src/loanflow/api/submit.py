@@ -108,8 +108,8 @@ class Submit:
         require_queue_room(rt)
         client = scope.get("client")
         limit = app.state.limiter.for_append(key.id)
-        submission = make_submission(rt, client[0] if client else None, key.id, idempotency_key,
-                                     application, rate_limit=limit)
+        submission = make_submission(rt.cipher, client[0] if client else None, key.id,
+                                     idempotency_key, application, rate_limit=limit)
         result = await rt.appender.append(submission)
         outcome = result.outcome
         if outcome is AppendOutcome.KEY_REUSED:
