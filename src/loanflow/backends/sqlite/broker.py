@@ -2,7 +2,10 @@
 
 The idempotency key is claimed in the same transaction as the append, so a
 202 (after commit) means both are on disk, and a refused request leaves no
-trace.
+trace. Leases and acks are committed without waiting for the disk: an
+operating-system crash that undoes one only delivers its applications again,
+and the store writes a result once per id. Not waiting keeps the file's write
+lock, which the API's appends need, free for shorter (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -170,7 +173,7 @@ class SQLiteBroker:
             ).fetchall()
             return rows
 
-        rows = await self._db.write(take)
+        rows = await self._db.write(take, durable=False)
         if rows:
             self._activity.worked(consumer)
         rows.sort()
@@ -194,7 +197,7 @@ class SQLiteBroker:
         if not deliveries:
             return
         seqs = _seqs(deliveries)
-        await self._db.write(lambda conn: conn.executemany(ACK_SQL, seqs))
+        await self._db.write(lambda conn: conn.executemany(ACK_SQL, seqs), durable=False)
 
     async def retry_later(self, delivery: Delivery, envelope: Envelope, delay_s: float) -> None:
         blob, at = _encode(envelope), time.time_ns() + int(delay_s * 1e9)
