@@ -3,6 +3,7 @@ stops them all without losing an accepted application."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -71,13 +72,14 @@ def test_sigterm_stops_every_process_and_keeps_what_was_accepted(tmp_path):
         httpx.get(server.url + "/healthz", timeout=1)
 
 
-def test_embedded_serve_runs_its_processor_in_a_process_of_its_own(tmp_path):
+def test_embedded_serve_runs_its_processors_in_two_processes_of_their_own(tmp_path):
     key = create_key(tmp_path, "submit,read")
-    server = ServerProcess(tmp_path).start()
+    server = ServerProcess(tmp_path).start()  # LOANFLOW_PROCESSORS left to the mode
     try:
         assert server.proc is not None
-        [worker] = child_pids(server.proc.pid)
-        assert b"worker" in Path(f"/proc/{worker}/cmdline").read_bytes()
+        workers = child_pids(server.proc.pid)
+        assert len(workers) == min(2, os.cpu_count() or 1)
+        assert all(b"worker" in Path(f"/proc/{pid}/cmdline").read_bytes() for pid in workers)
         accepted = submit_many(server.url, key, 100)
         wait_until_drained(tmp_path, 100)
     finally:

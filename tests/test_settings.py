@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -71,10 +72,22 @@ def test_bad_float_names_the_variable() -> None:
         Settings.from_env({"LOANFLOW_VISIBILITY_TIMEOUT_S": "30s"})
 
 
-@pytest.mark.parametrize("name", ["PROCESSORS", "BACKLOG_LOOPS"])
-def test_a_negative_loop_count_names_the_variable(name: str) -> None:
-    with pytest.raises(ValueError, match=f"LOANFLOW_{name}: expected 0 or more, got -1"):
-        Settings.from_env({f"LOANFLOW_{name}": "-1"})
+@pytest.mark.parametrize(("name", "raw"), [("PROCESSORS", "-2"), ("BACKLOG_LOOPS", "-1")])
+def test_a_negative_loop_count_names_the_variable(name: str, raw: str) -> None:
+    with pytest.raises(ValueError, match=f"LOANFLOW_{name}: expected 0 or more.* got {raw}"):
+        Settings.from_env({f"LOANFLOW_{name}": raw})
+
+
+def test_processors_left_to_the_mode_are_two_embedded_and_one_in_production() -> None:
+    production = {"LOANFLOW_BROKER_URL": "redis://127.0.0.1:6379/0",
+                  "LOANFLOW_STORE_URL": "postgresql://127.0.0.1/loanflow"}
+
+    assert Settings.from_env({}).processor_count == min(2, os.cpu_count() or 1)
+    assert Settings.from_env({"LOANFLOW_PROCESSORS": "-1"}).processor_count == min(
+        2, os.cpu_count() or 1)
+    assert Settings.from_env(production).processor_count == 1
+    assert Settings.from_env({"LOANFLOW_PROCESSORS": "3"}).processor_count == 3
+    assert Settings.from_env({**production, "LOANFLOW_PROCESSORS": "0"}).processor_count == 0
 
 
 def test_idempotency_window_is_24_hours_unless_set() -> None:

@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "LOANFLOW_"
+#: `processors` left to the mode: an embedded worker does its SQLite writes itself and is
+#: the busiest process, so two of them share it across the cores (docs/benchmarks.md).
+AUTO_PROCESSORS = -1
 
 
 def _setting(default: Any, help: str, *, secret: bool = False) -> Any:
@@ -32,7 +35,9 @@ class Settings:
     host: str = _setting("127.0.0.1", "address the HTTP API listens on")
     port: int = _setting(8000, "port the HTTP API listens on")
     api_workers: int = _setting(1, "HTTP API processes")
-    processors: int = _setting(1, "processor loops (0 = accept only, process nothing)")
+    processors: int = _setting(
+        AUTO_PROCESSORS, "processor loops, or worker processes beside `serve`'s API (0 = accept"
+        " only; -1 = 2 worker processes beside an embedded `serve` on 2 or more cores, else 1)")
     backlog_loops: int = _setting(
         2, "extra processor loops per worker process, run only while full batches wait (one"
         " batch is assessed while another is written)")
@@ -120,10 +125,12 @@ class Settings:
             raise ValueError("LOANFLOW_REDIS_MIN_REPLICAS, LOANFLOW_REDIS_WAIT_MS: expected 0 or"
                              " more replicas and 1 or more ms, got"
                              f" {self.redis_min_replicas} and {self.redis_wait_ms}")
-        for name in ("processors", "backlog_loops"):
-            if getattr(self, name) < 0:
-                env = ENV_PREFIX + name.upper()
-                raise ValueError(f"{env}: expected 0 or more, got {getattr(self, name)}")
+        if self.processors < AUTO_PROCESSORS:
+            raise ValueError("LOANFLOW_PROCESSORS: expected 0 or more, or -1 for the mode's"
+                             f" default, got {self.processors}")
+        if self.backlog_loops < 0:
+            raise ValueError("LOANFLOW_BACKLOG_LOOPS: expected 0 or more, got"
+                             f" {self.backlog_loops}")
         for proxy in self.trusted_proxy_list:
             try:
                 ipaddress.ip_network(proxy)  # strict, as uvicorn parses it
@@ -138,6 +145,13 @@ class Settings:
     @property
     def embedded(self) -> bool:
         return not self.broker_url and not self.store_url
+
+    @property
+    def processor_count(self) -> int:
+        """`processors`, the mode's default resolved."""
+        if self.processors != AUTO_PROCESSORS:
+            return self.processors
+        return min(2, os.cpu_count() or 1) if self.embedded else 1
 
 
 #: How a boolean variable may be written (`str(True)` too: how `serve` hands settings down).

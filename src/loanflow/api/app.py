@@ -57,7 +57,7 @@ def app_from_env() -> Starlette:
 
 def create_app(settings: Settings, *, processors: int | None = None) -> Starlette:
     """The ASGI app; `processors` loops run in its lifespan (default: the settings')."""
-    loops = settings.processors if processors is None else processors
+    loops = settings.processor_count if processors is None else processors
     spec = msgspec.json.encode(openapi.build())
 
     @contextlib.asynccontextmanager

@@ -142,7 +142,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         # loop and GIL beside its SQLite threads (docs/benchmarks.md, per-batch pass).
         return serve_processes(settings)
     # One production API process: processors share its event loop.
-    return _run_http(settings, processors=settings.processors)
+    return _run_http(settings, processors=settings.processor_count)
 
 
 def _api(settings: Settings, args: argparse.Namespace) -> int:
@@ -189,11 +189,11 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
                 loop.add_signal_handler(sig, runtime.stop.set)
             runtime.start_metrics(live=False)
             # Backlog loops here only: in an API process they would take its loop's time.
-            runtime.start_processors(max(1, settings.processors),
+            runtime.start_processors(max(1, settings.processor_count),
                                      backlog_loops=settings.backlog_loops)
             freeze_startup_objects()
             log.info("worker running %d processors and %d backlog loops",
-                     max(1, settings.processors), settings.backlog_loops)
+                     max(1, settings.processor_count), settings.backlog_loops)
             await runtime.stop.wait()
 
     # uvloop, as the API runs on: the stdlib loop's socket writes and select led the

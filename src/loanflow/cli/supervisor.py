@@ -98,7 +98,7 @@ def serve_processes(settings: Settings) -> int:
 
     env = settings_env(settings)
     os.environ.update(env)  # uvicorn's API children inherit it
-    workers = WorkerPool(env, settings.processors)
+    workers = WorkerPool(env, settings.processor_count)
     workers.start()
     try:
         uvicorn.run(
