@@ -37,6 +37,7 @@ from loanflow.apikeys import generate
 from loanflow.backends.postgres.store import PostgresStore
 from loanflow.loadgen.synthetic import generate as generate_application
 from loanflow.pii import new_key_text
+from loanflow.settings import AUTO_PROCESSORS
 
 #: Distinct application bodies wrk cycles through (SSNs repeat after these).
 BODIES = 20_000
@@ -131,7 +132,7 @@ class Targets:
         embedded = name == "loanflow-embedded"
         return self._loanflow(embedded=embedded,
                               api_workers=1 if embedded else self._api_workers,
-                              processors=1 if embedded else self._processors)
+                              processors=AUTO_PROCESSORS if embedded else self._processors)
 
     def _backend_groups(self) -> dict[str, list[int]]:
         redis, postgres = self._prod.redis.proc, self._prod.postgres.proc

@@ -30,6 +30,7 @@ from tests.throwaway.redis import RedisServer
 
 from benchmarks.harness.procs import tree
 from loanflow.pii import new_key_text
+from loanflow.settings import AUTO_PROCESSORS
 
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
@@ -163,7 +164,7 @@ def _wait_ready(proc: subprocess.Popen[bytes], url: str, log_path: Path) -> None
 
 def loanflow_service(
     work_dir: Path, *, production: Production | None, api_workers: int = 1,
-    processors: int = 1, rate_limit_per_s: float = 0,
+    processors: int = AUTO_PROCESSORS, rate_limit_per_s: float = 0,
 ) -> Service:
     """`loanflow serve` over fresh backends; ready when `/readyz` answers 200."""
     data_dir = Path(tempfile.mkdtemp(prefix="serve-", dir=work_dir))

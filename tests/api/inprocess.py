@@ -33,7 +33,7 @@ from loanflow.api.app import create_app
 from loanflow.apikeys import ApiKey
 from loanflow.models import Application, AttemptRecord, Envelope, new_application_id
 from loanflow.process.runtime import Runtime
-from loanflow.settings import Settings
+from loanflow.settings import AUTO_PROCESSORS, Settings
 from loanflow.store.review import DeadLetter, DeadLetterStatus
 from tests.conftest import Deployment, production_deployment, sample_application
 
@@ -247,7 +247,10 @@ def app_fixture(**settings: str) -> Callable[..., Iterator[InProcessApp]]:
     @pytest.fixture(scope="module")
     def app(deployment: Deployment) -> Iterator[InProcessApp]:
         config = deployment_settings(deployment, **settings)
-        with running_app(config, processors=config.processors) as running:
+        # One loop unless the settings name a count: `serve` would run the mode's default
+        # as worker processes, not as loops on the API's event loop.
+        loops = 1 if config.processors == AUTO_PROCESSORS else config.processors
+        with running_app(config, processors=loops) as running:
             yield running
 
     return app
