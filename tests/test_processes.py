@@ -72,6 +72,21 @@ def test_sigterm_stops_every_process_and_keeps_what_was_accepted(tmp_path):
         httpx.get(server.url + "/healthz", timeout=1)
 
 
+def test_sigterm_to_a_lone_api_process_stops_its_workers_before_it_exits(tmp_path):
+    # One API process: uvicorn raises the SIGTERM it handled again after shutting down.
+    key = create_key(tmp_path, "submit,read")
+    server = ServerProcess(tmp_path).start()
+    assert server.proc is not None
+    workers = child_pids(server.proc.pid)
+    accepted = submit_many(server.url, key, 50)
+
+    server.proc.send_signal(signal.SIGTERM)
+
+    assert server.proc.wait(timeout=40) == 0
+    assert workers and not any(alive(pid) for pid in workers)
+    assert len(stored_rows(tmp_path)) + queued_count(tmp_path) == len(accepted)
+
+
 def test_embedded_serve_runs_its_processors_in_two_processes_of_their_own(tmp_path):
     key = create_key(tmp_path, "submit,read")
     server = ServerProcess(tmp_path).start()  # LOANFLOW_PROCESSORS left to the mode

@@ -99,8 +99,11 @@ def serve_processes(settings: Settings) -> int:
     env = settings_env(settings)
     os.environ.update(env)  # uvicorn's API children inherit it
     workers = WorkerPool(env, settings.processor_count)
-    workers.start()
+    # A lone uvicorn server raises the SIGTERM it handled again once it has shut down;
+    # with the default action this process would die there, before stopping its workers.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
+        workers.start()
         uvicorn.run(
             "loanflow.api.app:app_from_env",
             factory=True,
@@ -110,3 +113,7 @@ def serve_processes(settings: Settings) -> int:
     finally:
         workers.stop()
     return 0
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)  # unwinds through serve_processes' `finally`: the workers stop first
