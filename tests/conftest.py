@@ -241,7 +241,10 @@ class ServerProcess:
         self.log_path = self.data_dir / f"serve-{self.port}.log"
 
     def start(self) -> ServerProcess:
-        env = {**os.environ, "LOANFLOW_POLL_INTERVAL_S": "0.02", **self.deployment.env()}
+        # One worker process unless a test asks for more (or for the mode's default, "-1"):
+        # the suite starts hundreds of servers on 2 cores, and each idle worker polls.
+        env = {**os.environ, "LOANFLOW_POLL_INTERVAL_S": "0.02", "LOANFLOW_PROCESSORS": "1",
+               **self.deployment.env()}
         env.update({f"LOANFLOW_{k.upper()}": v for k, v in self.settings.items()})
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(

@@ -75,7 +75,7 @@ def test_sigterm_stops_every_process_and_keeps_what_was_accepted(tmp_path):
 def test_sigterm_to_a_lone_api_process_stops_its_workers_before_it_exits(tmp_path):
     # One API process: uvicorn raises the SIGTERM it handled again after shutting down.
     key = create_key(tmp_path, "submit,read")
-    server = ServerProcess(tmp_path).start()
+    server = ServerProcess(tmp_path, processors="-1").start()  # the mode's: two workers
     assert server.proc is not None
     workers = child_pids(server.proc.pid)
     accepted = submit_many(server.url, key, 50)
@@ -89,7 +89,7 @@ def test_sigterm_to_a_lone_api_process_stops_its_workers_before_it_exits(tmp_pat
 
 def test_embedded_serve_runs_its_processors_in_two_processes_of_their_own(tmp_path):
     key = create_key(tmp_path, "submit,read")
-    server = ServerProcess(tmp_path).start()  # LOANFLOW_PROCESSORS left to the mode
+    server = ServerProcess(tmp_path, processors="-1").start()  # left to the mode
     try:
         assert server.proc is not None
         workers = child_pids(server.proc.pid)

@@ -33,7 +33,7 @@ from loanflow.api.app import create_app
 from loanflow.apikeys import ApiKey
 from loanflow.models import Application, AttemptRecord, Envelope, new_application_id
 from loanflow.process.runtime import Runtime
-from loanflow.settings import AUTO_PROCESSORS, Settings
+from loanflow.settings import Settings
 from loanflow.store.review import DeadLetter, DeadLetterStatus
 from tests.conftest import Deployment, production_deployment, sample_application
 
@@ -235,7 +235,7 @@ def app_in_mode(mode: str, data_dir: Path) -> Iterator[InProcessApp]:
 
 def deployment_settings(deployment: Deployment, **settings: str) -> Settings:
     """What `ServerProcess(deployment, **settings)` would run with."""
-    env = {"LOANFLOW_POLL_INTERVAL_S": "0.02", **deployment.env()}
+    env = {"LOANFLOW_POLL_INTERVAL_S": "0.02", "LOANFLOW_PROCESSORS": "1", **deployment.env()}
     env.update({f"LOANFLOW_{name.upper()}": value for name, value in settings.items()})
     return Settings.from_env(env)
 
@@ -247,10 +247,7 @@ def app_fixture(**settings: str) -> Callable[..., Iterator[InProcessApp]]:
     @pytest.fixture(scope="module")
     def app(deployment: Deployment) -> Iterator[InProcessApp]:
         config = deployment_settings(deployment, **settings)
-        # One loop unless the settings name a count: `serve` would run the mode's default
-        # as worker processes, not as loops on the API's event loop.
-        loops = 1 if config.processors == AUTO_PROCESSORS else config.processors
-        with running_app(config, processors=loops) as running:
+        with running_app(config, processors=config.processor_count) as running:
             yield running
 
     return app
