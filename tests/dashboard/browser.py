@@ -36,6 +36,8 @@ def log_in(page: Page, base_url: str, key: str) -> None:
     page.fill("#token", key)
     page.click("button[type=submit]")
     page.wait_for_selector("body[data-ready]", timeout=WAIT_MS)
+    # Its first fetches done: a test that goes to another view next would abort them.
+    page.wait_for_load_state("networkidle", timeout=WAIT_MS)
 
 
 @dataclass
