@@ -70,7 +70,7 @@ frontend loanflow
 
 backend {BACKEND}
     balance leastconn
-    option httpchk GET /healthz
+    option httpchk GET /readyz
     http-check expect status 200
     default-server inter {check_interval} fall 2 rise 2 slowstart 5s
     retry-on conn-failure empty-response response-timeout

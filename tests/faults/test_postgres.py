@@ -26,6 +26,8 @@ STORE_TIMEOUT_S = 2.0
 #: No answer may take longer: two store calls (pool wait + statement), each bounded
 #: by the timeout plus its 1 s margin, and some slack for a noisy machine.
 ANSWER_BOUND_S = 2 * (STORE_TIMEOUT_S + 1.0) + 2.0
+#: A balancer's check times out after 1 s; /readyz waits 0.5 s for a silent store.
+READYZ_BOUND_S = 1.5
 
 
 @pytest.mark.timeout(120)
@@ -79,8 +81,9 @@ def test_postgres_frozen_for_30s_times_out_fills_the_queue_to_its_bound_then_dra
         deepest = b.monitor.max_depth(frozen_at, healed_at)
 
     outcome.assert_clean()
-    # One store call (the ping): its timeout, the client's 1 s margin, some slack.
-    assert ready.status_code == 503 and readyz_s < STORE_TIMEOUT_S + 3.0, (ready, readyz_s)
+    # Intake goes on, so the API stays ready; the body says processing waits for the store.
+    assert ready.status_code == 200 and ready.json()["processing"] == "degraded", ready.text
+    assert readyz_s < READYZ_BOUND_S, readyz_s
     slowest = max(a.latency_s for a in answers)
     assert slowest < ANSWER_BOUND_S, f"an answer took {slowest:.1f}s while the store was frozen"
     assert all(a.status in (202, 503) for a in answers), {a.status for a in answers}

@@ -403,8 +403,10 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         method="GET", path="/readyz", endpoint=health.readyz, scope=None,
         summary="Readiness to accept: the broker reachable and keeping what it acknowledges",
-        description="The body's `checks` say whether the broker and the store answer,"
-                    " `durability` what a 202 rests on.",
+        description="Ready while the broker answers: intake needs nothing else, so route"
+                    " on it. The body's `checks` say whether the broker and the store"
+                    " answer, `processing` is `degraded` while the store does not (accepted"
+                    " work waits in the broker), `durability` says what a 202 rests on.",
         answers=(Answer(status=200, description="Ready", type=health.Readiness),
                  Answer(status=503, description="Not ready", type=health.Readiness)),
     ),
