@@ -21,6 +21,7 @@ import asyncpg
 import httpx
 import pytest
 
+from loanflow.apikeys import ApiKey, Scope
 from loanflow.pii import new_key_text
 from tests.throwaway import free_port
 from tests.throwaway.postgres import SHARED_ADMIN_URL, fresh_database
@@ -222,6 +223,11 @@ def cli(where: Path | Deployment, *args: str) -> str:
         env={**os.environ, **as_deployment(where).env()},
     )
     return done.stdout
+
+
+def api_key(key_id: str, **fields: Any) -> ApiKey:
+    """A key record as the store gives it back (for limiters and checks called directly)."""
+    return ApiKey(id=key_id, label="", scopes=frozenset(Scope), created_at_ns=0, **fields)
 
 
 def create_key(where: Path | Deployment, scopes: str) -> str:

@@ -41,6 +41,34 @@ def test_keys_list_shows_ids_and_scopes_never_secrets(tmp_path):
     assert secret not in listing
 
 
+def test_keys_create_binds_a_partner_and_a_limit_and_list_shows_them(tmp_path):
+    created = cli(tmp_path, "keys", "create", "--scopes", "submit", "--partner-id", "acme",
+                  "--rate-limit", "2.5", "--label", "Acme Brokers")
+
+    listing = cli(tmp_path, "keys", "list")
+
+    assert "partner acme, 2.5/s, burst 3" in created  # a burst of one second's worth
+    key_id = created.strip().splitlines()[-1].split("_")[1]
+    [line] = [line for line in listing.splitlines() if line.startswith(key_id)]
+    assert line.split("\t")[3:] == ["partner acme; 2.5/s; burst 3", "Acme Brokers"]
+
+
+@pytest.mark.parametrize(("flags", "named"), [
+    (["--burst", "0"], "burst >= 1"),
+    (["--rate-limit", "-1"], "rate limit >= 0"),
+    (["--rate-limit", "nan"], "rate limit >= 0"),
+    (["--partner-id", " acme"], "partner id"),
+    (["--partner-id", "x" * 101], "partner id"),
+])
+def test_keys_create_refuses_bad_terms_and_creates_nothing(tmp_path, flags, named):
+    done = subprocess.run([*LOANFLOW, "keys", "create", *flags, "--data-dir", str(tmp_path)],
+                          capture_output=True, text=True)
+
+    assert done.returncode == 2
+    assert named in done.stderr
+    assert cli(tmp_path, "keys", "list").strip() == ""
+
+
 def test_a_revoked_key_is_refused(tmp_path):
     secret = cli(tmp_path, "keys", "create", "--scopes", "submit").strip().splitlines()[-1]
     server = ServerProcess(tmp_path).start()

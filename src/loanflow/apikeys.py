@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import math
 import secrets
 
 import msgspec
@@ -31,6 +32,11 @@ class ApiKey(msgspec.Struct, frozen=True, kw_only=True):
     created_at_ns: int
     expires_at_ns: int | None = None
     revoked_at_ns: int | None = None
+    #: A partner's key submits for that partner only (a broker cannot pose as another).
+    partner_id: str | None = None
+    #: This key's own rate limit, over the service's default (LOANFLOW_RATE_LIMIT_*).
+    rate_per_s: float | None = None
+    burst: int | None = None
 
     def usable(self, now_ns: int) -> bool:
         if self.revoked_at_ns is not None and self.revoked_at_ns <= now_ns:
@@ -53,6 +59,35 @@ def parse_scopes(text: str) -> frozenset[Scope]:
     if not scopes:
         raise ValueError("expected at least one scope")
     return frozenset(scopes)
+
+
+#: As the application's `partner_id` field allows (models.py).
+MAX_PARTNER_ID = 100
+
+
+class KeyTerms(msgspec.Struct, frozen=True, kw_only=True):
+    """What binds or limits a key beyond its scopes (ApiKey's fields of the same names)."""
+
+    partner_id: str | None = None
+    rate_per_s: float | None = None
+    burst: int | None = None
+
+
+def terms(*, partner_id: str | None, rate_per_s: float | None, burst: int | None) -> KeyTerms:
+    """A new key's partner and own limit, checked; raises ValueError naming what is wrong.
+    A rate without a burst gets one second's worth (at least 1)."""
+    if partner_id is not None and not (
+            0 < len(partner_id) <= MAX_PARTNER_ID and partner_id == partner_id.strip()
+            and partner_id.isprintable()):
+        raise ValueError(f"expected a partner id of 1-{MAX_PARTNER_ID} printable characters"
+                         f" without surrounding spaces, got {partner_id!r}")
+    if rate_per_s is not None and not (rate_per_s >= 0 and math.isfinite(rate_per_s)):
+        raise ValueError(f"expected a rate limit >= 0 per second, got {rate_per_s:g}")
+    if burst is not None and burst < 1:
+        raise ValueError(f"expected a burst >= 1, got {burst}")
+    if burst is None and rate_per_s:
+        burst = max(1, math.ceil(rate_per_s))
+    return KeyTerms(partner_id=partner_id, rate_per_s=rate_per_s, burst=burst)
 
 
 def generate() -> tuple[str, str]:

@@ -74,11 +74,12 @@ class InProcessApp:
         return httpx.Client(transport=_PortalTransport(self._portal, self._transport),
                             base_url="http://loanflow.test", **options)
 
-    def key(self, scopes: str) -> str:
-        """A new API key with `scopes` (comma-separated), as `loanflow keys create` makes."""
+    def key(self, scopes: str, **terms: Any) -> str:
+        """A new API key with `scopes` (comma-separated), as `loanflow keys create` makes;
+        `terms`: its partner_id, rate_per_s and burst."""
         key_id, secret = apikeys.generate()
         key = ApiKey(id=key_id, label="test", scopes=apikeys.parse_scopes(scopes),
-                     created_at_ns=time.time_ns())
+                     created_at_ns=time.time_ns(), **terms)
         self.call(self.runtime.store.create_api_key, key, apikeys.hash_key(secret))
         return secret
 

@@ -18,6 +18,7 @@ from tests.api.test_submit import submit
 from tests.conftest import (
     Deployment,
     ServerProcess,
+    api_key,
     create_key,
     production_deployment,
     sample_application,
@@ -25,7 +26,7 @@ from tests.conftest import (
 
 
 def take(limiter: TokenBucketLimiter, key_id: str) -> None:
-    asyncio.run(limiter.acquire(key_id))
+    asyncio.run(limiter.acquire(api_key(key_id)))
 
 
 def test_bucket_allows_the_burst_then_the_rate():
@@ -50,6 +51,26 @@ def test_buckets_are_per_key():
 
     with pytest.raises(RateLimited):
         take(limiter, "a")
+
+
+def test_a_key_s_own_limit_is_shared_by_the_host_s_api_processes():
+    # Each of two processes takes half of the key's rate and burst: together, the key's.
+    limiter = TokenBucketLimiter(rate_per_s=1000, burst=1000, processes=2, clock_s=lambda: 0.0)
+    key = api_key("k", rate_per_s=1, burst=4)
+
+    for _ in range(2):
+        asyncio.run(limiter.acquire(key))
+    with pytest.raises(RateLimited) as refused:
+        asyncio.run(limiter.acquire(key))
+
+    assert "over 1/s" in str(refused.value)
+
+
+def test_a_key_with_a_rate_of_zero_is_not_limited():
+    limiter = TokenBucketLimiter(rate_per_s=1, burst=1, clock_s=lambda: 0.0)
+
+    for _ in range(100):
+        asyncio.run(limiter.acquire(api_key("k", rate_per_s=0)))
 
 
 @pytest.mark.slow

@@ -22,6 +22,7 @@ import uvloop
 from loanflow.backends.redis.broker import RedisStreamsBroker
 from loanflow.backends.redis.ratelimit import RedisTokenBucketLimiter
 from loanflow.errors import BrokerUnavailable
+from tests.conftest import api_key
 
 pytestmark = pytest.mark.faults
 
@@ -113,7 +114,7 @@ def test_connections_reset_as_redis_dies_are_503s_not_500s(resetting_server):
         limiter = RedisTokenBucketLimiter.from_url(resetting_server, rate_per_s=10, burst=10)
         await limiter.open()
         try:
-            checks = [limiter.acquire("k") for _ in range(300)]
+            checks = [limiter.acquire(api_key("k")) for _ in range(300)]
             brokers = [RedisStreamsBroker.from_url(resetting_server, visibility_timeout_s=1)
                        for _ in range(300)]
             return await asyncio.gather(*checks, *(b.open() for b in brokers),

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from loanflow.backends.redis.ratelimit import RedisTokenBucketLimiter
+from tests.conftest import api_key
 
 pytestmark = pytest.mark.faults
 
@@ -39,7 +40,7 @@ def test_a_burst_of_rate_limit_checks_waits_for_a_redis_connection(fault_redis):
         limiter = RedisTokenBucketLimiter.from_url(fault_redis.url, rate_per_s=1e6, burst=1_000_000)
         await limiter.open()
         try:
-            return await asyncio.gather(*(limiter.acquire("k") for _ in range(300)),
+            return await asyncio.gather(*(limiter.acquire(api_key("k")) for _ in range(300)),
                                         return_exceptions=True)
         finally:
             await limiter.close()

@@ -12,15 +12,17 @@ from starlette.responses import Response
 
 from loanflow.api.components import array_of, ref
 from loanflow.api.schema import canonical_bytes
-from loanflow.apikeys import Scope
+from loanflow.apikeys import ApiKey, Scope
 from loanflow.broker.base import AppendOutcome, RateLimit, Submission
 from loanflow.domain.rules import Violation
 from loanflow.errors import (
+    FieldError,
     MalformedRequest,
     NotFound,
     PayloadTooLarge,
     QueueFull,
     RequestTimeout,
+    SchemaInvalid,
 )
 from loanflow.metrics import names
 from loanflow.models import (
@@ -53,6 +55,15 @@ def runtime_of(request: Request) -> Runtime:
 def require_queue_room(rt: Runtime) -> None:
     if rt.queue_depth >= rt.settings.max_queue_depth:
         raise QueueFull(f"queue depth {rt.queue_depth} >= {rt.settings.max_queue_depth}")
+
+
+def require_own_partner(key: ApiKey, application: Application) -> None:
+    """A key bound to a partner submits for that partner only: a broker cannot pose as
+    another (whose applications, commissions and limits are its own)."""
+    if key.partner_id is not None and application.partner_id != key.partner_id:
+        raise SchemaInvalid([FieldError(
+            "partner_id", f"expected {key.partner_id!r}: this API key submits for that"
+                          " partner only")])
 
 
 def make_submission(

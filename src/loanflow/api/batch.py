@@ -23,6 +23,7 @@ from loanflow.api.applications import (
     make_submission,
     note_outcome,
     read_body,
+    require_own_partner,
     require_queue_room,
     runtime_of,
     valid_idempotency_key,
@@ -94,7 +95,7 @@ async def submit_batch(request: Request) -> Response:
     try:
         key = await request.app.state.auth.require(request, Scope.SUBMIT)
         items = _items(request, await read_body(request, MAX_BATCH_BYTES))
-        await request.app.state.limiter.acquire(key.id, len(items))
+        await request.app.state.limiter.acquire(key, len(items))
         require_queue_room(rt)
     except LoanflowError as exc:
         rt.metrics.recorder.answered(exc.status)
@@ -111,6 +112,7 @@ async def submit_batch(request: Request) -> Response:
                     "characters")
             application = decode_application(bytes(item.application))
             _refuse_duplicate_fields(raw, bytes(item.application))
+            require_own_partner(key, application)
         except (msgspec.DecodeError, RequestError) as exc:
             results.append(_refused(index, raw, exc))
             rt.metrics.recorder.answered(getattr(exc, "status", 422))

@@ -25,6 +25,7 @@ from loanflow.api.applications import (
     note_outcome,
     read_body,
     refuse_declared_length,
+    require_own_partner,
     require_queue_room,
     valid_idempotency_key,
 )
@@ -105,9 +106,10 @@ class Submit:
                                    " printable ASCII characters")
         body = await _read_body(scope, receive, head.content_length, rt.settings.max_body_bytes)
         application = decode_application(body)
+        require_own_partner(key, application)
         require_queue_room(rt)
         client = scope.get("client")
-        limit = app.state.limiter.for_append(key.id)
+        limit = app.state.limiter.for_append(key)
         submission = make_submission(rt.cipher, client[0] if client else None, key.id,
                                      idempotency_key, application, rate_limit=limit)
         result = await rt.appender.append(submission)

@@ -79,10 +79,9 @@ def make_backends(settings: Settings) -> Backends:
         series=SQLiteSeries(data / SERIES_FILE),
         events=SQLiteEventLog(data / EVENTS_FILE),
         # Per process: each of the host's API processes takes an equal share.
-        limiter=TokenBucketLimiter(
-            rate_per_s=settings.rate_limit_per_s / settings.api_workers,
-            burst=max(1, settings.rate_limit_burst // settings.api_workers),
-        ),
+        limiter=TokenBucketLimiter(rate_per_s=settings.rate_limit_per_s,
+                                   burst=settings.rate_limit_burst,
+                                   processes=settings.api_workers),
         redis=None,
     )
 

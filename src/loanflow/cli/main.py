@@ -21,7 +21,7 @@ from typing import Any
 import uvloop
 
 from loanflow import __version__, apikeys, logs
-from loanflow.apikeys import ApiKey, Scope
+from loanflow.apikeys import ApiKey, KeyTerms, Scope
 from loanflow.backends import make_store
 from loanflow.cli import login as cli_login
 from loanflow.cli import review as cli_review
@@ -84,6 +84,16 @@ def _parser() -> argparse.ArgumentParser:
                         + ",".join(s.value for s in Scope))
     create.add_argument("--label", default="", help="who or what the key is for")
     create.add_argument("--expires-in-days", type=float, default=None)
+    create.add_argument("--partner-id", default=None,
+                        help="bind the key to a partner: its submissions must carry this"
+                             " partner_id (a broker cannot pose as another)")
+    create.add_argument("--rate-limit", type=float, default=None, metavar="PER_S",
+                        help="the key's own submissions per second (0 = no limit);"
+                             " default: LOANFLOW_RATE_LIMIT_PER_S")
+    create.add_argument("--burst", type=int, default=None,
+                        help="submissions the key may make at once, above its rate; default:"
+                             " one second's worth with --rate-limit, else"
+                             " LOANFLOW_RATE_LIMIT_BURST")
     listing = _command(key_commands, "list", "list keys (never their secrets)", _keys_list)
     revoke = _command(key_commands, "revoke", "revoke a key by id", _keys_revoke)
     revoke.add_argument("key_id")
@@ -232,8 +242,10 @@ async def _store(settings: Settings) -> AsyncIterator[Store]:
 
 
 async def _create_key(
-    store: Store, scopes: frozenset[Scope], label: str, ttl_s: float | None
+    store: Store, scopes: frozenset[Scope], label: str, ttl_s: float | None,
+    terms: KeyTerms | None = None,
 ) -> str:
+    terms = terms or KeyTerms()
     key_id, secret = apikeys.generate()
     now = time.time_ns()
     key = ApiKey(
@@ -242,6 +254,9 @@ async def _create_key(
         scopes=scopes,
         created_at_ns=now,
         expires_at_ns=None if ttl_s is None else now + int(ttl_s * 1e9),
+        partner_id=terms.partner_id,
+        rate_per_s=terms.rate_per_s,
+        burst=terms.burst,
     )
     await store.create_api_key(key, apikeys.hash_key(secret))
     return secret
@@ -250,6 +265,8 @@ async def _create_key(
 def _keys_create(settings: Settings, args: argparse.Namespace) -> int:
     try:
         scopes = apikeys.parse_scopes(args.scopes)
+        terms = apikeys.terms(partner_id=args.partner_id, rate_per_s=args.rate_limit,
+                              burst=args.burst)
     except ValueError as exc:
         print(f"loanflow keys create: {exc}", file=sys.stderr)
         return 2
@@ -257,12 +274,25 @@ def _keys_create(settings: Settings, args: argparse.Namespace) -> int:
 
     async def create() -> str:
         async with _store(settings) as store:
-            return await _create_key(store, scopes, args.label, ttl)
+            return await _create_key(store, scopes, args.label, ttl, terms)
 
     secret = asyncio.run(create())
-    print(f"created key {secret.split('_')[1]} with scopes {','.join(sorted(scopes))}")
+    print(f"created key {secret.split('_')[1]} with scopes {','.join(sorted(scopes))}"
+          + "".join(f", {said}" for said in _terms_of(terms)))
     print(secret)
     return 0
+
+
+def _terms_of(key: ApiKey | KeyTerms) -> list[str]:
+    """What binds or limits a key beyond its scopes, as `keys create` and `list` say it."""
+    said = []
+    if key.partner_id is not None:
+        said.append(f"partner {key.partner_id}")
+    if key.rate_per_s is not None:
+        said.append("no rate limit" if key.rate_per_s == 0 else f"{key.rate_per_s:g}/s")
+    if key.burst is not None:
+        said.append(f"burst {key.burst}")
+    return said
 
 
 def _keys_list(settings: Settings, args: argparse.Namespace) -> int:
@@ -274,7 +304,8 @@ def _keys_list(settings: Settings, args: argparse.Namespace) -> int:
     now = time.time_ns()
     for key in asyncio.run(listing()):
         state = "active" if key.usable(now) else ("revoked" if key.revoked_at_ns else "expired")
-        print(f"{key.id}\t{state}\t{','.join(sorted(key.scopes))}\t{key.label}")
+        terms = "; ".join(_terms_of(key)) or "-"
+        print(f"{key.id}\t{state}\t{','.join(sorted(key.scopes))}\t{terms}\t{key.label}")
     return 0
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from loanflow.backends.redis.ratelimit import RedisTokenBucketLimiter
 from loanflow.errors import BrokerUnavailable, RateLimited
+from tests.conftest import api_key
 from tests.throwaway.redis import RedisServer
 
 #: Each test starts a throwaway Redis: the slow tier.
@@ -21,7 +22,7 @@ def burst_of_checks(url: str, count: int, *, burst: int) -> list[object]:
         limiter = RedisTokenBucketLimiter.from_url(url, rate_per_s=0.001, burst=burst)
         await limiter.open()
         try:
-            return await asyncio.gather(*(limiter.acquire("key-a") for _ in range(count)),
+            return await asyncio.gather(*(limiter.acquire(api_key("key-a")) for _ in range(count)),
                                         return_exceptions=True)
         finally:
             await limiter.close()

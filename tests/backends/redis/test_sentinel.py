@@ -17,6 +17,7 @@ from loanflow.backends.redis.ratelimit import RedisTokenBucketLimiter
 from loanflow.broker.base import AppendOutcome, AppendResult, Submission
 from loanflow.errors import BrokerUnavailable
 from loanflow.models import Envelope, new_application_id
+from tests.conftest import api_key
 from tests.throwaway.sentinel import SentinelGroup
 
 pytestmark = pytest.mark.slow
@@ -192,7 +193,7 @@ def test_after_a_failover_every_service_on_the_client_follows_the_new_primary(
                     assert time.monotonic() - killed_at < 30, "no failover within 30 s"
                     await asyncio.sleep(0.1)
             assert result.outcome is AppendOutcome.ACCEPTED
-            await limiter.acquire("key-a")  # the rate limiter, on the same client, too
+            await limiter.acquire(api_key("key-a"))  # the rate limiter, on the same client, too
             assert own_group.primary() is not old
             return time.monotonic() - killed_at
         finally:

@@ -46,7 +46,8 @@ _COLUMNS = (
     " received_at_ns, processed_at_ns, ssn_hash, pii_sealed, document,"
     " rules_version, product_version, route"
 )
-_KEY_COLUMNS = "id, label, scopes, created_at_ns, expires_at_ns, revoked_at_ns"
+_KEY_COLUMNS = ("id, label, scopes, created_at_ns, expires_at_ns, revoked_at_ns, partner_id,"
+                " rate_per_s, burst")
 _TYPES = ("text", "text", "text", "text", "text", "text", "text", "bigint", "bigint", "text",
           "bytea", "json", "text", "text", "text")
 #: The whole batch in one statement: one array per column, zipped by unnest.
@@ -218,9 +219,10 @@ class PostgresStore(PostgresReview, PostgresReviewQueue, PostgresExport, Postgre
         async with self._connection("create_api_key") as conn:
             await conn.execute(
                 f"INSERT INTO api_keys (key_hash, {_KEY_COLUMNS})"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 key_hash, key.id, key.label, ",".join(sorted(key.scopes)),
                 key.created_at_ns, key.expires_at_ns, key.revoked_at_ns,
+                key.partner_id, key.rate_per_s, key.burst,
             )
 
     async def find_api_key(self, key_hash: str) -> ApiKey | None:

@@ -14,10 +14,12 @@ import math
 from collections.abc import Sequence
 from typing import Unpack
 
+from loanflow.apikeys import ApiKey
 from loanflow.backends.redis import keys
 from loanflow.backends.redis.client import ClientOptions, RedisClient
 from loanflow.backends.redis.errors import unavailable_as
 from loanflow.broker.base import RateLimit
+from loanflow.broker.ratelimit import check_limit
 from loanflow.coalesce import Coalescer
 from loanflow.errors import BrokerUnavailable, RateLimited
 
@@ -46,12 +48,11 @@ return wait_ms
 
 class RedisTokenBucketLimiter:
     def __init__(self, client: RedisClient, *, rate_per_s: float, burst: int) -> None:
-        if rate_per_s < 0 or burst < 1:
-            raise ValueError(f"expected rate_per_s >= 0 and burst >= 1, got {rate_per_s}, {burst}")
+        check_limit(rate_per_s, burst)
         self._client, self._owns_client = client, False
         self._redis = client.redis  # bound once: the running loop's redis.asyncio client
         self._rate, self._burst = rate_per_s, burst
-        self._checks: Coalescer[tuple[str, int], int] = Coalescer(self._check_many)
+        self._checks: Coalescer[tuple[RateLimit, int], int] = Coalescer(self._check_many)
         self._limits: dict[str, RateLimit] = {}
 
     @classmethod
@@ -74,36 +75,37 @@ class RedisTokenBucketLimiter:
         if self._owns_client:
             await self._client.close()
 
-    def for_append(self, key_id: str) -> RateLimit | None:
+    def for_append(self, key: ApiKey) -> RateLimit | None:
         """A submission's token is taken by the broker's append, in the same script and
         from the same bucket as `acquire`'s."""
-        if not self._rate:
-            return None
-        limit = self._limits.get(key_id)
+        limit = self._limits.get(key.id)
         if limit is None:
             if len(self._limits) >= MAX_CACHED_LIMITS:
                 self._limits.clear()
-            limit = self._limits[key_id] = RateLimit(key_id, self._rate, self._burst)
-        return limit
+            rate = self._rate if key.rate_per_s is None else key.rate_per_s
+            burst = self._burst if key.burst is None else key.burst
+            limit = self._limits[key.id] = RateLimit(key.id, rate, burst)
+        return limit if limit.rate_per_s else None
 
-    async def acquire(self, key_id: str, cost: int = 1) -> None:
-        if self._rate == 0:
+    async def acquire(self, key: ApiKey, cost: int = 1) -> None:
+        limit = self.for_append(key)
+        if limit is None:
             return
-        wait_ms = await self._checks.append((key_id, cost))
+        wait_ms = await self._checks.append((limit, cost))
         if wait_ms:
             raise RateLimited(
-                f"over {self._rate:g}/s for this key; retry after {wait_ms / 1000:.3f}s",
+                f"over {limit.rate_per_s:g}/s for this key; retry after {wait_ms / 1000:.3f}s",
                 retry_after_s=max(1, math.ceil(wait_ms / 1000)),
             )
 
-    async def _check_many(self, checks: Sequence[tuple[str, int]]) -> list[int]:
+    async def _check_many(self, checks: Sequence[tuple[RateLimit, int]]) -> list[int]:
         """Each check's wait in ms (0: allowed), in order; one round trip for all."""
         redis = self._redis()
         with unavailable_as(BrokerUnavailable, "rate limit check"):
             async with redis.pipeline(transaction=False) as pipe:
-                for key_id, cost in checks:
+                for limit, cost in checks:
                     # EVAL, not EVALSHA: Redis caches it by hash, and a restarted Redis
                     # (which forgets loaded scripts) needs no reload.
-                    pipe.eval(BUCKET_LUA, 1, keys.RATE_LIMIT_PREFIX + key_id,
-                              self._rate, self._burst, cost)
+                    pipe.eval(BUCKET_LUA, 1, keys.RATE_LIMIT_PREFIX + limit.bucket,
+                              limit.rate_per_s, limit.burst, cost)
                 return [int(wait_ms) for wait_ms in await pipe.execute()]

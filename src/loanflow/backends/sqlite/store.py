@@ -25,7 +25,8 @@ _COLUMNS = (
     " received_at_ns, processed_at_ns, ssn_hash, pii_sealed, document,"
     " rules_version, product_version, route"
 )
-_KEY_COLUMNS = "id, label, scopes, created_at_ns, expires_at_ns, revoked_at_ns"
+_KEY_COLUMNS = ("id, label, scopes, created_at_ns, expires_at_ns, revoked_at_ns, partner_id,"
+                " rate_per_s, burst")
 
 
 class SQLiteStore(SQLiteReviewQueue, SQLiteExport, SQLiteLogins):
@@ -227,12 +228,13 @@ class SQLiteStore(SQLiteReviewQueue, SQLiteExport, SQLiteLogins):
         return {(str(h), str(i)) for h, i in rows}
 
     async def create_api_key(self, key: ApiKey, key_hash: str) -> None:
-        row = (key.id, key_hash, key.label, ",".join(sorted(key.scopes)), key.created_at_ns,
-               key.expires_at_ns, key.revoked_at_ns)
+        row = (key_hash, key.id, key.label, ",".join(sorted(key.scopes)), key.created_at_ns,
+               key.expires_at_ns, key.revoked_at_ns, key.partner_id, key.rate_per_s, key.burst)
         await self._db.write(
             lambda conn: conn.execute(
-                f"INSERT INTO api_keys (key_hash, {_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (row[1], row[0], *row[2:]),
+                f"INSERT INTO api_keys (key_hash, {_KEY_COLUMNS})"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                row,
             )
         )
 
@@ -272,7 +274,7 @@ _ACTIONS = {DeadLetterStatus.REPLAYED: "replay", DeadLetterStatus.DISCARDED: "di
 
 
 def _api_key(row: tuple[object, ...]) -> ApiKey:
-    key_id, label, scopes, created, expires, revoked = row
+    key_id, label, scopes, created, expires, revoked, partner, rate, burst = row
     return ApiKey(
         id=str(key_id),
         label=str(label),
@@ -280,6 +282,9 @@ def _api_key(row: tuple[object, ...]) -> ApiKey:
         created_at_ns=int(created),  # type: ignore[call-overload]
         expires_at_ns=None if expires is None else int(expires),  # type: ignore[call-overload]
         revoked_at_ns=None if revoked is None else int(revoked),  # type: ignore[call-overload]
+        partner_id=None if partner is None else str(partner),
+        rate_per_s=None if rate is None else float(rate),  # type: ignore[arg-type]
+        burst=None if burst is None else int(burst),  # type: ignore[call-overload]
     )
 
 
