@@ -16,6 +16,7 @@ against `loanflow serve` take, served in-process over the module's `deployment`:
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -80,7 +81,8 @@ class InProcessApp:
         key_id, secret = apikeys.generate()
         key = ApiKey(id=key_id, label="test", scopes=apikeys.parse_scopes(scopes),
                      created_at_ns=time.time_ns(), **terms)
-        self.call(self.runtime.store.create_api_key, key, apikeys.hash_key(secret))
+        create = functools.partial(self.runtime.store.create_api_key, actor="test")
+        self.call(create, key, apikeys.hash_key(secret))
         return secret
 
     def open_dead_letter(self, *, dead_lettered_at_ns: int | None = None) -> str:

@@ -359,14 +359,41 @@ def api_key(**changes: object) -> tuple[ApiKey, str]:
 def test_created_api_key_is_found_by_the_hash_of_its_secret(store: Store) -> None:
     key, secret = api_key()
 
-    run(store.create_api_key(key, hash_key(secret)))
+    run(store.create_api_key(key, hash_key(secret), actor="test"))
 
     assert run(store.find_api_key(hash_key(secret))) == key
 
 
+def test_a_key_keeps_its_partner_and_its_own_limit(store: Store) -> None:
+    key, secret = api_key(partner_id="acme", rate_per_s=2.5, burst=3)
+
+    run(store.create_api_key(key, hash_key(secret), actor="test"))
+
+    assert run(store.find_api_key(hash_key(secret))) == key
+    assert run(store.list_api_keys()) == [key]
+
+
+def test_a_key_s_creation_and_revocation_enter_the_audit_trail(store: Store) -> None:
+    key, secret = api_key(partner_id="acme", scopes=frozenset({Scope.SUBMIT}))
+    run(store.create_api_key(key, hash_key(secret), actor="cli:ops@host1"))
+    revoked_at_ns = key.created_at_ns + SECOND_NS
+    run(store.revoke_api_key(key.id, revoked_at_ns, actor="cli:ops@host2"))
+    run(store.revoke_api_key(key.id, revoked_at_ns + SECOND_NS, actor="cli:ops@host3"))
+
+    entries = sorted(run(store.audit_of(key.id, limit=10)), key=lambda e: e.seq)
+
+    assert [(e.action, e.actor, e.at_ns) for e in entries] == [
+        ("key_created", "cli:ops@host1", key.created_at_ns),
+        ("key_revoked", "cli:ops@host2", revoked_at_ns),  # the second revoke changed nothing
+    ]
+    assert entries[0].detail["scopes"] == ["submit"]
+    assert entries[0].detail["partner_id"] == "acme"
+    assert secret not in repr(entries) and hash_key(secret) not in repr(entries)
+
+
 def test_unknown_api_key_hash_finds_nothing(store: Store) -> None:
     key, secret = api_key()
-    run(store.create_api_key(key, hash_key(secret)))
+    run(store.create_api_key(key, hash_key(secret), actor="test"))
 
     assert run(store.find_api_key(hash_key(secret + "x"))) is None
 
@@ -375,8 +402,8 @@ def test_api_keys_are_listed_oldest_first(store: Store) -> None:
     now_ns = time.time_ns()
     newer, newer_secret = api_key(created_at_ns=now_ns, scopes=frozenset({Scope.OPERATE}))
     older, older_secret = api_key(created_at_ns=now_ns - SECOND_NS, label="")
-    run(store.create_api_key(newer, hash_key(newer_secret)))
-    run(store.create_api_key(older, hash_key(older_secret)))
+    run(store.create_api_key(newer, hash_key(newer_secret), actor="test"))
+    run(store.create_api_key(older, hash_key(older_secret), actor="test"))
 
     assert run(store.list_api_keys()) == [older, newer]
 
@@ -384,17 +411,17 @@ def test_api_keys_are_listed_oldest_first(store: Store) -> None:
 def test_api_key_keeps_its_expiry(store: Store) -> None:
     key, secret = api_key(expires_at_ns=time.time_ns() + 3600 * SECOND_NS)
 
-    run(store.create_api_key(key, hash_key(secret)))
+    run(store.create_api_key(key, hash_key(secret), actor="test"))
 
     assert run(store.find_api_key(hash_key(secret))) == key
 
 
 def test_revoked_api_key_is_found_but_not_usable(store: Store) -> None:
     key, secret = api_key()
-    run(store.create_api_key(key, hash_key(secret)))
+    run(store.create_api_key(key, hash_key(secret), actor="test"))
     revoked_at_ns = time.time_ns()
 
-    assert run(store.revoke_api_key(key.id, revoked_at_ns)) is True
+    assert run(store.revoke_api_key(key.id, revoked_at_ns, actor="test")) is True
 
     found = run(store.find_api_key(hash_key(secret)))
     assert found is not None
@@ -404,24 +431,24 @@ def test_revoked_api_key_is_found_but_not_usable(store: Store) -> None:
 
 def test_revoking_twice_reports_false_and_keeps_the_first_time(store: Store) -> None:
     key, secret = api_key()
-    run(store.create_api_key(key, hash_key(secret)))
+    run(store.create_api_key(key, hash_key(secret), actor="test"))
     first_ns = time.time_ns()
-    run(store.revoke_api_key(key.id, first_ns))
+    run(store.revoke_api_key(key.id, first_ns, actor="test"))
 
-    assert run(store.revoke_api_key(key.id, first_ns + SECOND_NS)) is False
+    assert run(store.revoke_api_key(key.id, first_ns + SECOND_NS, actor="test")) is False
 
     found = run(store.find_api_key(hash_key(secret)))
     assert found is not None and found.revoked_at_ns == first_ns
 
 
 def test_revoking_an_unknown_key_reports_false(store: Store) -> None:
-    assert run(store.revoke_api_key("no-such-key", time.time_ns())) is False
+    assert run(store.revoke_api_key("no-such-key", time.time_ns(), actor="test")) is False
 
 
 def test_expired_api_key_is_not_usable(store: Store) -> None:
     now_ns = time.time_ns()
     key, secret = api_key(expires_at_ns=now_ns - SECOND_NS)
-    run(store.create_api_key(key, hash_key(secret)))
+    run(store.create_api_key(key, hash_key(secret), actor="test"))
 
     found = run(store.find_api_key(hash_key(secret)))
 
@@ -432,7 +459,7 @@ def test_expired_api_key_is_not_usable(store: Store) -> None:
 def test_api_key_is_usable_until_it_expires(store: Store) -> None:
     now_ns = time.time_ns()
     key, secret = api_key(expires_at_ns=now_ns + SECOND_NS)
-    run(store.create_api_key(key, hash_key(secret)))
+    run(store.create_api_key(key, hash_key(secret), actor="test"))
 
     found = run(store.find_api_key(hash_key(secret)))
 

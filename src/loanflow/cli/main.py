@@ -25,6 +25,7 @@ from loanflow.apikeys import ApiKey, KeyTerms, Scope
 from loanflow.backends import make_store
 from loanflow.cli import login as cli_login
 from loanflow.cli import review as cli_review
+from loanflow.cli.actor import terminal_actor
 from loanflow.errors import StartupError
 from loanflow.importer import cli as import_cli
 from loanflow.loadgen import cli as loadgen_cli
@@ -258,7 +259,7 @@ async def _create_key(
         rate_per_s=terms.rate_per_s,
         burst=terms.burst,
     )
-    await store.create_api_key(key, apikeys.hash_key(secret))
+    await store.create_api_key(key, apikeys.hash_key(secret), actor=terminal_actor())
     return secret
 
 
@@ -312,7 +313,8 @@ def _keys_list(settings: Settings, args: argparse.Namespace) -> int:
 def _keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
     async def revoke() -> bool:
         async with _store(settings) as store:
-            revoked: bool = await store.revoke_api_key(args.key_id, time.time_ns())
+            revoked: bool = await store.revoke_api_key(args.key_id, time.time_ns(),
+                                                       actor=terminal_actor())
             return revoked
 
     if not asyncio.run(revoke()):

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ import msgspec
 
 from loanflow.api.dead_letters import summary
 from loanflow.api.schema import decode_application
+from loanflow.cli.actor import terminal_actor
 from loanflow.errors import LoanflowError
 from loanflow.process.runtime import open_runtime
 from loanflow.review.dead_letters import ManualReview
@@ -49,10 +48,6 @@ def add_commands(commands: Any, add_flags: Any) -> None:
     for parser in (listing, show, replay, discard):
         add_flags(parser, only=("data_dir", "store_url", "broker_url", "pii_key", "unsafe_redis",
                                 "log_level"))
-
-
-def _actor() -> str:
-    return f"cli:{getpass.getuser()}@{os.uname().nodename}"
 
 
 def _run(settings: Settings, action: Any) -> int:
@@ -94,7 +89,7 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
     corrected = decode_application(args.file.read_bytes()) if args.file else None
 
     async def action(review: ManualReview) -> Any:
-        await review.replay(args.id, actor=_actor(), corrected=corrected)
+        await review.replay(args.id, actor=terminal_actor(), corrected=corrected)
         return {"id": args.id, "status": "replayed", "corrected": corrected is not None}
 
     return _run(settings, action)
@@ -102,7 +97,7 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
 
 def _discard(settings: Settings, args: argparse.Namespace) -> int:
     async def action(review: ManualReview) -> Any:
-        await review.discard(args.id, actor=_actor(), reason=args.reason)
+        await review.discard(args.id, actor=terminal_actor(), reason=args.reason)
         return {"id": args.id, "status": "discarded"}
 
     return _run(settings, action)

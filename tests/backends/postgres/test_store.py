@@ -378,15 +378,15 @@ def test_api_keys_are_created_found_listed_and_revoked(url: str) -> None:
     newer = ApiKey(id="k-new", label="new", scopes=frozenset({Scope.ADMIN}), created_at_ns=2_000)
 
     async def scenario(store: PostgresStore) -> None:
-        await store.create_api_key(newer, "hash-new")
-        await store.create_api_key(older, "hash-old")
+        await store.create_api_key(newer, "hash-new", actor="test")
+        await store.create_api_key(older, "hash-old", actor="test")
         assert await store.find_api_key("hash-old") == older
         assert await store.find_api_key("no-such-hash") is None
         assert await store.list_api_keys() == [older, newer]  # oldest first
 
-        assert await store.revoke_api_key("k-new", 5_000) is True
-        assert await store.revoke_api_key("k-new", 6_000) is False  # the first time stays
-        assert await store.revoke_api_key("no-such-key", 5_000) is False
+        assert await store.revoke_api_key("k-new", 5_000, actor="test") is True
+        assert await store.revoke_api_key("k-new", 6_000, actor="test") is False  # the first stays
+        assert await store.revoke_api_key("no-such-key", 5_000, actor="test") is False
         revoked = msgspec.structs.replace(newer, revoked_at_ns=5_000)
         assert await store.find_api_key("hash-new") == revoked
 

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import msgspec
 
-from loanflow.apikeys import ApiKey, Scope
+from loanflow.backends.postgres.api_keys import PostgresApiKeys
 from loanflow.backends.postgres.errors import (
     UNCONFIRMED_COMMIT,
     leaves_connection_useless,
@@ -46,8 +46,6 @@ _COLUMNS = (
     " received_at_ns, processed_at_ns, ssn_hash, pii_sealed, document,"
     " rules_version, product_version, route"
 )
-_KEY_COLUMNS = ("id, label, scopes, created_at_ns, expires_at_ns, revoked_at_ns, partner_id,"
-                " rate_per_s, burst")
 _TYPES = ("text", "text", "text", "text", "text", "text", "text", "bigint", "bigint", "text",
           "bytea", "json", "text", "text", "text")
 #: The whole batch in one statement: one array per column, zipped by unnest.
@@ -85,7 +83,8 @@ _BACKEND_ERRORS = (
 )
 
 
-class PostgresStore(PostgresReview, PostgresReviewQueue, PostgresExport, PostgresLogins):
+class PostgresStore(PostgresApiKeys, PostgresReview, PostgresReviewQueue, PostgresExport,
+                    PostgresLogins):
     def __init__(
         self,
         url: str,
@@ -214,38 +213,6 @@ class PostgresStore(PostgresReview, PostgresReviewQueue, PostgresExport, Postgre
         async with self._connection("ssn_matches") as conn:
             rows = await conn.fetch(_SSN_MATCHES, list(set(ssn_hashes)), since_ns)
         return {(row["ssn_hash"], row["id"]) for row in rows}
-
-    async def create_api_key(self, key: ApiKey, key_hash: str) -> None:
-        async with self._connection("create_api_key") as conn:
-            await conn.execute(
-                f"INSERT INTO api_keys (key_hash, {_KEY_COLUMNS})"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                key_hash, key.id, key.label, ",".join(sorted(key.scopes)),
-                key.created_at_ns, key.expires_at_ns, key.revoked_at_ns,
-                key.partner_id, key.rate_per_s, key.burst,
-            )
-
-    async def find_api_key(self, key_hash: str) -> ApiKey | None:
-        if "\x00" in key_hash:
-            return None
-        async with self._connection("find_api_key") as conn:
-            row = await conn.fetchrow(
-                f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_hash = $1", key_hash
-            )
-        return None if row is None else _api_key(row)
-
-    async def list_api_keys(self) -> list[ApiKey]:
-        async with self._connection("list_api_keys") as conn:
-            rows = await conn.fetch(f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY created_at_ns")
-        return [_api_key(row) for row in rows]
-
-    async def revoke_api_key(self, key_id: str, at_ns: int) -> bool:
-        async with self._connection("revoke_api_key") as conn:
-            status = await conn.execute(
-                "UPDATE api_keys SET revoked_at_ns = $1 WHERE id = $2 AND revoked_at_ns IS NULL",
-                at_ns, key_id,
-            )
-        return bool(status != "UPDATE 0")
 
     async def ping(self) -> None:
         async with self._connection("ping") as conn:
@@ -406,12 +373,6 @@ def _without_nul(value: Any) -> Any:
     if isinstance(value, list):
         return [_without_nul(v) for v in value]
     return value
-
-
-def _api_key(row: Any) -> ApiKey:
-    fields = dict(row.items())
-    fields["scopes"] = frozenset(Scope(s) for s in fields["scopes"].split(","))
-    return ApiKey(**fields)
 
 
 async def _migrate(conn: Any) -> int:

@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from loanflow.apikeys import ApiKey, Scope
+from loanflow.backends.sqlite.api_keys import SQLiteApiKeys
 from loanflow.backends.sqlite.database import SQLiteDatabase
 from loanflow.backends.sqlite.export import SQLiteExport
 from loanflow.backends.sqlite.logins import SQLiteLogins
@@ -25,11 +25,9 @@ _COLUMNS = (
     " received_at_ns, processed_at_ns, ssn_hash, pii_sealed, document,"
     " rules_version, product_version, route"
 )
-_KEY_COLUMNS = ("id, label, scopes, created_at_ns, expires_at_ns, revoked_at_ns, partner_id,"
-                " rate_per_s, burst")
 
 
-class SQLiteStore(SQLiteReviewQueue, SQLiteExport, SQLiteLogins):
+class SQLiteStore(SQLiteApiKeys, SQLiteReviewQueue, SQLiteExport, SQLiteLogins):
     def __init__(self, path: Path) -> None:
         self._db = SQLiteDatabase(path, unavailable=StoreUnavailable)
 
@@ -227,42 +225,6 @@ class SQLiteStore(SQLiteReviewQueue, SQLiteExport, SQLiteLogins):
         )
         return {(str(h), str(i)) for h, i in rows}
 
-    async def create_api_key(self, key: ApiKey, key_hash: str) -> None:
-        row = (key_hash, key.id, key.label, ",".join(sorted(key.scopes)), key.created_at_ns,
-               key.expires_at_ns, key.revoked_at_ns, key.partner_id, key.rate_per_s, key.burst)
-        await self._db.write(
-            lambda conn: conn.execute(
-                f"INSERT INTO api_keys (key_hash, {_KEY_COLUMNS})"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                row,
-            )
-        )
-
-    async def find_api_key(self, key_hash: str) -> ApiKey | None:
-        row = await self._db.read(
-            lambda conn: conn.execute(
-                f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_hash = ?", (key_hash,)
-            ).fetchone()
-        )
-        return None if row is None else _api_key(row)
-
-    async def list_api_keys(self) -> list[ApiKey]:
-        rows = await self._db.read(
-            lambda conn: conn.execute(
-                f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY created_at_ns"
-            ).fetchall()
-        )
-        return [_api_key(row) for row in rows]
-
-    async def revoke_api_key(self, key_id: str, at_ns: int) -> bool:
-        cur = await self._db.write(
-            lambda conn: conn.execute(
-                "UPDATE api_keys SET revoked_at_ns = ? WHERE id = ? AND revoked_at_ns IS NULL",
-                (at_ns, key_id),
-            )
-        )
-        return bool(cur.rowcount)
-
     async def ping(self) -> None:
         await self._db.read(lambda conn: conn.execute("SELECT 1").fetchone())
 
@@ -271,21 +233,6 @@ _FIELDS = [name.strip() for name in _COLUMNS.split(",")]
 _encode_json = msgspec.json.Encoder().encode
 #: The audit action each resolution is recorded as.
 _ACTIONS = {DeadLetterStatus.REPLAYED: "replay", DeadLetterStatus.DISCARDED: "discard"}
-
-
-def _api_key(row: tuple[object, ...]) -> ApiKey:
-    key_id, label, scopes, created, expires, revoked, partner, rate, burst = row
-    return ApiKey(
-        id=str(key_id),
-        label=str(label),
-        scopes=frozenset(Scope(s) for s in str(scopes).split(",")),
-        created_at_ns=int(created),  # type: ignore[call-overload]
-        expires_at_ns=None if expires is None else int(expires),  # type: ignore[call-overload]
-        revoked_at_ns=None if revoked is None else int(revoked),  # type: ignore[call-overload]
-        partner_id=None if partner is None else str(partner),
-        rate_per_s=None if rate is None else float(rate),  # type: ignore[arg-type]
-        burst=None if burst is None else int(burst),  # type: ignore[call-overload]
-    )
 
 
 def _migrate(conn: sqlite3.Connection) -> int:
