@@ -23,17 +23,18 @@ ANSWER_BOUND_S = 1.5
 
 
 class Backends:
-    def __init__(self, tmp_path: Path) -> None:
-        (tmp_path / "redis").mkdir()
-        self.redis = RedisServer(tmp_path / "redis").start()
+    def __init__(self, data_dir: Path) -> None:
+        (data_dir / "redis").mkdir()
+        self.redis = RedisServer(data_dir / "redis").start()
         self.postgres = PostgresServer().start()
-        self.deployment = Deployment(tmp_path, broker_url=self.redis.url,
+        self.deployment = Deployment(data_dir, broker_url=self.redis.url,
                                      store_url=self.postgres.url)
 
 
-@pytest.fixture
-def backends(tmp_path: Path) -> Iterator[Backends]:
-    made = Backends(tmp_path)
+@pytest.fixture(scope="module")
+def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backends]:
+    # Shared by the module's tests, each of which puts back what it broke.
+    made = Backends(tmp_path_factory.mktemp("readiness"))
     try:
         yield made
     finally:
@@ -42,7 +43,7 @@ def backends(tmp_path: Path) -> Iterator[Backends]:
         made.redis.stop()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def server(backends: Backends) -> Iterator[ServerProcess]:
     # A store call gives up after 2 s: longer than the readiness check waits for it.
     started = ServerProcess(backends.deployment, store_timeout_s="2").start()
@@ -86,8 +87,10 @@ def test_a_stopped_store_is_named_and_processing_recovers_with_it(
     backends: Backends, server: ServerProcess
 ):
     backends.postgres.stop()
-    stopped, _ = readiness(server)
-    backends.postgres.start()
+    try:
+        stopped, _ = readiness(server)
+    finally:
+        backends.postgres.start()
     deadline = time.monotonic() + 20
     while (recovered := readiness(server)[0]).json()["processing"] != "healthy":
         assert time.monotonic() < deadline, recovered.text
@@ -101,7 +104,10 @@ def test_a_stopped_store_is_named_and_processing_recovers_with_it(
 
 def test_a_lost_broker_makes_the_api_not_ready_at_once(backends: Backends, server: ServerProcess):
     backends.redis.stop()
-    lost, took_s = readiness(server)
+    try:
+        lost, took_s = readiness(server)
+    finally:
+        backends.redis.start()
 
     assert lost.status_code == 503
     body = lost.json()
