@@ -65,6 +65,14 @@ def parse_scopes(text: str) -> frozenset[Scope]:
 MAX_PARTNER_ID = 100
 
 
+class KeyTermError(ValueError):
+    """A key's partner or limit is out of bounds; `field` names which."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class KeyTerms(msgspec.Struct, frozen=True, kw_only=True):
     """What binds or limits a key beyond its scopes (ApiKey's fields of the same names)."""
 
@@ -74,17 +82,19 @@ class KeyTerms(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def terms(*, partner_id: str | None, rate_per_s: float | None, burst: int | None) -> KeyTerms:
-    """A new key's partner and own limit, checked; raises ValueError naming what is wrong.
+    """A new key's partner and own limit, checked; raises KeyTermError naming what is wrong.
     A rate without a burst gets one second's worth (at least 1)."""
     if partner_id is not None and not (
             0 < len(partner_id) <= MAX_PARTNER_ID and partner_id == partner_id.strip()
             and partner_id.isprintable()):
-        raise ValueError(f"expected a partner id of 1-{MAX_PARTNER_ID} printable characters"
-                         f" without surrounding spaces, got {partner_id!r}")
+        raise KeyTermError("partner_id", f"expected a partner id of 1-{MAX_PARTNER_ID}"
+                           " printable characters without surrounding spaces,"
+                           f" got {partner_id!r}")
     if rate_per_s is not None and not (rate_per_s >= 0 and math.isfinite(rate_per_s)):
-        raise ValueError(f"expected a rate limit >= 0 per second, got {rate_per_s:g}")
+        raise KeyTermError("rate_per_s",
+                           f"expected a rate limit >= 0 per second, got {rate_per_s:g}")
     if burst is not None and burst < 1:
-        raise ValueError(f"expected a burst >= 1, got {burst}")
+        raise KeyTermError("burst", f"expected a burst >= 1, got {burst}")
     if burst is None and rate_per_s:
         burst = max(1, math.ceil(rate_per_s))
     return KeyTerms(partner_id=partner_id, rate_per_s=rate_per_s, burst=burst)

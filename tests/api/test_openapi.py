@@ -102,7 +102,8 @@ def client(app: InProcessApp) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="module")
 def ctx(app: InProcessApp, client: httpx.Client, keys: dict[str, str]) -> Context:
     """Keys of each scope, and applications in each state the answers describe."""
-    context = Context(client, app, {**keys, "operator": app.key("read,operate")})
+    context = Context(client, app, {**keys, "operator": app.key("read,operate"),
+                                    "admin": app.key("admin")})
     context.ids["stored"] = context.processed(sample_application(external_id="spec-1"))["id"]
     rejected = sample_application(external_id="spec-2")
     rejected["applicant"]["date_of_birth"] = "2020-01-01"  # a child: a business rule broken
@@ -256,6 +257,26 @@ def _discard(c: Context) -> list[httpx.Response]:
 @drives("GET", "/v1/audit")
 def _audit(c: Context) -> list[httpx.Response]:
     return [c.get("/v1/audit"), c.get("/v1/audit", before="-1")]
+
+
+@drives("GET", "/v1/keys")
+def _keys(c: Context) -> list[httpx.Response]:
+    return [c.get("/v1/keys", key="admin"), c.get("/v1/keys", key="read")]
+
+
+@drives("POST", "/v1/keys")
+def _create_key(c: Context) -> list[httpx.Response]:
+    return [c.post("/v1/keys", {"scopes": ["submit"], "partner_id": "p1"}, key="admin"),
+            c.post("/v1/keys", {"scopes": []}, key="admin"),
+            c.post("/v1/keys", content=b"{", key="admin"),
+            c.post("/v1/keys", {"scopes": ["submit"]}, key="operator")]
+
+
+@drives("POST", "/v1/keys/{id}/revoke")
+def _revoke_key(c: Context) -> list[httpx.Response]:
+    made = c.post("/v1/keys", {"scopes": ["read"]}, key="admin").json()["key"]["id"]
+    return [c.post(f"/v1/keys/{made}/revoke", key="admin"),
+            c.post("/v1/keys/no-such-key/revoke", key="admin")]
 
 
 @drives("GET", "/v1/metrics/summary")

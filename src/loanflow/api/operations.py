@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from loanflow.api import dead_letters, export, health, metrics, reviews, search, timeline
+from loanflow.api import dead_letters, export, health, keys, metrics, reviews, search, timeline
 from loanflow.api.applications import (
     MAX_IDEMPOTENCY_KEY,
     Accepted,
@@ -356,6 +356,34 @@ OPERATIONS: tuple[Operation, ...] = (
         answers=(Answer(status=200, description="Audit entries",
                         type=dead_letters.AuditPage),),
         problems=READ,
+    ),
+    Operation(
+        method="GET", path="/v1/keys", endpoint=keys.list_keys, scope=Scope.ADMIN,
+        summary="Every API key, oldest first: never a secret",
+        answers=(Answer(status=200, description="The keys", type=keys.KeyList),),
+        problems=(*AUTH, StoreUnavailable),
+    ),
+    Operation(
+        method="POST", path="/v1/keys", endpoint=keys.create_key, scope=Scope.ADMIN,
+        summary="Make an API key: its secret is in this answer only",
+        description="`partner_id` binds it: its submissions must carry that partner_id."
+                    " `rate_per_s` and `burst` are its own token bucket (0: no limit; a"
+                    " burst defaults to one second's worth), else the service's default."
+                    " Audited (`key_created`). Not idempotent: a retry makes another key;"
+                    " revoke the one not used.",
+        body=keys.NewKeyBody,
+        answers=(Answer(status=201, description="The key and its secret", type=keys.NewKey),),
+        problems=(*AUTH, *BODY, StoreUnavailable),
+    ),
+    Operation(
+        method="POST", path="/v1/keys/{id}/revoke", endpoint=keys.revoke_key, scope=Scope.ADMIN,
+        summary="Revoke an API key: refused everywhere within seconds, audited",
+        description="Idempotent: a key revoked before answers as it is, its first"
+                    " revocation kept (and audited once).",
+        parameters=(Param(name="id", type=str, where="path", required=True,
+                          description="The key id"),),
+        answers=(Answer(status=200, description="The key, revoked", type=keys.KeyView),),
+        problems=(*AUTH, NotFound, StoreUnavailable),
     ),
     Operation(
         method="GET", path="/v1/metrics/summary", endpoint=metrics.summary, scope=Scope.READ,
