@@ -328,3 +328,23 @@ def test_redis_keys_of_the_history_expire_after_their_retention(
             continue
         (bound,) = [v for prefix, v in limit.items() if key.startswith(prefix)]
         assert 0 < ttl <= bound, key
+
+
+def test_a_minute_the_roll_up_can_still_reach_is_not_taken_as_final(backend: Backend) -> None:
+    """Traffic written an hour ago, not rolled up (its process died first), is rolled up by
+    a process started 9 s into a minute: its last chance (rollup.due_minutes). A series
+    asked for just before that must not have fixed the minute as silent."""
+    now_s = M0 + SECOND_HISTORY_S + MINUTE_S + 9
+    assert due_minutes(now_s)[0] == M0
+
+    async def scenario() -> tuple[float, float]:
+        async with opened(backend.series()) as series:
+            await series.write([TaggedDelta("p", 1, M0 + 30, Tally(counters={names.RECEIVED: 90}))])
+            aggregator = Aggregator(series)
+            before = await aggregator.minute_series(DAY_S, now_s=now_s)
+            assert (await RollUp(series).tick(now_s=now_s))[0] == M0
+            after = await aggregator.minute_series(DAY_S, now_s=now_s + 1)
+        return (before.received_per_s[before.t.index(M0)],
+                after.received_per_s[after.t.index(M0)])
+
+    assert asyncio.run(scenario()) == (1.5, 1.5)

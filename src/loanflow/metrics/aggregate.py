@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 
 from loanflow.metrics.engagement import EngagementReader
+from loanflow.metrics.rollup import due_minutes
 from loanflow.metrics.series_base import (
     MINUTE_HISTORY_S,
     MINUTE_RETENTION_S,
@@ -141,9 +142,10 @@ class Aggregator:
         last = self.last_settled_second(now_s)
         newest = (last + 1) // MINUTE_S * MINUTE_S - MINUTE_S  # all its seconds settled
         minutes = range(newest - span_s + MINUTE_S, newest + 1, MINUTE_S)
-        # A minute older than the roll-up's look-back (rollup.due_minutes) never changes
-        # again: absent, it had no traffic (or no process ran to roll it up).
-        final_before = last - SECOND_HISTORY_S - MINUTE_S
+        # A minute the roll-up can no longer reach never changes again: absent, it had no
+        # traffic (or no process ran to roll it up). Asked of due_minutes itself, so that
+        # the two cannot disagree.
+        final_before = due_minutes(now_s)[0]
         fresh: dict[int, Point] = {}
         async with self._backfill:
             missing = [m for m in minutes if m not in self._minute_points]
