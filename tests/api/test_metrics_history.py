@@ -16,12 +16,14 @@ from loanflow.backends import SERIES_FILE
 from loanflow.backends.redis.series import RedisSeries
 from loanflow.backends.sqlite.series import SQLiteSeries
 from loanflow.metrics import names
-from loanflow.metrics.series_base import MINUTE_S, MetricsSeries, TaggedDelta
+from loanflow.metrics.series_base import MINUTE_S, SECOND_HISTORY_S, MetricsSeries, TaggedDelta
 from loanflow.metrics.tally import Tally
 from loanflow.settings import Settings
 from tests.api.inprocess import MODES, InProcessApp, running_app
 from tests.conftest import auth, production_deployment
 
+#: How far behind the newest minute `final_through` can be: the roll-up's reach.
+REACH_S = SECOND_HISTORY_S + MINUTE_S
 #: When the module's app started; `PAST_MINUTE` is a minute two hours before it.
 NOW_S = int(time.time())
 PAST_MINUTE = (NOW_S // MINUTE_S - 120) * MINUTE_S
@@ -142,3 +144,63 @@ def test_an_unknown_or_repeated_parameter_is_refused_with_422(app, key):
 
 def test_a_range_needs_the_read_scope(app):
     assert app.request("GET", "/v1/metrics/series", params={"range": "7d"}).status_code == 401
+
+
+def test_after_answers_only_the_minutes_after_it(app, key, past):
+    _, minute = past
+
+    from_busy = series(app, key, range="24h", after=str(minute - 1)).json()
+    past_busy = series(app, key, range="24h", after=str(minute)).json()
+
+    assert from_busy["step_s"] == 60 and from_busy["t"][0] == minute
+    assert nonzero(from_busy)[minute] == 2
+    assert past_busy["t"][0] == minute + 60 and minute not in nonzero(past_busy)
+    for body in (from_busy, past_busy):  # every minute after it, up to the newest
+        assert body["t"] == list(range(body["t"][0], body["t"][-1] + 60, 60))
+        assert all(len(column) == len(body["t"]) for column in body.values()
+                   if isinstance(column, list))
+
+
+def test_final_through_passed_back_as_after_gets_what_may_have_changed(app, key):
+    whole = series(app, key, range="7d").json()
+    newest, final = whole["t"][-1], whole["final_through"]
+
+    part = series(app, key, range="7d", after=str(final)).json()
+
+    # Minutes are rolled up 10 s after they end (just started, the app may still be rolling
+    # up the last hour's); one the roll-up can no longer reach, an hour on, is final.
+    assert newest - REACH_S <= final <= newest
+    # What is after it, without a gap: the minutes not final then, and any that ended
+    # between the two requests.
+    assert part["t"] == list(range(final + 60, final + 60 * (len(part["t"]) + 1), 60))
+    assert max(part["t"], default=final) >= newest and part["final_through"] >= final
+
+
+def test_a_per_second_series_has_no_final_through(app, key):
+    assert series(app, key, range="1h").json()["final_through"] is None
+
+
+@pytest.mark.parametrize("per_second", [{}, {"seconds": "60"}, {"range": "5m"}, {"range": "1h"}])
+def test_after_with_per_second_points_is_refused_with_422(app, key, per_second):
+    answer = series(app, key, after="1800000000", **per_second)
+
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["errors"] == [
+        {"field": "after", "message": "expected only with range 24h or 7d"}]
+
+
+@pytest.mark.parametrize("value", ["-60", "abc", "1.5", "1e9", "²", " 60", "9214646401"])
+def test_an_after_not_a_time_in_unix_seconds_is_refused_with_422(app, key, value):
+    answer = series(app, key, range="7d", after=value)
+
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["errors"] == [
+        {"field": "after", "message": "expected a whole number from 0 to 9214646400"}]
+
+
+def test_after_given_twice_is_refused_with_422(app, key):
+    answer = app.request("GET", "/v1/metrics/series?range=7d&after=0&after=60",
+                         headers=auth(key))
+
+    assert answer.status_code == 422 and answer.json()["errors"][0]["field"] == "after"

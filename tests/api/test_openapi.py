@@ -287,7 +287,9 @@ def _summary(c: Context) -> list[httpx.Response]:
 @drives("GET", "/v1/metrics/series")
 def _series(c: Context) -> list[httpx.Response]:
     return [c.get("/v1/metrics/series", seconds=60), c.get("/v1/metrics/series", range="24h"),
-            c.get("/v1/metrics/series", seconds=60, range="1h")]
+            c.get("/v1/metrics/series", range="7d", after=0),
+            c.get("/v1/metrics/series", seconds=60, range="1h"),
+            c.get("/v1/metrics/series", seconds=60, after=0)]
 
 
 @drives("GET", "/v1/alerts")

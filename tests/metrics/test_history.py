@@ -10,6 +10,7 @@ import asyncio
 import random
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -31,6 +32,7 @@ from loanflow.metrics.series_base import (
     TaggedDelta,
 )
 from loanflow.metrics.tally import Tally, merged, percentile_s
+from loanflow.metrics.views import Series
 from tests.metrics.conftest import Backend, opened
 from tests.throwaway.redis import RedisServer
 
@@ -328,3 +330,98 @@ def test_redis_keys_of_the_history_expire_after_their_retention(
             continue
         (bound,) = [v for prefix, v in limit.items() if key.startswith(prefix)]
         assert 0 < ttl <= bound, key
+
+
+def test_a_minute_the_roll_up_can_still_reach_is_not_taken_as_final(backend: Backend) -> None:
+    """Traffic written an hour ago, not rolled up (its process died first), is rolled up by
+    a process started 9 s into a minute: its last chance (rollup.due_minutes). A series
+    asked for just before that must not have fixed the minute as silent."""
+    now_s = M0 + SECOND_HISTORY_S + MINUTE_S + 9
+    assert due_minutes(now_s)[0] == M0
+
+    async def scenario() -> tuple[float, float]:
+        async with opened(backend.series()) as series:
+            await series.write([TaggedDelta("p", 1, M0 + 30, Tally(counters={names.RECEIVED: 90}))])
+            aggregator = Aggregator(series)
+            before = await aggregator.minute_series(DAY_S, now_s=now_s)
+            assert (await RollUp(series).tick(now_s=now_s))[0] == M0
+            after = await aggregator.minute_series(DAY_S, now_s=now_s + 1)
+        return (before.received_per_s[before.t.index(M0)],
+                after.received_per_s[after.t.index(M0)])
+
+    assert asyncio.run(scenario()) == (1.5, 1.5)
+
+
+def _points(series: Series) -> list[dict[str, object]]:
+    """Each point of `series` with all its values (its columns read across)."""
+    columns = msgspec.to_builtins(series)
+    flat = {name: values for name, values in columns.items() if isinstance(values, list)}
+    flat.update({f"p99_ms.{stage}": values for stage, values in columns["p99_ms"].items()})
+    return [{name: values[i] for name, values in flat.items()} for i in range(len(series.t))]
+
+
+def _received_by_minute(series: Series) -> dict[int, float]:
+    return dict(zip(series.t, series.received_per_s, strict=True))
+
+
+async def _three_minutes(series: MetricsSeries) -> float:
+    """Traffic in M0, M0+1 min and M0+2 min; every minute the roll-up could reach rolled
+    up, the last one not yet (its roll-up is due 10 s after it ends). Returns a time
+    at which M0+2 min is the newest minute shown."""
+    for minute, received in ((M0, 120), (M0 + MINUTE_S, 60), (M0 + 2 * MINUTE_S, 90)):
+        await series.write([TaggedDelta("p", minute, minute + 30,
+                                        Tally(counters={names.RECEIVED: received}))])
+    now_s = settled_after(M0 + 3 * MINUTE_S - 1)
+    assert (await RollUp(series).tick(now_s=now_s))[-1] == M0 + MINUTE_S
+    return now_s
+
+
+def test_a_series_after_a_time_is_the_tail_of_the_whole_range(backend: Backend) -> None:
+    async def scenario() -> tuple[Series, Series, Series]:
+        async with opened(backend.series()) as series:
+            now_s = await _three_minutes(series)
+            aggregator = Aggregator(series)
+            whole = await aggregator.minute_series(DAY_S, now_s=now_s)
+            after_m0 = await aggregator.minute_series(DAY_S, after_s=M0, now_s=now_s)
+            between = await aggregator.minute_series(DAY_S, after_s=M0 - 1, now_s=now_s)
+        return whole, after_m0, between
+
+    whole, after_m0, between = asyncio.run(scenario())
+
+    assert after_m0.t == [M0 + MINUTE_S, M0 + 2 * MINUTE_S]
+    assert _received_by_minute(after_m0) == {M0 + MINUTE_S: 1, M0 + 2 * MINUTE_S: 1.5}
+    assert between.t[0] == M0  # not on a minute: the minute that starts after it
+    for part in (after_m0, between):
+        assert _points(part) == _points(whole)[-len(part.t):]
+        assert (part.step_s, part.final_through) == (whole.step_s, whole.final_through)
+    # Rolled up up to M0+1 min: the newest minute alone may still change.
+    assert whole.final_through == after_m0.final_through == M0 + MINUTE_S
+
+
+def test_a_minute_served_before_its_roll_up_comes_again_until_it_is_final(
+    backend: Backend,
+) -> None:
+    newest = M0 + 2 * MINUTE_S
+
+    async def scenario() -> list[tuple[dict[int, float], int | None]]:
+        async with opened(backend.series()) as series:
+            now_s = await _three_minutes(series)
+            aggregator = Aggregator(series)
+            seen = [await aggregator.minute_series(DAY_S, now_s=now_s)]
+            # A process's flush for the newest minute arrives late, before its roll-up.
+            await series.write([TaggedDelta("late", 1, newest + 50,
+                                            Tally(counters={names.RECEIVED: 30}))])
+            seen.append(await aggregator.minute_series(
+                DAY_S, after_s=seen[-1].final_through, now_s=now_s))
+            rolled_at_s = newest + MINUTE_S + ROLL_UP_DELAY_S
+            assert await RollUp(series).tick(now_s=rolled_at_s) == [newest]
+            for _ in range(2):
+                seen.append(await aggregator.minute_series(
+                    DAY_S, after_s=seen[-1].final_through, now_s=rolled_at_s))
+        return [(_received_by_minute(s), s.final_through) for s in seen[1:]]
+
+    revised, rolled_up, nothing_new = asyncio.run(scenario())
+
+    assert revised == ({newest: 2.0}, newest - MINUTE_S)  # still not final
+    assert rolled_up == ({newest: 2.0}, newest)  # final now: not asked for again
+    assert nothing_new == ({}, newest)

@@ -11,13 +11,13 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from loanflow.api.applications import runtime_of
-from loanflow.api.params import int_param, only_params
+from loanflow.api.params import LATEST, int_param, only_params
 from loanflow.apikeys import Scope
 from loanflow.errors import FieldError, RequestError, SchemaInvalid, Unavailable
 from loanflow.metrics import alerting
 from loanflow.metrics.live_ws import live_endpoint
 from loanflow.metrics.prometheus import CONTENT_TYPE, render
-from loanflow.metrics.series_base import SECOND_HISTORY_S
+from loanflow.metrics.series_base import MINUTE_S, SECOND_HISTORY_S
 from loanflow.metrics.tally import Tally
 from loanflow.process.runtime import Runtime
 
@@ -32,9 +32,14 @@ DEFAULT_SERIES_S = 900
 SERIES_RANGES = {
     "5m": (5 * 60, 1),
     "1h": (60 * 60, 1),
-    "24h": (24 * 60 * 60, 60),
-    "7d": (7 * 24 * 60 * 60, 60),
+    "24h": (24 * 60 * 60, MINUTE_S),
+    "7d": (7 * 24 * 60 * 60, MINUTE_S),
 }
+
+#: The ranges of per-minute points: those `after` may narrow.
+PER_MINUTE_RANGES = [name for name, (_, step_s) in SERIES_RANGES.items() if step_s == MINUTE_S]
+#: `after` is a time in Unix seconds, within the times anything is stored with.
+MAX_AFTER_S = int(LATEST.timestamp())
 
 _encode = msgspec.json.Encoder().encode
 
@@ -56,12 +61,24 @@ async def summary(request: Request) -> Response:
 async def series(request: Request) -> Response:
     rt = runtime_of(request)
     await request.app.state.auth.require(request, Scope.READ)
-    only_params(request, ("seconds", "range"))
+    only_params(request, ("seconds", "range", "after"))
     span_s, step_s = _series_span(request)
+    after_s = _series_after(request, step_s)
     aggregator = rt.metrics.aggregator
     body = (await aggregator.series(span_s) if step_s == 1
-            else await aggregator.minute_series(span_s))
+            else await aggregator.minute_series(span_s, after_s=after_s))
     return Response(_encode(body), media_type="application/json")
+
+
+def _series_after(request: Request, step_s: int) -> int | None:
+    """`after=` (Unix seconds), of a per-minute range only: per-second points are not
+    polled (the dashboard appends them from /v1/live), and only per-minute answers say
+    up to where they are final."""
+    after_s = int_param(request, "after", default=None, minimum=0, maximum=MAX_AFTER_S)
+    if after_s is not None and step_s != MINUTE_S:
+        raise SchemaInvalid([FieldError("after", "expected only with range "
+                                                 + " or ".join(PER_MINUTE_RANGES))])
+    return after_s
 
 
 def _series_span(request: Request) -> tuple[int, int]:

@@ -54,6 +54,7 @@ from loanflow.errors import (
     Unauthenticated,
     UnsupportedMediaType,
 )
+from loanflow.metrics.rollup import ROLL_UP_DELAY_S
 from loanflow.metrics.series_base import MetricsUnavailable
 from loanflow.metrics.views import Series, Summary
 from loanflow.models import Application, Channel
@@ -399,13 +400,20 @@ OPERATIONS: tuple[Operation, ...] = (
         description="`range` 5m and 1h answer a point per second, 24h and 7d one per minute"
                     " (`step_s` says which; a minute's rates are per second, its"
                     " percentiles those of its merged histograms). `seconds` (per second,"
-                    f" default {metrics.DEFAULT_SERIES_S}) or `range`, not both.",
+                    f" default {metrics.DEFAULT_SERIES_S}) or `range`, not both. A per-minute"
+                    " answer's `final_through` is the newest `t` up to which every point is"
+                    " final; a later one may still change until its minute is rolled up"
+                    f" ({ROLL_UP_DELAY_S} s after it ends). Pass it back as `after` to get"
+                    " only what is new or may have changed since.",
         parameters=(
             Param(name="seconds", default=metrics.DEFAULT_SERIES_S,
                   description="Seconds of per-second points",
                   type=Annotated[int, msgspec.Meta(ge=1, le=metrics.MAX_SERIES_S)]),
             Param(name="range", type=Literal["5m", "1h", "24h", "7d"],
                   description="A span of the dashboard's ranges"),
+            Param(name="after", type=Annotated[int, msgspec.Meta(ge=0, le=metrics.MAX_AFTER_S)],
+                  description="With range 24h or 7d only: just the points after this `t`"
+                              " (Unix seconds), e.g. the last answer's `final_through`"),
         ),
         answers=(Answer(status=200, description="The series", type=Series),),
         problems=(*AUTH, SchemaInvalid, MetricsUnavailable, StoreUnavailable),

@@ -12,7 +12,8 @@ A first hour-long series is read in chunks, yielding to the event loop in
 between, so a dashboard opened late does not stall the requests of its process.
 Per-minute points (`minute_series`) are cached once their minute is rolled up
 (they no longer change); a minute not rolled up yet is computed from its
-seconds on each call.
+seconds on each call. A per-minute series says up to which minute its points
+are final (`final_through`), so a client can then ask only for what is after it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import time
 from collections.abc import Callable
 
 from loanflow.metrics.engagement import EngagementReader
+from loanflow.metrics.rollup import due_minutes
 from loanflow.metrics.series_base import (
     MINUTE_HISTORY_S,
     MINUTE_RETENTION_S,
@@ -132,8 +134,11 @@ class Aggregator:
         return series_of([self._points[s] for s in range(first, last + 1)],
                          at=format_ts(int(now_s * 1e9)))
 
-    async def minute_series(self, span_s: int, *, now_s: float | None = None) -> Series:
-        """One point per minute for the last `span_s` seconds of whole settled minutes."""
+    async def minute_series(
+        self, span_s: int, *, after_s: int | None = None, now_s: float | None = None,
+    ) -> Series:
+        """One point per minute for the last `span_s` seconds of whole settled minutes; with
+        `after_s`, only those after it. Its `final_through` speaks for the whole range."""
         if not (MINUTE_S <= span_s <= MINUTE_HISTORY_S and span_s % MINUTE_S == 0):
             raise ValueError(f"expected a multiple of {MINUTE_S} up to {MINUTE_HISTORY_S}, "
                              f"got {span_s}")
@@ -141,9 +146,10 @@ class Aggregator:
         last = self.last_settled_second(now_s)
         newest = (last + 1) // MINUTE_S * MINUTE_S - MINUTE_S  # all its seconds settled
         minutes = range(newest - span_s + MINUTE_S, newest + 1, MINUTE_S)
-        # A minute older than the roll-up's look-back (rollup.due_minutes) never changes
-        # again: absent, it had no traffic (or no process ran to roll it up).
-        final_before = last - SECOND_HISTORY_S - MINUTE_S
+        # A minute the roll-up can no longer reach never changes again: absent, it had no
+        # traffic (or no process ran to roll it up). Asked of due_minutes itself, so that
+        # the two cannot disagree.
+        final_before = due_minutes(now_s)[0]
         fresh: dict[int, Point] = {}
         async with self._backfill:
             missing = [m for m in minutes if m not in self._minute_points]
@@ -163,8 +169,15 @@ class Aggregator:
                     fresh[m] = point_of(m, tally, step_s=MINUTE_S)
         for m in [m for m in self._minute_points if m <= last - MINUTE_RETENTION_S]:
             del self._minute_points[m]
-        return series_of([fresh.get(m) or self._minute_points[m] for m in minutes],
-                         at=format_ts(int(now_s * 1e9)), step_s=MINUTE_S)
+        # Only a minute computed from its seconds may still change (a late flush, then its
+        # roll-up): the answer says where that starts, as a margin clients re-ask would have
+        # to span the roll-up's hour-long reach. The whole range is computed either way (its
+        # final points are cached), so an answer after `after_s` is the full one's tail.
+        final_through = min(fresh, default=newest + MINUTE_S) - MINUTE_S
+        shown = minutes if after_s is None else [m for m in minutes if m > after_s]
+        return series_of([fresh.get(m) or self._minute_points[m] for m in shown],
+                         at=format_ts(int(now_s * 1e9)), step_s=MINUTE_S,
+                         final_through=final_through)
 
     async def window_tally(self, window_s: int, *, now_s: float | None = None) -> Tally:
         """The last `window_s` settled seconds merged into one tally (for alerting)."""

@@ -116,6 +116,9 @@ class Series(msgspec.Struct, kw_only=True):
     p99_ms: dict[str, list[float | None]]
     queue_depth: list[int]
     queue_lag_s: list[float | None]
+    #: Per minute: the newest t up to which every point of the range is final; a later one
+    #: may still change (its minute is not rolled up yet). Null per second.
+    final_through: int | None = None
 
 
 def window_of(merged: Tally, window_s: int, latest: Point, latest_gauges: dict[str, int]) -> Window:
@@ -137,10 +140,12 @@ def window_of(merged: Tally, window_s: int, latest: Point, latest_gauges: dict[s
     )
 
 
-def series_of(points: list[Point], *, at: str, step_s: int = 1) -> Series:
+def series_of(points: list[Point], *, at: str, step_s: int = 1,
+              final_through: int | None = None) -> Series:
     return Series(
         at=at,
         step_s=step_s,
+        final_through=final_through,
         t=[p.t for p in points],
         received_per_s=[p.received_per_s for p in points],
         stored_per_s=[p.stored_per_s for p in points],

@@ -1,11 +1,13 @@
 // The five time-series charts (uPlot, vendored: no network needed). Up to an hour they
 // read the shared RollingSeries columns (per second, live); `redraw()` after new points
-// is all it takes. Over 24 h or 7 d they read per-minute points loaded here and
-// refreshed each minute. The chosen range is remembered in localStorage.
+// is all it takes. Over 24 h or 7 d they read per-minute points loaded here, the whole
+// range on choosing it, then each minute only what is new or may have changed
+// (minutes.js). The chosen range is remembered in localStorage.
 
 import { createApi } from "./api.js";
 import { say } from "./dom.js";
-import { loadRange, RANGES, STAGES, WINDOW_S } from "./series.js";
+import { loadRange } from "./minutes.js";
+import { RANGES, STAGES, WINDOW_S } from "./series.js";
 
 const AXIS = "#94a3b8";
 const GRID = "rgba(148, 163, 184, 0.12)";
@@ -90,7 +92,9 @@ export function createCharts(root, series) {
   async function loadMinutes() {
     const seconds = view.windowS;
     try {
-      const loaded = await loadRange(api.get, seconds);
+      // `view.minutes` is this range's (setWindow clears it): only what is new is fetched.
+      // On an error it stays, drawn, and the next minute asks for the same part again.
+      const loaded = await loadRange(api.get, seconds, view.minutes);
       if (view.windowS !== seconds) return; // another range was chosen meanwhile
       view.minutes = loaded;
       say(status, "");

@@ -1,7 +1,7 @@
 // The charts' data: one point per second for the last hour, in columns (uPlot's own
 // layout). History from `GET /v1/metrics/series` is loaded once; live snapshots append
 // after it, so a dashboard opened late still shows the recent past. Longer ranges are
-// per-minute points the charts load themselves (`loadRange`).
+// per-minute points the charts load themselves (minutes.js).
 
 export const STAGES = ["api", "queue_wait", "validation", "enrichment", "store"];
 /** Seconds of per-second points the page keeps (the server keeps as many). */
@@ -91,17 +91,6 @@ export function normalizeSeries(body) {
   }
   cols.t = body.t.slice();
   return cols;
-}
-
-/**
- * Per-minute points of a range longer than WINDOW_S, as charts read a RollingSeries:
- * `{ cols, length, lastT }`. `get` is the page's API call (api.js).
- */
-export async function loadRange(get, seconds) {
-  const body = await get(`/v1/metrics/series?range=${RANGES[seconds]}`);
-  const cols = normalizeSeries(body);
-  const n = cols.t.length;
-  return { cols, length: n, lastT: n ? cols.t[n - 1] : -Infinity, stepS: body.step_s };
 }
 
 /** The chart point a snapshot gives: its own newest settled second when it has one. */
