@@ -15,6 +15,7 @@ from loanflow.backends.sqlite.database import SQLiteDatabase
 from loanflow.backends.sqlite.export import SQLiteExport
 from loanflow.backends.sqlite.logins import SQLiteLogins
 from loanflow.backends.sqlite.review_queue import SQLiteReviewQueue
+from loanflow.backends.sqlite.sealed import SQLiteSealed
 from loanflow.errors import StoreUnavailable
 from loanflow.store import migrations, review, review_queue, search
 from loanflow.store.base import ApplicationRecord
@@ -28,7 +29,7 @@ _COLUMNS = (
 _KEY_COLUMNS = "id, label, scopes, created_at_ns, expires_at_ns, revoked_at_ns"
 
 
-class SQLiteStore(SQLiteReviewQueue, SQLiteExport, SQLiteLogins):
+class SQLiteStore(SQLiteReviewQueue, SQLiteExport, SQLiteLogins, SQLiteSealed):
     def __init__(self, path: Path) -> None:
         self._db = SQLiteDatabase(path, unavailable=StoreUnavailable)
 
