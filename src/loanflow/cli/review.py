@@ -47,11 +47,12 @@ def add_commands(commands: Any, add_flags: Any) -> None:
     discard.add_argument("--reason", required=True)
     discard.set_defaults(run=_discard)
     for parser in (listing, show, replay, discard):
-        add_flags(parser, only=("data_dir", "store_url", "broker_url", "pii_key", "unsafe_redis",
-                                "log_level"))
+        add_flags(parser, only=("data_dir", "store_url", "broker_url", "pii_key", "pii_hash_key",
+                                "unsafe_redis", "log_level"))
 
 
-def _actor() -> str:
+def cli_actor() -> str:
+    """Who the audit trail names for an action taken from this terminal."""
     return f"cli:{getpass.getuser()}@{os.uname().nodename}"
 
 
@@ -94,7 +95,7 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
     corrected = decode_application(args.file.read_bytes()) if args.file else None
 
     async def action(review: ManualReview) -> Any:
-        await review.replay(args.id, actor=_actor(), corrected=corrected)
+        await review.replay(args.id, actor=cli_actor(), corrected=corrected)
         return {"id": args.id, "status": "replayed", "corrected": corrected is not None}
 
     return _run(settings, action)
@@ -102,7 +103,7 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
 
 def _discard(settings: Settings, args: argparse.Namespace) -> int:
     async def action(review: ManualReview) -> Any:
-        await review.discard(args.id, actor=_actor(), reason=args.reason)
+        await review.discard(args.id, actor=cli_actor(), reason=args.reason)
         return {"id": args.id, "status": "discarded"}
 
     return _run(settings, action)
