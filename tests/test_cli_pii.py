@@ -290,6 +290,15 @@ def test_a_verdict_on_a_key_nobody_has_is_refused(tmp_path: Path) -> None:
     assert NEW_ID in done.stderr and OLD_ID in done.stderr
 
 
+def test_a_key_given_for_its_id_is_refused_and_never_shown(tmp_path: Path) -> None:
+    done = pii_cli(Deployment(tmp_path), "status", "--key", OLD,
+                   LOANFLOW_PII_KEY=f"{NEW},{OLD}")
+
+    assert done.returncode == 2
+    assert "expected a key id, 8 hex digits" in done.stderr
+    assert OLD not in done.stdout + done.stderr
+
+
 @pytest.mark.parametrize("batch", ["0", "10001", "many"])
 def test_a_batch_out_of_range_is_a_usage_error(tmp_path: Path, batch: str) -> None:
     done = pii_cli(Deployment(tmp_path), "reseal", "--batch", batch)

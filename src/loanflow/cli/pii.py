@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import re
 import signal
 import sys
 import time
@@ -41,6 +42,8 @@ EXIT_NOT_DONE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
+#: What `--key` takes: a key id as `status` lists them.
+KEY_ID = re.compile(r"[0-9a-f]{8}")
 _FLAGS = ("data_dir", "store_url", "broker_url", "pii_key", "pii_hash_key", "unsafe_redis",
           "store_timeout_s", "log_level")
 
@@ -102,6 +105,12 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
     verdicts = status.verdicts
     if args.key is not None:
         key_id = args.key.strip().lower()
+        if not KEY_ID.fullmatch(key_id):
+            # Never echoed: it may be a key pasted by mistake.
+            print("loanflow pii status: --key: expected a key id, 8 hex digits as the table"
+                  f" lists them (not the key itself); the keys:"
+                  f" {', '.join(k.key_id for k in status.keys)}", file=sys.stderr)
+            return EXIT_USAGE
         if status.use_of(key_id) is None:
             print(f"loanflow pii status: no key with id {key_id!r} is configured or holds a"
                   f" value; the keys: {', '.join(k.key_id for k in status.keys)}",
