@@ -20,7 +20,7 @@ LAYERS: list[set[str]] = [
     {"domain", "patches"},
     {"broker", "store", "metrics"},
     {"pipeline"},
-    {"review", "backends"},
+    {"review", "backends", "rotation"},
     {"process"},
     {"api", "dashboard", "loadgen", "importer"},
     {"cli"},

@@ -109,6 +109,13 @@ def test_repr_does_not_show_the_pii_key_read_from_the_environment() -> None:
     assert "s3cr3t-key" not in repr(Settings.from_env({"LOANFLOW_PII_KEY": "s3cr3t-key"}))
 
 
+def test_repr_does_not_show_the_pinned_hash_key() -> None:
+    settings = Settings.from_env({"LOANFLOW_PII_HASH_KEY": "s3cr3t-hash-key"})
+
+    assert settings.pii_hash_key == "s3cr3t-hash-key"
+    assert "s3cr3t-hash-key" not in repr(settings)
+
+
 def test_repr_does_not_show_a_password_in_a_store_url() -> None:
     settings = Settings(store_url="postgresql://loanflow:hunter2@db.internal/loanflow")
 

@@ -104,6 +104,18 @@ def test_production_without_a_pii_key_names_the_variable_and_how_to_make_one(
 
 
 @pytest.mark.parametrize("command", COMMANDS)
+def test_a_bad_pinned_hash_key_names_the_variable_and_not_the_value(
+    tmp_path: Path, command: list[str]
+) -> None:
+    done = start(tmp_path, command, LOANFLOW_PII_HASH_KEY="s3cret-but-short")
+
+    line = the_one_line(done)
+    assert done.returncode == 2
+    assert "LOANFLOW_PII_HASH_KEY: expected the base64 of 32 bytes" in line
+    assert "s3cret" not in done.stderr + done.stdout
+
+
+@pytest.mark.parametrize("command", COMMANDS)
 def test_an_unreachable_store_names_the_variable(
     tmp_path: Path, command: list[str], durable_redis: RedisServer
 ) -> None:

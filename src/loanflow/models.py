@@ -17,6 +17,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from loanflow.pii import sealed_key_id
+
 #: Version of the envelope layout; bump when a field changes meaning.
 ENVELOPE_VERSION = 1
 
@@ -155,6 +157,27 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True):
     #: The Application as msgpack, sealed with the PII key: the queue holds no clear PII.
     sealed_application: bytes
     attempts: tuple[AttemptRecord, ...] = ()
+
+
+class SealedPart(msgspec.Struct, frozen=True):
+    """An encoded Envelope's sealed application alone: counting the keys that sealed
+    many envelopes decodes nothing else."""
+
+    sealed_application: bytes
+
+
+#: What `envelope_key_id` gives for bytes that are not an encoded Envelope.
+UNREADABLE_ENVELOPE = "unreadable"
+_decode_sealed_part = msgspec.msgpack.Decoder(SealedPart).decode
+
+
+def envelope_key_id(encoded: bytes) -> str:
+    """The id (hex) of the PII key that sealed an encoded envelope's application, or
+    UNREADABLE_ENVELOPE."""
+    try:
+        return sealed_key_id(_decode_sealed_part(encoded).sealed_application)
+    except msgspec.DecodeError:
+        return UNREADABLE_ENVELOPE
 
 
 def new_application_id(now_ns: int | None = None) -> str:

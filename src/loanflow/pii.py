@@ -2,9 +2,14 @@
 
 A sealed value is `key_id (4 bytes) | nonce (12 bytes) | ciphertext+tag`, so
 old data stays readable after a rotation: `LOANFLOW_PII_KEY="NEW,OLD"` seals
-with NEW and opens with whichever key id a value carries. Keyed hashes derive
-from the last (oldest) key listed, so duplicate checks and idempotency
-fingerprints keep matching across a rotation.
+with NEW and opens with whichever key id a value carries (`loanflow pii reseal`
+brings stored values to NEW, so OLD can be retired: rotation/).
+
+Keyed hashes (the duplicate-SSN hash, idempotency fingerprints, the velocity
+subkeys) derive from one hash key: the one pinned in `LOANFLOW_PII_HASH_KEY`, or
+else the one derived from the last (oldest) PII key listed, so they keep matching
+across a rotation. A pinned hash key is used as it is: pinning the value `loanflow
+pii hash-key` prints changes no hash, and the oldest PII key may then be dropped.
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ KEY_BYTES = 32
 NONCE_BYTES = 12
 KEY_ID_BYTES = 4
 KEY_FILE_NAME = "pii.key"
+#: Prefix of the hash key's derivation from a PII key. Never to change: stored hashes
+#: (and pinned hash keys) were made with it.
+HASH_KEY_LABEL = b"loanflow/pii-hash/v1"
 
 
 class PiiKeyError(ValueError):
@@ -32,18 +40,28 @@ class PiiKeyError(ValueError):
 class PiiCipher:
     """Seals and opens PII; derives the keyed hash. Never shows its keys."""
 
-    def __init__(self, keys: list[bytes]) -> None:
+    def __init__(self, keys: list[bytes], *, hash_key: bytes | None = None) -> None:
+        """`keys`: the current key first, then older ones. `hash_key`: the pinned hash
+        key (LOANFLOW_PII_HASH_KEY), used as it is; None derives it from the oldest key."""
         if not keys:
             raise PiiKeyError("expected at least one PII key, got none")
         for key in keys:
             if len(key) != KEY_BYTES:
                 raise PiiKeyError(f"expected a {KEY_BYTES}-byte PII key, got {len(key)} bytes")
+        if hash_key is not None and len(hash_key) != KEY_BYTES:
+            raise PiiKeyError(f"expected a {KEY_BYTES}-byte hash key, got {len(hash_key)} bytes")
+        self._key_ids = list(dict.fromkeys(_key_id(key) for key in keys))
         self._aeads = {_key_id(key): AESGCM(key) for key in keys}
-        self._current_id = _key_id(keys[0])
+        self._current_id = self._key_ids[0]
         self._current = self._aeads[self._current_id]
         # A separate key for hashing, so a hash never helps attack the cipher; from the
-        # oldest key, so hashes made before a rotation still compare equal after it.
-        self._hash_key = hashlib.sha256(b"loanflow/pii-hash/v1" + keys[-1]).digest()
+        # oldest key (or pinned), so hashes made before a rotation still compare equal.
+        self._hash_pinned = hash_key is not None
+        self._hash_key = hash_key if hash_key is not None else derive_hash_key(keys[-1])
+        #: The configured keys whose derived hash key is the one in force: a pinned hash
+        #: key is recognised as the oldest key's, which may then be dropped.
+        self._hash_matches = [key_id for key, key_id in ((k, _key_id(k)) for k in keys)
+                              if hmac.compare_digest(derive_hash_key(key), self._hash_key)]
         self._keyed = hmac.new(self._hash_key, digestmod="sha256")
 
     def __repr__(self) -> str:
@@ -51,7 +69,42 @@ class PiiCipher:
 
     @property
     def key_id(self) -> str:
+        """The current key's id: what `seal` marks values with."""
         return self._current_id.hex()
+
+    @property
+    def key_ids(self) -> list[str]:
+        """Every configured key's id, the current one first, as listed."""
+        return [key_id.hex() for key_id in self._key_ids]
+
+    @property
+    def hash_key_pinned(self) -> bool:
+        """Whether the hash key is LOANFLOW_PII_HASH_KEY's, rather than derived."""
+        return self._hash_pinned
+
+    @property
+    def hash_key_derivable_from(self) -> list[str]:
+        """Ids of the configured keys from which the hash key in force derives: the
+        oldest when not pinned; when pinned, those (if any) it was pinned from."""
+        return list(dict.fromkeys(key_id.hex() for key_id in self._hash_matches))
+
+    @property
+    def hash_key_id(self) -> str:
+        """A fingerprint of the hash key (not the key): equal ids, equal hashes."""
+        return hashlib.sha256(b"loanflow/pii-hash-key-id/v1" + self._hash_key).hexdigest()[:8]
+
+    def hash_key_text(self) -> str:
+        """The hash key in base64, to pin as LOANFLOW_PII_HASH_KEY. A secret."""
+        return base64.urlsafe_b64encode(self._hash_key).decode()
+
+    def is_current(self, sealed: bytes) -> bool:
+        """Whether `sealed` carries the current key's id (it is not opened)."""
+        return sealed[:KEY_ID_BYTES] == self._current_id
+
+    def reseal(self, sealed: bytes) -> bytes:
+        """The same plaintext sealed under the current key; PiiKeyError if it does not
+        open. The result has the same length (same layout, same plaintext)."""
+        return self.seal(self.open(sealed))
 
     def seal(self, plaintext: bytes) -> bytes:
         nonce = os.urandom(NONCE_BYTES)
@@ -85,6 +138,16 @@ def _key_id(key: bytes) -> bytes:
     return hashlib.sha256(b"loanflow/pii-key-id/v1" + key).digest()[:KEY_ID_BYTES]
 
 
+def derive_hash_key(key: bytes) -> bytes:
+    """The hash key an unpinned cipher derives from its oldest PII key."""
+    return hashlib.sha256(HASH_KEY_LABEL + key).digest()
+
+
+def sealed_key_id(sealed: bytes) -> str:
+    """The id of the key a sealed value says it was sealed with (hex; not verified)."""
+    return sealed[:KEY_ID_BYTES].hex()
+
+
 def parse_keys(text: str) -> list[bytes]:
     """`"NEW,OLD,..."`, each standard or URL-safe base64 of 32 bytes."""
     keys = []
@@ -99,16 +162,39 @@ def parse_keys(text: str) -> list[bytes]:
     return keys
 
 
-def load_cipher(*, configured: str, data_dir: Path, embedded: bool) -> PiiCipher:
-    """The configured keys; in embedded mode without one, a key file made on first start."""
+def parse_hash_key(text: str) -> bytes | None:
+    """`LOANFLOW_PII_HASH_KEY`: standard or URL-safe base64 of 32 bytes, as `loanflow pii
+    hash-key` prints it; None when empty. Errors never show the value."""
+    text = text.strip()
+    if not text:
+        return None
+    expected = ("LOANFLOW_PII_HASH_KEY: expected the base64 of 32 bytes that `loanflow pii"
+                " hash-key` prints")
+    normalised = text.replace("+", "-").replace("/", "_")
+    try:
+        key = base64.b64decode(normalised + "=" * (-len(normalised) % 4), altchars=b"-_",
+                               validate=True)
+    except ValueError as exc:  # binascii.Error
+        raise PiiKeyError(f"{expected}, got text that is not base64") from exc
+    if len(key) != KEY_BYTES:
+        raise PiiKeyError(f"{expected}, got {len(key)} bytes")
+    return key
+
+
+def load_cipher(
+    *, configured: str, data_dir: Path, embedded: bool, hash_key: str = ""
+) -> PiiCipher:
+    """The configured keys; in embedded mode without one, a key file made on first start.
+    `hash_key`: LOANFLOW_PII_HASH_KEY (empty: derived from the oldest key)."""
+    pinned = parse_hash_key(hash_key)
     if configured:
-        return PiiCipher(parse_keys(configured))
+        return PiiCipher(parse_keys(configured), hash_key=pinned)
     if not embedded:
         raise PiiKeyError("LOANFLOW_PII_KEY is required outside the embedded mode")
     path = data_dir / KEY_FILE_NAME
     if not path.exists():
         _create_key_file(path)
-    return PiiCipher(parse_keys(path.read_text()))
+    return PiiCipher(parse_keys(path.read_text()), hash_key=pinned)
 
 
 def _create_key_file(path: Path) -> None:

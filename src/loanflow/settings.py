@@ -59,6 +59,11 @@ class Settings:
     pii_key: str = _setting(
         "", "PII keys (base64 of 32 bytes, NEW,OLD); empty = key file", secret=True
     )
+    pii_hash_key: str = _setting(
+        "", "the hash key of the duplicate-SSN hashes, idempotency fingerprints and velocity"
+        " counts, as `loanflow pii hash-key` prints it; pin it before dropping the oldest PII"
+        " key (empty = derived from the oldest PII key)", secret=True
+    )
     rate_limit_per_s: float = _setting(
         5000.0, "submissions per second each API key may make (0 = no limit)"
     )

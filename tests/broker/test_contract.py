@@ -106,7 +106,9 @@ def submission(
     fingerprint: str = "fp-1",
     api_key_id: str = "key-a",
     received_at_ns: int | None = None,
+    key_id: bytes = b"seal",
 ) -> Submission:
+    """`key_id`: the 4 bytes a sealed value starts with, the id of the key that sealed it."""
     now_ns = time.time_ns() if received_at_ns is None else received_at_ns
     envelope = Envelope(
         id=new_application_id(now_ns),
@@ -115,7 +117,7 @@ def submission(
         idempotency_key=key,
         client_ip="192.0.2.1",
         channel="web",
-        sealed_application=b"sealed:" + key.encode(),
+        sealed_application=key_id + b"ed:" + key.encode(),
     )
     return Submission(envelope, fingerprint)
 
@@ -448,6 +450,26 @@ def test_depth_counts_ready_delayed_and_leased_envelopes(broker: Broker) -> None
     asyncio.run(broker.retry_later(delayed, delayed.envelope, 60))
 
     assert depth(broker) == 3
+
+
+def test_sealed_key_counts_of_an_empty_queue_are_none(broker: Broker) -> None:
+    assert asyncio.run(broker.sealed_key_counts()) == {}
+
+
+def test_sealed_key_counts_count_ready_delayed_and_leased_envelopes_by_key(
+    broker: Broker,
+) -> None:
+    old, new = b"\x01\x02\x03\x04", b"\xaa\xbb\xcc\xdd"
+    asyncio.run(broker.append([submission(f"old-{i}", key_id=old) for i in range(4)]
+                              + [submission("new-0", key_id=new)]))
+    [leased, delayed, acked] = reserve(broker, max_count=3)
+    asyncio.run(broker.retry_later(delayed, delayed.envelope, 60))
+    asyncio.run(broker.ack([acked]))
+
+    counts = asyncio.run(broker.sealed_key_counts())
+
+    assert leased.envelope.sealed_application.startswith(old)
+    assert counts == {old.hex(): 3, new.hex(): 1}
 
 
 def oldest_wait_s(broker: Broker) -> float | None:

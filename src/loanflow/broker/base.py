@@ -126,6 +126,14 @@ class Broker(Protocol):
         """Envelopes held: ready, delayed and in processing."""
         ...
 
+    async def sealed_key_counts(self) -> dict[str, int]:
+        """Envelopes held (ready, delayed, in processing) by the id of the PII key that
+        sealed each one's application (models.envelope_key_id): each needs its key until
+        it is processed. A read of everything held, for an operator's command, not a
+        hot path. An envelope moved while it runs (a retry, a lease run out) may be
+        counted twice; it is missed only if moved twice within the count."""
+        ...
+
     async def oldest_wait_s(self) -> float | None:
         """How long the oldest ready or held envelope has waited since it (re)entered
         the queue; None when none is. Delayed retries don't count until they are due

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
-import os
 import time
 from typing import Any
 
 from loanflow.backends import make_store
+from loanflow.cli.actor import terminal_actor
 from loanflow.logins import LOGIN_CODE_TTL_S, hash_secret, new_login_code
 from loanflow.settings import Settings
 from loanflow.store.base import Store
@@ -46,7 +45,7 @@ def login_line(settings: Settings, code: str) -> str:
 
 
 def _login_code(settings: Settings, args: argparse.Namespace) -> int:
-    label = args.label or f"cli:{getpass.getuser()}@{os.uname().nodename}"
+    label = args.label or terminal_actor()
 
     async def make() -> str:
         store = make_store(settings)

@@ -1,4 +1,4 @@
-"""The `loanflow` command: serve | api | worker | keys | dead-letters | loadgen.
+"""The `loanflow` command: serve | api | worker | keys | dead-letters | pii | loadgen.
 
 Every setting is a flag here and a `LOANFLOW_*` variable (see settings.py);
 the flag wins.
@@ -24,6 +24,7 @@ from loanflow import __version__, apikeys, logs
 from loanflow.apikeys import ApiKey, KeyTerms, Scope
 from loanflow.backends import make_store
 from loanflow.cli import login as cli_login
+from loanflow.cli import pii as cli_pii
 from loanflow.cli import review as cli_review
 from loanflow.cli.actor import terminal_actor
 from loanflow.errors import StartupError
@@ -102,6 +103,7 @@ def _parser() -> argparse.ArgumentParser:
         _add_setting_flags(sub, only=("data_dir", "store_url", "log_level"))
     cli_review.add_commands(commands, _add_setting_flags)
     cli_login.add_command(commands, _add_setting_flags)
+    cli_pii.add_commands(commands, _add_setting_flags)
     loadgen_cli.add_command(commands)
     import_cli.add_command(commands)
     _command(commands, "alert-rules",

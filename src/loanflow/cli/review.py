@@ -46,8 +46,8 @@ def add_commands(commands: Any, add_flags: Any) -> None:
     discard.add_argument("--reason", required=True)
     discard.set_defaults(run=_discard)
     for parser in (listing, show, replay, discard):
-        add_flags(parser, only=("data_dir", "store_url", "broker_url", "pii_key", "unsafe_redis",
-                                "log_level"))
+        add_flags(parser, only=("data_dir", "store_url", "broker_url", "pii_key", "pii_hash_key",
+                                "unsafe_redis", "log_level"))
 
 
 def _run(settings: Settings, action: Any) -> int:

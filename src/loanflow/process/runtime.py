@@ -165,7 +165,8 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
 @contextlib.asynccontextmanager
 async def _open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     cipher = load_cipher(
-        configured=settings.pii_key, data_dir=settings.data_dir, embedded=settings.embedded
+        configured=settings.pii_key, data_dir=settings.data_dir, embedded=settings.embedded,
+        hash_key=settings.pii_hash_key,
     )
     product = ProductSource.from_file(
         Path(settings.product_file) if settings.product_file else None

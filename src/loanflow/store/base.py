@@ -22,6 +22,7 @@ from loanflow.store.export import ExportStore
 from loanflow.store.logins import LoginStore
 from loanflow.store.review import DeadLetter, ReviewStore
 from loanflow.store.review_queue import ReviewDecision, ReviewQueueStore
+from loanflow.store.sealed import SealedStore
 from loanflow.store.search import ApplicationFilter, ApplicationSummary
 
 
@@ -57,7 +58,7 @@ class ApplicationRecord(msgspec.Struct, frozen=True, kw_only=True):
     review: ReviewDecision | None = None
 
 
-class Store(ReviewStore, ReviewQueueStore, ExportStore, LoginStore, Protocol):
+class Store(ReviewStore, ReviewQueueStore, ExportStore, LoginStore, SealedStore, Protocol):
     async def open(self) -> None:
         """Connect and apply pending migrations."""
         ...

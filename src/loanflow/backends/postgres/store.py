@@ -36,6 +36,7 @@ from loanflow.backends.postgres.hosts import parse as parse_url
 from loanflow.backends.postgres.logins import PostgresLogins
 from loanflow.backends.postgres.review import PostgresReview, save_dead_letters
 from loanflow.backends.postgres.review_queue import PostgresReviewQueue
+from loanflow.backends.postgres.sealed import PostgresSealed
 from loanflow.errors import InvalidValue, StoreUnavailable
 from loanflow.store import migrations, review, review_queue, search
 from loanflow.store.base import ApplicationRecord
@@ -84,7 +85,7 @@ _BACKEND_ERRORS = (
 
 
 class PostgresStore(PostgresApiKeys, PostgresReview, PostgresReviewQueue, PostgresExport,
-                    PostgresLogins):
+                    PostgresLogins, PostgresSealed):
     def __init__(
         self,
         url: str,

@@ -66,6 +66,7 @@ import functools
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import Sequence
 from importlib import resources
 from typing import Any
@@ -93,7 +94,7 @@ from loanflow.broker.base import (
     Submission,
 )
 from loanflow.errors import BrokerUnavailable
-from loanflow.models import Envelope
+from loanflow.models import Envelope, envelope_key_id
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,8 @@ LEASE_SCAN_FRACTION = 0.25
 REPLICA_WAIT_MS = 100
 #: Idempotency keys a sweep (`expire_idempotency_keys(now_ns=...)`) checks per script call.
 SWEEP_BATCH = 500
+#: Entries `sealed_key_counts` reads per round trip.
+SCAN_BATCH = 1000
 
 
 @functools.cache
@@ -325,6 +328,26 @@ class RedisStreamsBroker:
                 ready_or_held, delayed = await pipe.execute()
         return int(ready_or_held) + int(delayed)
 
+    async def sealed_key_counts(self) -> dict[str, int]:
+        # Not atomic (a script over the whole queue would hold Redis up): the stream, then
+        # the delayed envelopes, then the stream's tail again. An envelope moved from the
+        # stream to the delayed set meanwhile is found there, one moved back at the tail.
+        redis = self._redis()
+        counts: Counter[str] = Counter()
+        with _unavailable("sealed_key_counts"):
+            last = await _count_stream(redis, "-", counts)
+            parked: Any = await redis.zrange(keys.DELAYED, 0, -1)
+            delayed: list[bytes] = list(parked)
+            for start in range(0, len(delayed), SCAN_BATCH):
+                async with redis.pipeline(transaction=False) as pipe:
+                    for app_id in delayed[start:start + SCAN_BATCH]:
+                        pipe.hget(keys.application_key(app_id.decode()), "env")
+                    envelopes = await pipe.execute()
+                # None: made ready meanwhile, so in the stream's tail.
+                counts.update(envelope_key_id(env) for env in envelopes if env)
+            await _count_stream(redis, "-" if last is None else f"({last}", counts)
+        return dict(counts)
+
     async def oldest_wait_s(self) -> float | None:
         redis = self._redis()
         with _unavailable("oldest_wait_s"):
@@ -461,6 +484,20 @@ async def _evalsha(redis: Redis, calls: Sequence[_Call], then: tuple[str | int, 
         if wait is not None:
             del results[-2]  # the fence's OK
         return results
+
+
+async def _count_stream(redis: Redis, start: str, counts: Counter[str]) -> str | None:
+    """Count the stream's envelopes from `start` on by key id; the last entry id read."""
+    last = None
+    while True:
+        reply: Any = await redis.xrange(keys.STREAM, min=start, max="+", count=SCAN_BATCH)
+        entries: list[tuple[bytes, dict[bytes, bytes]]] = list(reply)
+        counts.update(envelope_key_id(fields[b"e"]) for _, fields in entries)
+        if entries:
+            last = entries[-1][0].decode()
+            start = f"({last}"
+        if len(entries) < SCAN_BATCH:
+            return last
 
 
 async def _ensure_group(redis: Redis) -> None:

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from loanflow.broker.base import (
 )
 from loanflow.broker.buckets import TokenBuckets
 from loanflow.errors import BrokerUnavailable
-from loanflow.models import Envelope
+from loanflow.models import Envelope, envelope_key_id
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -237,6 +238,14 @@ class SQLiteBroker:
             lambda conn: conn.execute("SELECT count(*) FROM messages").fetchone()
         )
         return int(row[0])
+
+    async def sealed_key_counts(self) -> dict[str, int]:
+        def count(conn: sqlite3.Connection) -> dict[str, int]:
+            # One read transaction: a snapshot, nothing moved meanwhile.
+            return dict(Counter(envelope_key_id(blob)
+                                for (blob,) in conn.execute("SELECT envelope FROM messages")))
+
+        return await self._db.read(count)
 
     async def oldest_wait_s(self) -> float | None:
         now = time.time_ns()

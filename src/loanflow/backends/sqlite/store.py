@@ -15,6 +15,7 @@ from loanflow.backends.sqlite.database import SQLiteDatabase
 from loanflow.backends.sqlite.export import SQLiteExport
 from loanflow.backends.sqlite.logins import SQLiteLogins
 from loanflow.backends.sqlite.review_queue import SQLiteReviewQueue
+from loanflow.backends.sqlite.sealed import SQLiteSealed
 from loanflow.errors import StoreUnavailable
 from loanflow.store import migrations, review, review_queue, search
 from loanflow.store.base import ApplicationRecord
@@ -27,7 +28,7 @@ _COLUMNS = (
 )
 
 
-class SQLiteStore(SQLiteApiKeys, SQLiteReviewQueue, SQLiteExport, SQLiteLogins):
+class SQLiteStore(SQLiteApiKeys, SQLiteReviewQueue, SQLiteExport, SQLiteLogins, SQLiteSealed):
     def __init__(self, path: Path) -> None:
         self._db = SQLiteDatabase(path, unavailable=StoreUnavailable)
 
