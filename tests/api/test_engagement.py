@@ -12,7 +12,15 @@ import pytest
 from websockets.sync.client import ClientConnection, connect
 
 from loanflow.backends.sqlite.store import SQLiteStore
-from loanflow.metrics.engagement import SIGN_IN, Engagement, EngagementReader, viewers_of
+from loanflow.metrics.engagement import (
+    ADMINISTRATION,
+    SIGN_IN,
+    Engagement,
+    EngagementReader,
+    viewers_of,
+)
+from loanflow.rotation.reseal import AUDIT_ACTION as RESEAL_ACTION
+from loanflow.store.api_keys import KEY_CREATED, KEY_REVOKED
 from tests.conftest import Deployment, ServerProcess, auth
 
 #: Flush, settle and the hub's next tick: a few seconds at most.
@@ -67,7 +75,7 @@ def test_a_failed_sign_in_is_not_a_session(server, keys):
                                               "actions_today": 0})
 
 
-def test_counts_cover_today_only_and_every_other_action_is_an_operator_action(
+def test_counts_cover_today_only_and_administration_is_no_operator_action(
     tmp_path: Path,
 ) -> None:
     async def scenario() -> tuple[Engagement | None, Engagement | None]:
@@ -76,8 +84,11 @@ def test_counts_cover_today_only_and_every_other_action_is_an_operator_action(
         try:
             now_s = 1_800_000_000.0  # 2027-01-15 08:00 UTC
             yesterday_ns = int((now_s - 9 * 3600) * 1e9)
-            for at_ns, action in ((yesterday_ns, SIGN_IN), (int(now_s * 1e9), SIGN_IN),
-                                  (int(now_s * 1e9), "replay"), (int(now_s * 1e9), "discard")):
+            today_ns = int(now_s * 1e9)
+            for at_ns, action in ((yesterday_ns, SIGN_IN), (today_ns, SIGN_IN),
+                                  (today_ns, "replay"), (today_ns, "discard"),
+                                  (today_ns, KEY_CREATED), (today_ns, KEY_REVOKED),
+                                  (today_ns, RESEAL_ACTION)):
                 await store.record_audit(at_ns=at_ns, actor="k", action=action, target="t",
                                          detail={})
             reader = EngagementReader(store, clock_s=lambda: now_s)
@@ -95,3 +106,7 @@ def test_counts_cover_today_only_and_every_other_action_is_an_operator_action(
     # Within the cache period the store is not asked again: the new replay shows later.
     assert cached == Engagement(viewers=0, sessions_today=1, actions_today=2)
     assert viewers_of({"viewers@x": 4, "viewers_other": 9}) == 4
+
+
+def test_administration_names_the_actions_its_writers_audit():
+    assert {KEY_CREATED, KEY_REVOKED, RESEAL_ACTION} == ADMINISTRATION

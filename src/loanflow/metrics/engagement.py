@@ -3,8 +3,10 @@
 Viewers now: every API process reports its open live sockets as a gauge of
 its own (`viewers@<process>`) and the newest settled second sums them, so the
 figure covers every process and host. Sessions and operator actions today
-(UTC) come from the audit trail, the durable record of sign-ins, replays and
-discards, read at most once per `CACHE_S` however many dashboards ask.
+(UTC) come from the audit trail, the durable record of sign-ins, replays,
+discards and review decisions, read at most once per `CACHE_S` however many
+dashboards ask. Administration (API keys made or revoked, PII re-sealed) is in the
+trail too, but is not work on applications: it is not counted as an action.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ log = logging.getLogger(__name__)
 
 #: Prefix of the per-process viewer gauges.
 VIEWERS_PREFIX = "viewers@"
-#: The audit action of a dashboard sign-in; every other action is an operator action.
+#: The audit action of a dashboard sign-in.
 SIGN_IN = "sign_in"
+#: Audit actions of administration (store/api_keys.py, rotation/reseal.py), not counted.
+ADMINISTRATION = frozenset({"key_created", "key_revoked", "pii_reseal"})
 #: Seconds the audit counts are reused before the store is asked again.
 CACHE_S = 5.0
 
@@ -71,6 +75,7 @@ class EngagementReader:
                 log.warning("engagement counts kept from the last read: %s", exc)
         if self._counts is None:
             return None
-        sessions = self._counts.get(SIGN_IN, 0)
-        return Engagement(viewers=viewers_of(gauges), sessions_today=sessions,
-                          actions_today=sum(self._counts.values()) - sessions)
+        actions = sum(n for action, n in self._counts.items()
+                      if action != SIGN_IN and action not in ADMINISTRATION)
+        return Engagement(viewers=viewers_of(gauges), sessions_today=self._counts.get(SIGN_IN, 0),
+                          actions_today=actions)
