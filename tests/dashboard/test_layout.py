@@ -58,6 +58,25 @@ def test_every_view_fits_a_window_800_pixels_wide(
     assert_fits(page)
 
 
+def test_a_new_key_s_secret_and_the_revoke_dialog_fit_a_window_800_pixels_wide(
+    embedded_server, admin_key, page: Page
+):
+    page.set_viewport_size(NARROW)
+    log_in(page, embedded_server.url, admin_key)
+    page.goto(f"{embedded_server.url}/?view=keys")
+    page.fill("#key-form [name=label]", "a label long enough to be cut in the narrow table")
+    page.fill("#key-form [name=partner_id]", "partner-" + uuid.uuid4().hex)
+    page.fill("#key-form [name=rate_per_s]", "1250.5")
+
+    page.click("#key-make")
+    page.wait_for_selector("#key-secret-value")
+    assert_fits(page)
+
+    page.click("#keys-rows tr [data-action=revoke]")
+    page.wait_for_selector("#revoke[open]")
+    assert_fits(page)
+
+
 def test_the_drawer_fits_a_window_800_pixels_wide(
     embedded_server, operator_key, one_application, page: Page
 ):

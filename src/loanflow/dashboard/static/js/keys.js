@@ -8,7 +8,8 @@ import * as fmt from "./format.js";
 import { pagedTable } from "./paged.js";
 
 /**
- * `els`: the view's and the revoke dialog's elements. Returns {load}.
+ * `els`: the view's and the revoke dialog's elements. Returns {load, add(key),
+ * refuse()}: `add` shows a key made here at the top; `refuse` explains the admin scope.
  */
 export function createKeys({ api, state, toast, els }) {
   const { load: loadRows } = pagedTable({
@@ -74,6 +75,12 @@ export function createKeys({ api, state, toast, els }) {
       actions);
   }
 
+  /** A key made here, at the top, without asking for the whole list again. */
+  function add(key) {
+    els.rows.prepend(row(key));
+    settle();
+  }
+
   function replace(key) {
     for (const tr of els.rows.querySelectorAll("tr")) {
       if (tr.dataset.id === key.id) tr.replaceWith(row(key));
@@ -83,7 +90,7 @@ export function createKeys({ api, state, toast, els }) {
 
   const revoke = createRevoke({ api, state, toast, els: els.revoke, onRevoked: replace, onRefused: refuse });
   els.refresh.addEventListener("click", () => load());
-  return { load };
+  return { load, add, refuse };
 }
 
 /** The key's own token bucket, in words: null is the service's default, 0 none. */

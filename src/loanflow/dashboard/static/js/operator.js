@@ -8,6 +8,7 @@ import { createDecide } from "./decide.js";
 import { byId } from "./dom.js";
 import { createExport } from "./export.js";
 import { createKeys } from "./keys.js";
+import { createNewKey } from "./newkey.js";
 import { createReviews } from "./reviews.js";
 import { createSearch } from "./search.js";
 import { createViews } from "./views.js";
@@ -55,6 +56,7 @@ export function createOperatorViews({ api, state, toast, drawer }) {
       keys: byId("view-keys"),
     },
     onShow: (view, params) => {
+      if (view !== "keys") newKey.leave(); // a new key's secret stays in its view only
       if (view === "search") search.show(params);
       else if (view === "reviews") reviews.load();
       else if (view === "audit") audit.load();
@@ -89,11 +91,19 @@ export function createOperatorViews({ api, state, toast, drawer }) {
     els: {
       rows: byId("keys-rows"), table: tableOf("keys-rows"), empty: byId("keys-empty"), status: byId("keys-status"),
       count: byId("keys-count"), refresh: byId("keys-refresh"), refused: byId("keys-refused"),
-      scopes: byId("keys-scopes"), sections: [byId("keys-list")],
+      scopes: byId("keys-scopes"), sections: [byId("keys-list"), byId("keys-new")],
       revoke: {
         dialog: byId("revoke"), form: byId("revoke-form"), target: byId("revoke-target"), self: byId("revoke-self"),
         status: byId("revoke-status"), confirm: byId("revoke-confirm"), cancel: byId("revoke-cancel"),
       },
+    },
+  });
+  const newKey = createNewKey({
+    api, onMade: keys.add, onRefused: keys.refuse,
+    els: {
+      form: byId("key-form"), make: byId("key-make"), status: byId("key-status"), secret: byId("key-secret"),
+      secretTitle: byId("key-secret-title"), slot: byId("key-secret-slot"), copy: byId("key-copy"),
+      copyStatus: byId("key-copy-status"), dismiss: byId("key-dismiss"),
     },
   });
   return views;
