@@ -78,6 +78,16 @@ def test_a_revoked_key_is_refused_and_its_revocation_audited_once(client, admin)
     assert sorted(actions) == ["key_created", "key_revoked"]
 
 
+def test_a_key_in_use_is_refused_at_once_after_its_revocation(client, admin):
+    made = make(client, admin, label="leaked").json()
+    assert submit(client, made["secret"], sample_application()).status_code == 202
+
+    client.post(f"/v1/keys/{made['key']['id']}/revoke", headers=auth(admin))
+
+    # Not after the lookup cache's TTL: this process made the change, so it knows.
+    assert submit(client, made["secret"], sample_application()).status_code == 401
+
+
 def test_revoking_an_unknown_key_is_404(client, admin):
     answer = client.post("/v1/keys/no-such-key/revoke", headers=auth(admin))
 

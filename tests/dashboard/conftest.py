@@ -68,3 +68,9 @@ def reader_key(embedded_server: ServerProcess) -> str:
 @pytest.fixture(scope="session")
 def submit_key(embedded_server: ServerProcess) -> str:
     return create_key(embedded_server.deployment, "submit,read")
+
+
+@pytest.fixture(scope="session")
+def admin_key(embedded_server: ServerProcess) -> str:
+    """Every scope the page has something for (the Keys view needs admin, signing in read)."""
+    return create_key(embedded_server.deployment, "read,operate,admin")

@@ -20,6 +20,7 @@ LOADED = {
     "search": "#search-rows tr",
     "reviews": "#rq-rows tr, #rq-empty:not([hidden])",
     "audit": "#au-rows tr",
+    "keys": "#keys-rows tr",
 }
 #: Elements reaching past the window's right edge, to say what overflows.
 OVERFLOWING = """() => [...document.querySelectorAll('body *')]
@@ -42,10 +43,10 @@ def one_application(embedded_server, submit_key) -> str:
 
 @pytest.mark.parametrize("view", list(LOADED))
 def test_every_view_fits_a_window_800_pixels_wide(
-    embedded_server, operator_key, one_application, page: Page, view: str
+    embedded_server, admin_key, one_application, page: Page, view: str
 ):
     page.set_viewport_size(NARROW)
-    log_in(page, embedded_server.url, operator_key)
+    log_in(page, embedded_server.url, admin_key)  # every scope: every link and button shown
 
     page.goto(f"{embedded_server.url}/?view={view}")
     page.wait_for_selector("body[data-ready]")
@@ -54,6 +55,25 @@ def test_every_view_fits_a_window_800_pixels_wide(
         page.wait_for_function("() => document.querySelector('[data-chart]').dataset.points")
 
     assert page.get_attribute("body", "data-view") == view
+    assert_fits(page)
+
+
+def test_a_new_key_s_secret_and_the_revoke_dialog_fit_a_window_800_pixels_wide(
+    embedded_server, admin_key, page: Page
+):
+    page.set_viewport_size(NARROW)
+    log_in(page, embedded_server.url, admin_key)
+    page.goto(f"{embedded_server.url}/?view=keys")
+    page.fill("#key-form [name=label]", "a label long enough to be cut in the narrow table")
+    page.fill("#key-form [name=partner_id]", "partner-" + uuid.uuid4().hex)
+    page.fill("#key-form [name=rate_per_s]", "1250.5")
+
+    page.click("#key-make")
+    page.wait_for_selector("#key-secret-value")
+    assert_fits(page)
+
+    page.click("#keys-rows tr [data-action=revoke]")
+    page.wait_for_selector("#revoke[open]")
     assert_fits(page)
 
 

@@ -26,6 +26,10 @@ class Authenticator:
         self.sessions = sessions
         self._keys = LookupCache(store.find_api_key, what="key")
 
+    def forget_key(self, key_id: str) -> None:
+        """This process changed the key (revoked it): ask the store next time it is used."""
+        self._keys.forget_found(lambda key: key.id == key_id)
+
     async def require(self, conn: HTTPConnection, scope: Scope) -> ApiKey:
         """The caller's key if valid and holding `scope`; else 401 or 403.
 

@@ -4,7 +4,7 @@
 A new key's secret is in the creation's answer only; the store keeps its hash. Creation
 and revocation enter the audit trail with the change, by the admin's key id (or the
 dashboard session's actor). A revoked key is refused everywhere within the key lookup's
-cache time (api/lookup_cache.py).
+cache time (api/lookup_cache.py), at once by the process that revoked it.
 """
 
 from __future__ import annotations
@@ -123,6 +123,7 @@ async def revoke_key(request: Request) -> Response:
     key_id = request.path_params["id"]
     store = runtime_of(request).store
     await store.revoke_api_key(key_id, time.time_ns(), actor=admin.id)
+    request.app.state.auth.forget_key(key_id)  # refused here at once, not after the cache's TTL
     found = [k for k in await store.list_api_keys() if k.id == key_id]
     if not found:
         raise NotFound(f"no API key with id {key_id!r}")

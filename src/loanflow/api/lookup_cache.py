@@ -82,3 +82,10 @@ class LookupCache(Generic[T]):
     def forget(self, digest: str) -> None:
         """Ask the store next time: this process just changed the answer."""
         self._cache.pop(digest, None)
+
+    def forget_found(self, changed: Callable[[T], bool]) -> None:
+        """`forget` every answer `changed` picks, for a change known by what was found
+        (a key's id) rather than by the digest it was looked up with."""
+        for digest in [d for d, c in self._cache.items() if c.found is not None
+                       and changed(c.found)]:
+            del self._cache[digest]

@@ -51,6 +51,16 @@ export function stamp(iso) {
   return sameDay ? time : `${at.toISOString().slice(0, 10)} ${time}`;
 }
 
+/** The day of a record that may be months old or ahead (a key's expiry); today: its time. */
+export function day(iso) {
+  if (typeof iso !== "string") return DASH;
+  const at = new Date(iso);
+  if (Number.isNaN(at.getTime())) return iso;
+  if (at.toDateString() === new Date().toDateString()) return at.toLocaleTimeString("en-GB", { hour12: false });
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${at.getFullYear()}-${pad(at.getMonth() + 1)}-${pad(at.getDate())}`;
+}
+
 /** Any value as display text: null and undefined read as "—". */
 export function text(value) {
   return value == null || value === "" ? DASH : String(value);

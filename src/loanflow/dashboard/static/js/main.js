@@ -1,4 +1,4 @@
-// The dashboard page: wires the views (live, search, review queue, audit; views.js) to
+// The dashboard page: wires the views (live, search, review queue, audit, keys; views.js) to
 // the session, the history, the live feed and the operators' actions. All mutable page state lives in `state` (and in each view's own
 // closure); `start()`, called once at the end, is the only thing that runs on load.
 
@@ -43,6 +43,7 @@ function start() {
   const state = {
     session: null,
     canOperate: false,
+    canAdmin: false,
     series: new RollingSeries(),
     connection: { state: "connecting", retryAt: 0, failures: 0, everLive: false },
     lastSnapshotAt: null,
@@ -132,12 +133,14 @@ function start() {
     }
     const scopes = Array.isArray(state.session.scopes) ? state.session.scopes : [];
     state.canOperate = scopes.includes("operate");
+    state.canAdmin = scopes.includes("admin");
     byId("who").textContent = `${state.session.label || state.session.key_id || "signed in"} · ${scopes.join(", ")}`;
-    for (const node of document.querySelectorAll('[data-needs="operate"]')) node.hidden = !state.canOperate;
+    // Controls and links that need a scope (`data-needs`, e.g. the Keys link: admin).
+    for (const node of document.querySelectorAll("[data-needs]")) node.hidden = !scopes.includes(node.dataset.needs);
     byId("dl-readonly").hidden = state.canOperate;
     showConnection(); // replaces the "cannot read the session" banner
     deadLetters.reload(); // its rows depend on the scopes
-    views.apply(); // so do the review queue's
+    views.apply(); // so do the review queue's and the keys'
     document.body.dataset.ready = "true";
   }
 

@@ -1,12 +1,14 @@
 // The operators' views beyond the live one: search (with its CSV export), the business
-// review queue and the audit trail, switched by the page's address (views.js), and the
-// application drawer and decision dialog they share.
+// review queue, the audit trail and the API keys (admins), switched by the page's address
+// (views.js), and the application drawer and decision dialog they share.
 
 import { createApplicationView } from "./application.js";
 import { createAudit } from "./audit.js";
 import { createDecide } from "./decide.js";
 import { byId } from "./dom.js";
 import { createExport } from "./export.js";
+import { createKeys } from "./keys.js";
+import { createNewKey } from "./newkey.js";
 import { createReviews } from "./reviews.js";
 import { createSearch } from "./search.js";
 import { createViews } from "./views.js";
@@ -51,11 +53,14 @@ export function createOperatorViews({ api, state, toast, drawer }) {
     nav: byId("views"),
     sections: {
       live: byId("view-live"), search: byId("view-search"), reviews: byId("view-reviews"), audit: byId("view-audit"),
+      keys: byId("view-keys"),
     },
     onShow: (view, params) => {
+      if (view !== "keys") newKey.leave(); // a new key's secret stays in its view only
       if (view === "search") search.show(params);
       else if (view === "reviews") reviews.load();
       else if (view === "audit") audit.load();
+      else if (view === "keys") keys.load();
     },
   });
   const search = createSearch({
@@ -79,6 +84,26 @@ export function createOperatorViews({ api, state, toast, drawer }) {
     els: {
       rows: byId("au-rows"), table: tableOf("au-rows"), empty: byId("au-empty"), status: byId("au-status"),
       more: byId("au-more"), refresh: byId("au-refresh"),
+    },
+  });
+  const keys = createKeys({
+    api, state, toast,
+    els: {
+      rows: byId("keys-rows"), table: tableOf("keys-rows"), empty: byId("keys-empty"), status: byId("keys-status"),
+      count: byId("keys-count"), refresh: byId("keys-refresh"), refused: byId("keys-refused"),
+      scopes: byId("keys-scopes"), sections: [byId("keys-list"), byId("keys-new")],
+      revoke: {
+        dialog: byId("revoke"), form: byId("revoke-form"), target: byId("revoke-target"), self: byId("revoke-self"),
+        status: byId("revoke-status"), confirm: byId("revoke-confirm"), cancel: byId("revoke-cancel"),
+      },
+    },
+  });
+  const newKey = createNewKey({
+    api, onMade: keys.add, onRefused: keys.refuse,
+    els: {
+      form: byId("key-form"), make: byId("key-make"), status: byId("key-status"), secret: byId("key-secret"),
+      secretTitle: byId("key-secret-title"), slot: byId("key-secret-slot"), copy: byId("key-copy"),
+      copyStatus: byId("key-copy-status"), dismiss: byId("key-dismiss"),
     },
   });
   return views;

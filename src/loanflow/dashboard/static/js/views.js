@@ -1,10 +1,10 @@
-// The page's views (live, search, review queue, audit) and the address that names one:
+// The page's views (live, search, review queue, audit, API keys) and the address that names one:
 // `?view=search&route=manual_review…`. The query string, not the fragment: the fragment
 // carries the one-time login code (`#code=`, dropped on arrival), and a view must
 // never be mistaken for one or dropped with it. Links work as links; the history's
 // back and forward move between views and searches.
 
-export const VIEWS = ["live", "search", "reviews", "audit"];
+export const VIEWS = ["live", "search", "reviews", "audit", "keys"];
 /** The address a sign-in started from (login.js keeps it): the view to go back to. */
 const RETURN_KEY = "loanflow.returnTo";
 
