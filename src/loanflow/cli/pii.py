@@ -30,13 +30,11 @@ from loanflow.rotation.reseal import AUDIT_ACTION, ResealTally, reseal
 from loanflow.rotation.status import KeyStatus, Verdict, key_status, verdict
 from loanflow.settings import Settings
 from loanflow.store.base import Store
+from loanflow.terminal import ProgressLine
 
 #: Rows per window (and transaction) of a re-seal unless --batch says otherwise.
 DEFAULT_BATCH = 500
 MAX_BATCH = 10_000
-#: A terminal's progress line is rewritten this often; a log gets a line this often.
-TTY_INTERVAL_S = 0.25
-LOG_INTERVAL_S = 5.0
 #: Exit statuses beyond 0: not done (a value left, an error), a usage error, a stop.
 EXIT_NOT_DONE = 1
 EXIT_USAGE = 2
@@ -273,32 +271,22 @@ def format_reseal(summary: dict[str, Any]) -> str:
 
 
 class _Progress:
-    """Rewrites one line on a terminal; appends a line every few seconds to a log."""
+    """The re-seal's progress line on stderr, at most every `interval_s`."""
 
     def __init__(self, stream: TextIO) -> None:
-        self._stream, self._tty = stream, stream.isatty()
-        self._interval_s = TTY_INTERVAL_S if self._tty else LOG_INTERVAL_S
+        self._line = ProgressLine(stream)
         self._shown_at = time.monotonic()
-        self._width = 0
 
     def show(self, tally: ResealTally, *, force: bool = False) -> None:
         now = time.monotonic()
-        if not force and now - self._shown_at < self._interval_s:
+        if not force and now - self._shown_at < self._line.interval_s:
             return
         self._shown_at = now
-        line = progress_line(tally)
-        if self._tty:
-            self._stream.write("\r" + line.ljust(self._width))
-            self._width = len(line)
-        else:
-            self._stream.write(line + "\n")
-        self._stream.flush()
+        self._line.show(progress_line(tally))
 
     def end(self, tally: ResealTally) -> None:
         self.show(tally, force=True)
-        if self._tty:
-            self._stream.write("\n")
-            self._stream.flush()
+        self._line.end()
 
 
 def progress_line(tally: ResealTally) -> str:

@@ -6,9 +6,7 @@ import dataclasses
 import sys
 from typing import Any, TextIO
 
-#: A terminal line is rewritten this often; a log (not a TTY) gets a line this often.
-TTY_INTERVAL_S = 0.25
-LOG_INTERVAL_S = 5.0
+from loanflow.terminal import ProgressLine
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -29,26 +27,17 @@ def progress_line(s: Snapshot) -> str:
 
 
 class ProgressPrinter:
-    """Rewrites one line on a terminal; appends plain lines to anything else."""
+    """The import's progress line on stderr (a terminal's rewritten, a log's appended)."""
 
     def __init__(self, stream: TextIO = sys.stderr) -> None:
-        self._stream, self._tty = stream, stream.isatty()
-        self.interval_s = TTY_INTERVAL_S if self._tty else LOG_INTERVAL_S
-        self._width = 0
+        self._line = ProgressLine(stream)
+        self.interval_s = self._line.interval_s
 
     def show(self, snapshot: Snapshot) -> None:
-        line = progress_line(snapshot)[:160]
-        if self._tty:
-            self._stream.write("\r" + line.ljust(self._width))
-            self._width = len(line)
-        else:
-            self._stream.write(line + "\n")
-        self._stream.flush()
+        self._line.show(progress_line(snapshot)[:160])
 
     def end(self) -> None:
-        if self._tty and self._width:
-            self._stream.write("\n")
-            self._stream.flush()
+        self._line.end()
 
 
 def format_summary(summary: dict[str, Any]) -> str:
