@@ -21,7 +21,9 @@ export class ApiError extends Error {
   /** Words for an operator: what is wrong, not a stack trace. */
   get summary() {
     if (this.status === 0) return "server unreachable";
-    if (this.status === 404) return "not available on this server yet (HTTP 404)";
+    // A 404 without a problem body is a route this server lacks (an older version); with
+    // one, the thing asked for is not there, and the problem says which.
+    if (this.status === 404 && !this.problem) return "not available on this server (HTTP 404)";
     return `${this.message} (HTTP ${this.status})`;
   }
 }

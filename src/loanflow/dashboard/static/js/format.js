@@ -46,9 +46,9 @@ export function stamp(iso) {
   if (typeof iso !== "string") return DASH;
   const at = new Date(iso);
   if (Number.isNaN(at.getTime())) return iso;
-  const sameDay = at.toDateString() === new Date().toDateString();
   const time = at.toLocaleTimeString("en-GB", { hour12: false });
-  return sameDay ? time : `${at.toISOString().slice(0, 10)} ${time}`;
+  // The local date beside the local time: the UTC date is another day near midnight.
+  return at.toDateString() === new Date().toDateString() ? time : `${localDate(at)} ${time}`;
 }
 
 /** The day of a record that may be months old or ahead (a key's expiry); today: its time. */
@@ -57,6 +57,10 @@ export function day(iso) {
   const at = new Date(iso);
   if (Number.isNaN(at.getTime())) return iso;
   if (at.toDateString() === new Date().toDateString()) return at.toLocaleTimeString("en-GB", { hour12: false });
+  return localDate(at);
+}
+
+function localDate(at) {
   const pad = (n) => String(n).padStart(2, "0");
   return `${at.getFullYear()}-${pad(at.getMonth() + 1)}-${pad(at.getDate())}`;
 }
