@@ -121,6 +121,31 @@ def test_login_code_prints_a_fresh_code_last_each_working_once(tmp_path):
     assert answers == ["/", "/", "/?failed=used"]
 
 
+def test_a_login_code_made_with_the_admin_scope_opens_an_admin_session(tmp_path):
+    server = ServerProcess(tmp_path).start()
+    try:
+        code = cli(tmp_path, "login-code", "--scopes", "read,admin").strip().splitlines()[-1]
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            client.post("/login", data={"token": code})
+            scopes = client.get("/v1/session").json()["scopes"]
+            keys = client.get("/v1/keys")
+    finally:
+        server.stop()
+
+    assert sorted(scopes) == ["admin", "read"]
+    assert keys.status_code == 200
+
+
+@pytest.mark.parametrize(("scopes", "named"), [("read,fly", "'fly'"), ("read,submit", "submit")])
+def test_login_code_refuses_an_unknown_scope_or_submit(tmp_path, scopes, named):
+    done = subprocess.run([*LOANFLOW, "login-code", "--scopes", scopes,
+                           "--data-dir", str(tmp_path)], capture_output=True, text=True)
+
+    assert done.returncode == 2
+    assert named in done.stderr
+    assert "lc_" not in done.stdout
+
+
 def test_serve_prints_no_new_key_on_later_starts(tmp_path):
     ServerProcess(tmp_path).start().stop()
     second = ServerProcess(tmp_path).start()

@@ -25,7 +25,8 @@ SESSION_TTL_S = 12 * 3600
 #: Rows this long past their expiry are deleted when the next one is made; until then
 #: a code's row tells "already used" and "expired" apart from "unknown".
 KEEP_EXPIRED_S = 24 * 3600
-#: Scopes of a session opened with a login code: what the operator at the terminal has.
+#: Scopes of a session opened with a login code unless `login-code --scopes` says others:
+#: what an operator at the terminal needs.
 LOGIN_CODE_SCOPES = frozenset({Scope.READ, Scope.OPERATE})
 #: Login codes start with this, API keys with `lf_`: the sign-in form takes either.
 CODE_PREFIX = "lc_"
@@ -72,12 +73,13 @@ class Session(msgspec.Struct, frozen=True, kw_only=True):
         return self.revoked_at_ns is None and now_ns < self.expires_at_ns
 
 
-def new_login_code(*, label: str, now_ns: int) -> tuple[LoginCode, str]:
+def new_login_code(*, label: str, now_ns: int,
+                   scopes: frozenset[Scope] = LOGIN_CODE_SCOPES) -> tuple[LoginCode, str]:
     """A new (stored record, secret code); the secret is shown once and never stored."""
     code = LoginCode(
         id=secrets.token_hex(6),
         label=label,
-        scopes=LOGIN_CODE_SCOPES,
+        scopes=scopes,
         created_at_ns=now_ns,
         expires_at_ns=now_ns + LOGIN_CODE_TTL_S * 1_000_000_000,
     )
