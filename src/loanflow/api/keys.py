@@ -9,7 +9,6 @@ cache time (api/lookup_cache.py), at once by the process that revoked it.
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Annotated, Literal
 
@@ -19,7 +18,7 @@ from starlette.responses import Response
 
 from loanflow import apikeys
 from loanflow.api.applications import read_body, runtime_of
-from loanflow.api.schema import FORBIDDEN_CHARS_MESSAGE, has_forbidden_chars
+from loanflow.api.schema import FORBIDDEN_CHARS_MESSAGE, field_errors, has_forbidden_chars
 from loanflow.apikeys import ApiKey, Scope
 from loanflow.errors import FieldError, MalformedRequest, NotFound, SchemaInvalid
 from loanflow.models import Moment, format_ts
@@ -29,8 +28,6 @@ MAX_LABEL = 200
 #: Ten years: a key that should never expire has no expiry.
 MAX_EXPIRY_DAYS = 3650
 _DAY_NS = 86_400 * 1_000_000_000
-_AT_FIELD = re.compile(r" - at `\$\.?([^`]*)`$")
-_UNKNOWN_FIELD = re.compile(r"unknown field `([^`]*)`")
 
 _encode = msgspec.json.Encoder().encode
 
@@ -131,16 +128,13 @@ async def revoke_key(request: Request) -> Response:
 
 
 def decode_new_key(body: bytes) -> NewKeyBody:
-    """The body as a NewKeyBody, or 400 (not JSON) or 422 naming the wrong field."""
+    """The body as a NewKeyBody, or 400 (not JSON) or 422 naming every wrong field."""
     if not body.strip():
         raise MalformedRequest("expected a JSON body")
     try:
         made = msgspec.json.decode(body, type=NewKeyBody)
     except msgspec.ValidationError as exc:
-        message = str(exc)
-        at, unknown = _AT_FIELD.search(message), _UNKNOWN_FIELD.search(message)
-        field = unknown.group(1) if unknown else at.group(1) if at else ""
-        raise SchemaInvalid([FieldError(field or "$", _AT_FIELD.sub("", message))]) from None
+        raise SchemaInvalid(field_errors(body, NewKeyBody, exc)) from None
     except msgspec.DecodeError as exc:
         raise MalformedRequest(f"body is not valid JSON: {exc}") from None
     if has_forbidden_chars(made.label):

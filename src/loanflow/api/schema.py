@@ -7,6 +7,7 @@ every wrong field together, as an API client fixing a form needs.
 
 from __future__ import annotations
 
+import enum
 import json
 import re
 import types
@@ -44,7 +45,7 @@ def decode_application(body: bytes) -> Application:
     try:
         application = _decoder.decode(body)
     except msgspec.ValidationError as exc:
-        raise SchemaInvalid(_all_field_errors(body, exc)) from None
+        raise SchemaInvalid(field_errors(body, Application, exc)) from None
     except msgspec.DecodeError as exc:
         raise MalformedRequest(f"body is not valid JSON: {exc}") from None
     except RecursionError:
@@ -134,12 +135,15 @@ def canonical_bytes(application: Application) -> bytes:
     return _encode(application)
 
 
-def _all_field_errors(body: bytes, first: msgspec.ValidationError) -> list[FieldError]:
+def field_errors(body: bytes, struct: type[msgspec.Struct],
+                 first: msgspec.ValidationError) -> list[FieldError]:
+    """Every wrong field of a `body` that did not decode as `struct` (`first`: what
+    msgspec said, when the body is no JSON object to walk), naming fields, never values."""
     try:
         raw = msgspec.json.decode(body)
     except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
         raw = None
-    errors = _walk(raw, Application, "") if raw is not None else []
+    errors = _walk(raw, struct, "") if raw is not None else []
     return errors or [_from_msgspec("", first)]
 
 
@@ -201,13 +205,17 @@ def _expected_values(hint: Any) -> str:
 def _literal_values(hint: Any) -> Iterator[object]:
     if typing.get_origin(hint) is typing.Literal:
         yield from typing.get_args(hint)
-    else:  # Optional, Annotated: look inside
+    elif isinstance(hint, type) and issubclass(hint, enum.Enum):
+        yield from (member.value for member in hint)
+    else:  # Optional, Annotated, a list's items: look inside
         for arg in typing.get_args(hint):
             yield from _literal_values(arg)
 
 
 def _join(path: str, name: str) -> str:
-    return f"{path}.{name}" if path else name
+    if not path:
+        return name
+    return f"{path}{name}" if name.startswith("[") else f"{path}.{name}"  # scopes[0]
 
 
 def _json_type(value: Any) -> str:
