@@ -100,6 +100,18 @@ def terms(*, partner_id: str | None, rate_per_s: float | None, burst: int | None
     return KeyTerms(partner_id=partner_id, rate_per_s=rate_per_s, burst=burst)
 
 
+def new_key(*, scopes: frozenset[Scope], label: str, now_ns: int,
+            expires_at_ns: int | None = None,
+            terms: KeyTerms | None = None) -> tuple[ApiKey, str]:
+    """A new key (to store with the hash of its secret) and its secret, shown once."""
+    terms = terms or KeyTerms()
+    key_id, secret = generate()
+    key = ApiKey(id=key_id, label=label, scopes=scopes, created_at_ns=now_ns,
+                 expires_at_ns=expires_at_ns, partner_id=terms.partner_id,
+                 rate_per_s=terms.rate_per_s, burst=terms.burst)
+    return key, secret
+
+
 def generate() -> tuple[str, str]:
     """A new (key id, full secret key)."""
     key_id = secrets.token_hex(6)

@@ -101,14 +101,11 @@ async def create_key(request: Request) -> Response:
                               burst=body.burst)
     except apikeys.KeyTermError as exc:
         raise SchemaInvalid([FieldError(exc.field, str(exc))]) from None
-    key_id, secret = apikeys.generate()
     now_ns = time.time_ns()
-    key = ApiKey(
-        id=key_id, label=body.label, scopes=frozenset(body.scopes), created_at_ns=now_ns,
+    key, secret = apikeys.new_key(
+        scopes=frozenset(body.scopes), label=body.label, now_ns=now_ns, terms=terms,
         expires_at_ns=(None if body.expires_in_days is None
-                       else now_ns + int(body.expires_in_days * _DAY_NS)),
-        partner_id=terms.partner_id, rate_per_s=terms.rate_per_s, burst=terms.burst,
-    )
+                       else now_ns + int(body.expires_in_days * _DAY_NS)))
     await runtime_of(request).store.create_api_key(key, apikeys.hash_key(secret),
                                                    actor=admin.id)
     return _json(NewKey(key=key_view(key, now_ns), secret=secret), status=201)

@@ -248,19 +248,10 @@ async def _create_key(
     store: Store, scopes: frozenset[Scope], label: str, ttl_s: float | None,
     terms: KeyTerms | None = None,
 ) -> str:
-    terms = terms or KeyTerms()
-    key_id, secret = apikeys.generate()
     now = time.time_ns()
-    key = ApiKey(
-        id=key_id,
-        label=label,
-        scopes=scopes,
-        created_at_ns=now,
-        expires_at_ns=None if ttl_s is None else now + int(ttl_s * 1e9),
-        partner_id=terms.partner_id,
-        rate_per_s=terms.rate_per_s,
-        burst=terms.burst,
-    )
+    key, secret = apikeys.new_key(
+        scopes=scopes, label=label, now_ns=now, terms=terms,
+        expires_at_ns=None if ttl_s is None else now + int(ttl_s * 1e9))
     await store.create_api_key(key, apikeys.hash_key(secret), actor=terminal_actor())
     return secret
 
