@@ -38,6 +38,11 @@ class ApiKey(msgspec.Struct, frozen=True, kw_only=True):
     rate_per_s: float | None = None
     burst: int | None = None
 
+    def limit(self, rate_per_s: float, burst: int) -> tuple[float, int]:
+        """Its own rate and burst, each where set, else the service's defaults given."""
+        return (rate_per_s if self.rate_per_s is None else self.rate_per_s,
+                burst if self.burst is None else self.burst)
+
     def usable(self, now_ns: int) -> bool:
         if self.revoked_at_ns is not None and self.revoked_at_ns <= now_ns:
             return False

@@ -70,8 +70,7 @@ class TokenBucketLimiter:
         self._take(key, cost)
 
     def _take(self, key: ApiKey, cost: int) -> None:
-        rate = self._rate if key.rate_per_s is None else key.rate_per_s
-        burst = self._burst if key.burst is None else key.burst
+        rate, burst = key.limit(self._rate, self._burst)
         # This process's share of the key's limit.
         wait_s = self._buckets.take(key.id, cost, rate_per_s=rate / self._processes,
                                     burst=max(1, burst // self._processes), now_s=self._clock())

@@ -82,8 +82,7 @@ class RedisTokenBucketLimiter:
         if limit is None:
             if len(self._limits) >= MAX_CACHED_LIMITS:
                 self._limits.clear()
-            rate = self._rate if key.rate_per_s is None else key.rate_per_s
-            burst = self._burst if key.burst is None else key.burst
+            rate, burst = key.limit(self._rate, self._burst)
             limit = self._limits[key.id] = RateLimit(key.id, rate, burst)
         return limit if limit.rate_per_s else None
 
